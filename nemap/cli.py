@@ -1,0 +1,159 @@
+"""The ``nemap`` command: a thin layer that parses arguments and calls the library.
+
+Results go to stdout, logs and progress to stderr. Errors are one line (``nemap: error: FILE:
+problem``) with exit status 1, and a traceback only with ``-v``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from . import __version__, container
+from .errors import NemapError
+
+log = logging.getLogger("nemap")
+
+MRC_SUFFIXES = (".mrc", ".map", ".ccp4", ".mrcs", ".rec")
+
+
+def _is_mrc(path: str) -> bool:
+    name = path.lower()
+    for comp in (".gz", ".bz2"):
+        if name.endswith(comp):
+            name = name[: -len(comp)]
+    return name.endswith(MRC_SUFFIXES)
+
+
+def nemap_info(path: str) -> dict[str, Any]:
+    """What ``nemap info --json`` prints for a .nemap file."""
+    from .neuralmap import open as open_nemap
+
+    with open_nemap(path) as m:
+        g = m.geometry
+        params = sum(layer.out_features * (layer.in_features + 1) for layer in m.layers)
+        return {
+            "format": "nemap",
+            "path": path,
+            "nemap_version": m.version,
+            "grid_shape": list(g.grid_shape),
+            "voxel_size": list(g.voxel_size),
+            "origin": list(g.origin),
+            "axis_order": list(g.source.get("axis_order", [1, 2, 3])),
+            "origin_convention": g.source.get("origin_convention"),
+            "resolution": m.header.get("resolution"),
+            "contour_level": m.header.get("contour_level"),
+            "normalization": m.header["normalization"],
+            "regions": m.regions.count,
+            "networks": m.regions.network_count,
+            "constant_regions": m.regions.count - m.regions.network_count,
+            "layers": [layer.to_json() for layer in m.layers],
+            "parameters_per_network": params,
+            "blend": m.header["regions"]["blend"],
+            "extensions_used": m.header.get("extensions_used", []),
+            "generator": m.provenance.get("generator"),
+            "notices": [i.message for i in m.notices],
+        }
+
+
+def _format_info(info: dict[str, Any]) -> str:
+    lines = [f"{info['path']}:"]
+    for key, value in info.items():
+        if key == "path" or value in (None, [], {}):
+            continue
+        if key == "layers":
+            value = " → ".join(f"{d['out_features']}" + (f" sin(ω={d['omega']:g})" if d["activation"] == "sine" else "")
+                               for d in value)
+            value = f"3 → {value}"
+        elif isinstance(value, dict):
+            value = json.dumps(value)
+        lines.append(f"  {key:24s} {value}")
+    return "\n".join(lines)
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    if _is_mrc(args.file):
+        from .converters.mrc import mrc_info
+
+        info = mrc_info(args.file, origin_convention=args.origin_convention)
+        info.setdefault("path", args.file)
+    else:
+        info = nemap_info(args.file)
+    print(json.dumps(info, indent=2) if args.json else _format_info(info))
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from .validate import validate
+
+    worst = 0
+    reports = [validate(path) for path in args.files]
+    if args.json:
+        out: Any = [r.to_json() for r in reports]
+        print(json.dumps(out[0] if len(out) == 1 else out, indent=2))
+    else:
+        for r in reports:
+            print(r.to_text())
+    for r in reports:
+        worst = max(worst, r.exit_code)
+    return worst
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", help="debug logging and tracebacks")
+    common.add_argument("-q", "--quiet", action="store_true", help="errors only on stderr")
+
+    p = argparse.ArgumentParser(prog="nemap", parents=[common],
+                                description="Neural cryo-EM maps: convert, inspect and validate .nemap files.")
+    p.add_argument("-V", "--version", action="version",
+                   version=f"nemap {__version__} (format {container.VERSION_STRING})")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    info = sub.add_parser("info", parents=[common], help="print the geometry and contents of a .nemap or MRC file")
+    info.add_argument("file", help=".nemap or .mrc/.map/.ccp4 file")
+    info.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
+    info.add_argument("--origin-convention", default="auto", choices=["auto", "origin", "nstart", "sum", "zero"],
+                      help="MRC only: how to place the map (default auto: ORIGIN if non-zero, else NSTART)")
+    info.set_defaults(func=cmd_info)
+
+    val = sub.add_parser("validate", parents=[common],
+                         help="check .nemap files against the spec (exit 0 valid, 1 invalid, 2 unreadable)")
+    val.add_argument("files", nargs="+", metavar="FILE")
+    val.add_argument("--json", action="store_true", help="JSON report on stdout")
+    val.set_defaults(func=cmd_validate)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    level = logging.DEBUG if args.verbose else (logging.ERROR if args.quiet else logging.INFO)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("nemap: %(levelname)s: %(message)s" if args.verbose else "nemap: %(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(level)
+    log.propagate = False
+    try:
+        return int(args.func(args) or 0)
+    except NemapError as exc:
+        if args.verbose:
+            raise
+        print(f"nemap: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("nemap: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug, not a bad input: say so in one line, details with -v
+        if args.verbose:
+            raise
+        print(f"nemap: internal error: {type(exc).__name__}: {exc} (run with -v for the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
