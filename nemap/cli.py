@@ -71,7 +71,7 @@ def _format_info(info: dict[str, Any]) -> str:
             value = f"3 → {value}"
         elif isinstance(value, dict):
             value = json.dumps(value)
-        lines.append(f"  {key:24s} {value}")
+        lines.append(f"  {key:28s} {value}")
     return "\n".join(lines)
 
 
@@ -135,6 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     level = logging.DEBUG if args.verbose else (logging.ERROR if args.quiet else logging.INFO)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("nemap: %(levelname)s: %(message)s" if args.verbose else "nemap: %(message)s"))
+    saved = (log.handlers[:], log.level, log.propagate)
     log.handlers[:] = [handler]
     log.setLevel(level)
     log.propagate = False
@@ -153,6 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"nemap: internal error: {type(exc).__name__}: {exc} (run with -v for the traceback)", file=sys.stderr)
         return 1
+    finally:
+        log.handlers[:], log.level, log.propagate = saved
 
 
 if __name__ == "__main__":

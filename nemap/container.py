@@ -552,7 +552,7 @@ def write(path: str | os.PathLike, content: NeuralMapContent, *, force: bool = F
     arrays = content_arrays(content)
     digests = {p: digest(a) for p, a in arrays.items()}
     header = build_header(content, digests)
-    text = json.dumps(header, indent=1, ensure_ascii=False, allow_nan=False)
+    text = json.dumps(header, ensure_ascii=False, allow_nan=False)
     tmp = out.with_name(out.name + ".partial")
     try:
         with h5py.File(tmp, "w", libver=("earliest", "v108")) as f:
