@@ -13,6 +13,11 @@ from typing import Any
 
 import numpy as np
 
+# Index-space slack of the grid box (spec §9.4): a point within this many voxels outside the box
+# counts as inside and is clamped onto it, so that positions computed as origin + i·Δ in
+# floating point (e.g. the last voxel centre) are never lost to rounding.
+DOMAIN_TOLERANCE = 1e-6
+
 
 @dataclass(frozen=True)
 class Geometry:
@@ -76,10 +81,16 @@ class Geometry:
         return (p - np.asarray(self.origin)) / np.asarray(self.voxel_size)
 
     def contains(self, xyz: Any) -> np.ndarray:
-        """True where an Å position lies in the closed box spanned by the voxel centres."""
+        """True where an Å position lies in the closed box spanned by the voxel centres
+        (within DOMAIN_TOLERANCE voxels)."""
         q = self.to_index(xyz)
         hi = np.asarray(self.grid_shape, dtype=np.float64) - 1.0
-        return np.all((q >= 0.0) & (q <= hi), axis=-1)
+        return np.all((q >= -DOMAIN_TOLERANCE) & (q <= hi + DOMAIN_TOLERANCE), axis=-1)
+
+    def clamp_index(self, q: Any) -> np.ndarray:
+        """Index coordinates clamped onto the grid box [0, n − 1] per axis."""
+        hi = np.asarray(self.grid_shape, dtype=np.float64) - 1.0
+        return np.clip(np.asarray(q, dtype=np.float64), 0.0, hi)
 
     @property
     def extent(self) -> tuple[np.ndarray, np.ndarray]:

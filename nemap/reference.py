@@ -49,10 +49,11 @@ def local_coordinates(q: np.ndarray, first: np.ndarray, last: np.ndarray) -> tup
 def evaluate(xyz: Any, geometry: Geometry, normalization: Normalization, regions: Regions,
              layers: Sequence[Layer], weights: Sequence[np.ndarray], biases: Sequence[np.ndarray],
              ) -> tuple[np.ndarray, np.ndarray]:
-    """Density [N] and gradient [N, 3] (per Å) at Å positions xyz [N, 3]; NaN outside the grid box."""
+    """Density [N] and gradient [N, 3] (per Å) at Å positions xyz [N, 3]; NaN outside the grid box
+    (points within DOMAIN_TOLERANCE voxels of it are clamped onto it)."""
     p = np.asarray(xyz, dtype=np.float64).reshape(-1, 3)
-    q = geometry.to_index(p)
     inside = geometry.contains(p)
+    q = geometry.clamp_index(geometry.to_index(p))
     w, dw = blend_weights(q, regions.bounds, geometry.grid_shape, regions.ramp_width)  # [N, R], [N, R, 3]
     y = np.zeros(w.shape, dtype=np.float64)
     dy = np.zeros(dw.shape, dtype=np.float64)

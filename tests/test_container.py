@@ -352,3 +352,25 @@ def test_validate_json_report(good: Path, capsys) -> None:
     assert report["valid"] is False and report["num_errors"] == 1
     assert report["issues"][0]["code"] == "INTEGRITY_DIGEST_MISMATCH"
     assert report["issues"][0]["location"] == "/network/layer_00/bias"
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    shape=st.tuples(*[st.integers(1, 30)] * 3),
+    voxel=st.tuples(*[st.floats(0.05, 20.0, allow_nan=False)] * 3),
+    origin=st.tuples(*[st.floats(-1e4, 1e4, allow_nan=False)] * 3),
+    ramp=st.floats(0.1, 8.0),
+)
+def test_random_geometries_round_trip_exactly(tmp_path_factory, shape, voxel, origin, ramp) -> None:
+    bounds = np.array([[[0, 0, 0], [n - 1 for n in shape]]])
+    content = random_content(grid_shape=shape, voxel_size=voxel, origin=origin, bounds=bounds,
+                             width=4, sine_layers=1, ramp_width=ramp)
+    path = tmp_path_factory.mktemp("prop") / "g.nemap"
+    nemap.write(path, content)
+    with nemap.open(path, verify=True) as m:
+        assert m.geometry == content.geometry  # binary64 values survive JSON exactly
+        assert m.geometry.index_to_physical.tolist() == content.geometry.index_to_physical.tolist()
+        assert m.regions.ramp_width == ramp

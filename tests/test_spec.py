@@ -1,0 +1,78 @@
+"""The spec, its schema, its worked example and the code agree."""
+
+from __future__ import annotations
+
+import json
+import re
+import runpy
+from pathlib import Path
+
+import numpy as np
+import jsonschema
+
+import nemap
+from nemap.codes import CODES
+from nemap.container import digest, load_schema
+from nemap.reference import evaluate_map
+from nemap.validate import validate
+
+REPO = Path(__file__).resolve().parents[1]
+SPEC = REPO / "spec" / "0.1"
+EXAMPLES = SPEC / "examples"
+
+
+def spec_text() -> str:
+    return (SPEC / "nemap.md").read_text("utf-8")
+
+
+def test_every_code_is_in_the_requirement_table_and_back() -> None:
+    table = spec_text().split("## 14.", 1)[1].split("## 15.", 1)[0]
+    in_spec = set(re.findall(r"`([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)`", table))
+    assert set(CODES) == in_spec
+
+
+def test_every_requirement_id_is_in_the_table() -> None:
+    body, table = spec_text().split("## 14.", 1)
+    ids = set(re.findall(r"\[(R-[A-Z]+-\d\d)\]", body))
+    assert len(ids) > 30
+    assert ids == set(re.findall(r"R-[A-Z]+-\d\d", table.split("Order of checks", 1)[0]))
+
+
+def test_bundled_schema_is_the_spec_schema_and_draft07_safe() -> None:
+    on_disk = json.loads((SPEC / "schema" / "header.schema.json").read_text("utf-8"))
+    assert load_schema() == on_disk
+    jsonschema.Draft202012Validator.check_schema(on_disk)
+    text = json.dumps(on_disk)
+    for keyword in ("prefixItems", "unevaluatedProperties", "$dynamicRef", "dependentSchemas"):
+        assert keyword not in text
+
+
+def test_worked_example_file_is_reproducible_and_valid(tmp_path: Path) -> None:
+    module = runpy.run_path(str(EXAMPLES / "make_tiny.py"))
+    fresh = tmp_path / "tiny.nemap"
+    nemap.write(fresh, module["tiny"]())
+    with nemap.open(EXAMPLES / "tiny.nemap", verify=True) as committed, nemap.open(fresh) as made:
+        assert committed.header["integrity"] == made.header["integrity"]
+        assert committed.header["geometry"] == made.header["geometry"]
+    header = json.loads((EXAMPLES / "tiny.header.json").read_text())
+    with nemap.open(EXAMPLES / "tiny.nemap") as m:
+        assert m.header == header
+    assert validate(EXAMPLES / "tiny.nemap").valid
+
+
+def test_worked_example_numbers_in_the_spec() -> None:
+    """The figures printed in §12 are what the spec's formulas give for the committed file."""
+    points = np.array([[15.5, 1.5, 0.5], [12.0, 2.0, 0.5], [20.0, 3.0, 1.0], [9.0, 0.0, 0.0]])
+    with nemap.open(EXAMPLES / "tiny.nemap") as m:
+        d, g = evaluate_map(m, points)
+    text = spec_text().split("## 12.", 1)[1].split("## 13.", 1)[0]
+    assert "`D = 0 + (Y + 1)/2 · 4 = 1.3276465471`" in text and f"{d[0]:.10f}" == "1.3276465471"
+    assert "(−1.1672756126, 0.078125, 0.0183779354)" in text
+    np.testing.assert_allclose(g[0], [-1.1672756126, 0.078125, 0.0183779354], atol=1e-10)
+    assert f"{d[1]:.10f}" == "2.5306089020" and "D = 2.5306089020" in text
+    np.testing.assert_allclose(g[1], [0.3287144105, 0.4387912809, 0.4930716158], atol=1e-10)
+    assert d[2] == 1.0 and np.all(g[2] == 0)
+    assert np.isnan(d[3]) and np.all(np.isnan(g[3]))
+    # the digests quoted in §12 are the file's
+    with nemap.open(EXAMPLES / "tiny.nemap") as m:
+        assert digest(m.biases[0]).startswith("sha256:856ed651")
