@@ -56,6 +56,8 @@ def nemap_info(path: str) -> dict[str, Any]:
             "blend": m.header["regions"]["blend"],
             "extensions_used": m.header.get("extensions_used", []),
             "generator": m.provenance.get("generator"),
+            "source": m.provenance.get("source", {}).get("filename"),
+            "fidelity": m.provenance.get("fidelity", {}).get("overall"),
             "notices": [i.message for i in m.notices],
         }
 
@@ -103,6 +105,55 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return worst
 
 
+def cmd_convert(args: argparse.Namespace) -> int:
+    from .converters import convert
+
+    src, dst = args.input, args.output
+    if convert.is_mrc(src) and convert.is_nemap(dst):
+        from .encode import options_for
+
+        options = options_for(args.preset, seed=args.seed, device=args.device, width=args.width,
+                              sine_layers=args.depth, max_steps=args.max_steps)
+        header = convert.mrc_to_nemap(src, dst, options, force=args.force, resolution=args.resolution,
+                                      contour=args.contour, origin_convention=args.origin_convention,
+                                      ignore_cell_angles=args.ignore_cell_angles, progress=not args.quiet,
+                                      command=["nemap", *sys.argv[1:]])
+        print(_format_fidelity(dst, header))
+    elif convert.is_nemap(src) and convert.is_mrc(dst):
+        geometry = convert.nemap_to_mrc(src, dst, voxel_size=args.voxel_size, box=args.box, fill=args.fill,
+                                        force=args.force, device="cpu" if args.device == "auto" else args.device)
+        print(f"{dst}: {geometry.grid_shape[0]}×{geometry.grid_shape[1]}×{geometry.grid_shape[2]} voxels of "
+              f"{'×'.join(f'{v:g}' for v in geometry.voxel_size)} Å, first voxel at "
+              f"({', '.join(f'{v:g}' for v in geometry.origin)}) Å")
+    else:
+        raise NemapError(f"cannot convert {src} to {dst}: use .mrc/.map/.ccp4 → .nemap or .nemap → .mrc/.map",
+                         code="BAD_ARGUMENT")
+    return 0
+
+
+def _format_fidelity(path: str, header: dict[str, Any]) -> str:
+    """The fidelity report printed at the end of a conversion (all figures in source units)."""
+    fid = header["provenance"]["fidelity"]
+    o = fid["overall"]
+    training = header["provenance"]["training"]["regions"]
+    lines = [f"{path}: {header['regions']['count']} regions ({header['regions']['network_count']} networks); "
+             f"fidelity at voxel centres (source units):",
+             f"  overall   RMSE {o['rmse']:.4g}   max |error| {o['max_abs_error']:.4g} "
+             f"({100 * o['max_abs_error_fraction_of_range']:.2f} % of range)   correlation {o['correlation']:.6f}"]
+    for i, (r, t) in enumerate(zip(fid["regions"], training)):
+        steps = f"{t['steps']} steps, {t['stop_reason']}" if "steps" in t else t["stop_reason"]
+        lines.append(f"  region {i:<4d} RMSE {r['rmse']:.4g}   max |error| {r['max_abs_error']:.4g}   "
+                     f"correlation {r['correlation']:.6f}   ({steps})")
+    return "\n".join(lines)
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.replace(",", " ").split()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers, got {text!r}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-v", "--verbose", action="store_true", help="debug logging and tracebacks")
@@ -121,6 +172,33 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--origin-convention", default="auto", choices=["auto", "origin", "nstart", "sum", "zero"],
                       help="MRC only: how to place the map (default auto: ORIGIN if non-zero, else NSTART)")
     info.set_defaults(func=cmd_info)
+
+    conv = sub.add_parser("convert", parents=[common], help="MRC → .nemap (fit networks) or .nemap → MRC (decode)",
+                          description="The direction follows the suffixes: .mrc/.map/.ccp4 → .nemap fits one SIREN "
+                                      "per region; .nemap → .mrc/.map decodes on the native grid or --voxel-size/--box. "
+                                      "An interrupted fit resumes when the same command is run again.")
+    conv.add_argument("input")
+    conv.add_argument("output")
+    conv.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
+    fit = conv.add_argument_group("fitting (MRC → .nemap)")
+    fit.add_argument("--preset", default="paper", choices=["paper", "small"],
+                     help="paper: the published recipe (256×5 sine, Adam 1e-4, natural-fit stop); small: 64×3 for quick looks")
+    fit.add_argument("--seed", type=int, default=None, help="random seed of the initial weights (default 0)")
+    fit.add_argument("--device", default="auto", help="auto | cpu | cuda (the device used is logged)")
+    fit.add_argument("--width", type=int, default=None, help="hidden features (overrides the preset)")
+    fit.add_argument("--depth", type=int, default=None, help="sine layers (overrides the preset)")
+    fit.add_argument("--max-steps", type=int, default=None, help="step cap per region (overrides the preset)")
+    fit.add_argument("--resolution", type=float, default=None, help="map resolution in Å, stored in the header")
+    fit.add_argument("--contour", type=float, default=None, help="recommended contour level (source units)")
+    fit.add_argument("--origin-convention", default="auto", choices=["auto", "origin", "nstart", "sum", "zero"],
+                     help="how to place the MRC map (default: ORIGIN if non-zero, else NSTART)")
+    fit.add_argument("--ignore-cell-angles", action="store_true",
+                     help="read a non-orthogonal (crystallographic) cell as if its angles were 90°")
+    dec = conv.add_argument_group("decoding (.nemap → MRC)")
+    dec.add_argument("--voxel-size", type=_floats, default=None, metavar="S", help="Å, one value or 'sx,sy,sz'")
+    dec.add_argument("--box", type=_floats, default=None, metavar="BOX", help="'xmin,ymin,zmin,xmax,ymax,zmax' in Å")
+    dec.add_argument("--fill", type=float, default=0.0, help="value written outside the map (default 0)")
+    conv.set_defaults(func=cmd_convert)
 
     val = sub.add_parser("validate", parents=[common],
                          help="check .nemap files against the spec (exit 0 valid, 1 invalid, 2 unreadable)")

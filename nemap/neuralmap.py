@@ -16,7 +16,7 @@ import numpy as np
 from . import container
 from .content import Layer, Normalization, Regions
 from .errors import FormatError
-from .geometry import Geometry
+from .geometry import Geometry, Grid
 
 
 class NeuralMap:
@@ -43,6 +43,7 @@ class NeuralMap:
         self.layers: list[Layer]
         self.geometry, self.normalization, self.regions, self.layers = container.content_from_header(
             self.header, bounds, net_index, constants)
+        self._engines: dict[str, Any] = {}
         self._weights: list[np.ndarray] | None = None
         self._biases: list[np.ndarray] | None = None
         if verify:
@@ -76,6 +77,43 @@ class NeuralMap:
         if self._biases is None:
             self._load_network()
         return self._biases  # type: ignore[return-value]
+
+    # -- queries (spec §9) -------------------------------------------------------------------
+    def engine(self, device: str = "cpu") -> Any:
+        """The query engine on ``device`` ("cpu", "cuda", "auto"), built once per device."""
+        from .engine import Engine
+
+        if device not in self._engines:
+            self._engines[device] = Engine(self.geometry, self.normalization, self.regions, self.layers,
+                                           self.weights, self.biases, device=device)
+        return self._engines[device]
+
+    def evaluate(self, xyz: Any, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+        """Density [N] (source units) and gradient [N, 3] (per Å) at Å positions xyz [N, 3] (x, y, z)."""
+        d, g = self.engine(device).evaluate(xyz, gradient=True)
+        return d, g
+
+    def density(self, xyz: Any, device: str = "cpu") -> np.ndarray:
+        """Density [N] in source units at Å positions xyz [N, 3]; NaN outside the map."""
+        return self.engine(device).evaluate(xyz, gradient=False)[0]
+
+    def gradient(self, xyz: Any, device: str = "cpu") -> np.ndarray:
+        """Gradient [N, 3] of the density, in density units per Å, at Å positions xyz [N, 3]."""
+        return self.evaluate(xyz, device)[1]
+
+    def sample(self, voxel_size: Any = None, origin: Any = None, shape: Any = None, device: str = "cpu") -> Grid:
+        """Density on a regular grid: positions origin + (i, j, k)·voxel_size exactly (Å, x, y, z).
+
+        Defaults: the map's own grid; with only voxel_size, the map's box from its first voxel
+        centre. Samples outside the map are NaN. Returns a Grid (values[i, j, k]).
+        """
+        g = self.geometry
+        step = g.voxel_size if voxel_size is None else tuple(np.broadcast_to(np.asarray(voxel_size, float), (3,)))
+        start = g.origin if origin is None else tuple(np.asarray(origin, float))
+        if shape is None:
+            lo, hi = g.extent
+            shape = tuple(int(n) for n in np.floor((hi - np.asarray(start)) / np.asarray(step) + 1e-9) + 1)
+        return self.engine(device).sample(Geometry(tuple(shape), step, start))
 
     @property
     def resolution(self) -> float | None:

@@ -73,3 +73,39 @@ def test_readme_and_ci_run_the_same_test_command() -> None:
     assert len(blocks) == 2, "README opens with two set-up commands"
     assert "pytest" in blocks[1] and blocks[1] in ci
     assert blocks[0].startswith("pip install torch==2.13.0") and blocks[1].startswith("pip install torch==2.13.0")
+
+
+def test_convert_round_trip_from_the_command_line(tmp_path: Path) -> None:
+    out = tmp_path / "c.nemap"
+    r = run("convert", str(EXAMPLE_MAP), str(out), "--preset", "small", "--width", "32", "--depth", "2",
+            "--max-steps", "30", "--seed", "7", "--resolution", "3", "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    assert "fidelity at voxel centres" in r.stdout and "correlation" in r.stdout  # the report on stdout
+    assert "fitting" in r.stderr and "on cpu" in r.stderr  # progress and the device on stderr
+    with nemap.open(out) as m:
+        assert m.resolution == 3.0 and m.provenance["training"]["options"]["seed"] == 7
+        assert m.provenance["history"][0]["command"][:2] == ["nemap", "convert"]
+    again = run("convert", str(EXAMPLE_MAP), str(out), "--preset", "small")
+    assert again.returncode == 1 and "exists; use --force" in again.stderr
+    back = tmp_path / "back.mrc"
+    r = run("convert", str(out), str(back))
+    assert r.returncode == 0 and back.exists() and "32×32×32" in r.stdout
+
+
+def test_convert_refuses_bad_input_in_one_line(tmp_path: Path) -> None:
+    cases = []
+    text = tmp_path / "notes.mrc"
+    text.write_text("this is not a map")
+    cases.append(("convert", str(text), str(tmp_path / "a.nemap")))
+    truncated = tmp_path / "cut.mrc"
+    truncated.write_bytes(EXAMPLE_MAP.read_bytes()[:5000])
+    cases.append(("convert", str(truncated), str(tmp_path / "b.nemap")))
+    cases.append(("convert", str(EXAMPLE_MAP), str(tmp_path / "c.pdb")))
+    cases.append(("convert", str(EXAMPLE_MAP), str(tmp_path / "missing" / "d.nemap")))
+    cases.append(("convert", str(EXAMPLE_MAP), str(tmp_path / "e.nemap"), "--resolution", "-2"))
+    for args in cases:
+        r = run(*args)
+        assert r.returncode == 1, (args, r.stderr)
+        lines = [line for line in r.stderr.splitlines() if line.startswith("nemap: error:")]
+        assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert not list(tmp_path.glob("*.nemap"))

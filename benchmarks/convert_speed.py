@@ -1,0 +1,130 @@
+"""Conversion speed and accuracy: the paper preset vs the fast preset, on the same machine, in one run.
+
+    python benchmarks/convert_speed.py region [--size 64] [--skip-paper]
+        one SIZE³ region of a simulated map with known ground truth (a molmap-like sum of Gaussians,
+        R = 3 Å at R/3 voxels): wall time of each preset and their ratio, voxel RMSE, and the MAE
+        between voxel centres against the analytic truth, beside trilinear and cubic B-spline
+        interpolation of the same voxels.
+    python benchmarks/convert_speed.py map [--size 128]
+        a whole simulated map with the fast preset: wall time and peak memory (RSS).
+
+Figures are printed; --json FILE also writes them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from fixtures.synthetic_maps import chain_map, molmap_values  # noqa: E402
+from nemap.encode import encode, options_for  # noqa: E402
+
+RESOLUTION = 3.0
+
+
+def simulated(size: int, seed: int = 0):
+    grid, atoms = chain_map((size, size, size), voxel_size=RESOLUTION / 3, origin=(0.0, 0.0, 0.0),
+                            resolution=RESOLUTION, seed=seed, atoms=int(size ** 3 / 120))
+    return grid, atoms
+
+
+def off_grid_points(grid, count: int, seed: int = 1) -> np.ndarray:
+    """Random Å points strictly between the first and last voxel centres (q in [0.5, n − 1.5])."""
+    rng = np.random.default_rng(seed)
+    hi = np.asarray(grid.geometry.grid_shape) - 1.5
+    q = 0.5 + rng.uniform(0, 1, (count, 3)) * (hi - 0.5)
+    return grid.geometry.to_physical(q)
+
+
+def classical(grid, xyz: np.ndarray, order: int) -> np.ndarray:
+    q = grid.geometry.to_index(xyz).T
+    return ndimage.map_coordinates(grid.values.astype(np.float64), q, order=order, mode="mirror")
+
+
+def fit(grid, preset: str, **overrides):
+    t0 = time.perf_counter()
+    content = encode(grid, options_for(preset, device="cpu", **overrides))
+    wall = time.perf_counter() - t0
+    from nemap.engine import Engine
+
+    engine = Engine(content.geometry, content.normalization, content.regions, content.layers,
+                    content.weights, content.biases)
+    return content, engine, wall
+
+
+def region_mode(args) -> dict:
+    grid, atoms = simulated(args.size, args.seed)
+    xyz = off_grid_points(grid, args.points)
+    truth = molmap_values(xyz, atoms, RESOLUTION)
+    top = float(grid.values.max())
+    result = {"grid": list(grid.geometry.grid_shape), "atoms": len(atoms), "points": len(xyz),
+              "units": "MAE as a fraction of the map maximum"}
+    inside = truth > 0.05 * top
+    for name, order in (("trilinear", 1), ("cubic_bspline", 3)):
+        v = classical(grid, xyz, order)
+        result[f"{name}_mae"] = float(np.mean(np.abs(v - truth)) / top)
+        result[f"{name}_mae_in_mask"] = float(np.mean(np.abs(v - truth)[inside]) / top)
+    presets = ["fast"] + ([] if args.skip_paper else ["paper"])
+    for preset in presets:
+        content, engine, wall = fit(grid, preset)
+        decoded = engine.sample(grid.geometry).values
+        d, _ = engine.evaluate(xyz, gradient=False)
+        regions = content.provenance["training"]["regions"]
+        result[preset] = {
+            "wall_s": round(wall, 1),
+            "steps": [r.get("steps") for r in regions], "stop": [r.get("stop_reason") for r in regions],
+            "voxel_rmse": float(np.sqrt(np.mean((decoded - grid.values) ** 2)) / top),
+            "off_grid_mae": float(np.mean(np.abs(d - truth)) / top),
+            "off_grid_mae_in_mask": float(np.mean(np.abs(d - truth)[inside]) / top),
+        }
+        print(preset, result[preset], flush=True)
+    if "paper" in result:
+        result["speedup_fast_vs_paper"] = round(result["paper"]["wall_s"] / result["fast"]["wall_s"], 1)
+    return result
+
+
+def map_mode(args) -> dict:
+    grid, atoms = simulated(args.size, args.seed)
+    content, engine, wall = fit(grid, "fast")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    regions = content.provenance["training"]["regions"]
+    return {"grid": list(grid.geometry.grid_shape), "regions": len(regions),
+            "networks": content.regions.network_count, "wall_s": round(wall, 1),
+            "peak_rss_gib": round(peak / 2**30, 2),
+            "fidelity": content.provenance["fidelity"]["overall"]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("mode", choices=["region", "map"])
+    ap.add_argument("--size", type=int, default=None)
+    ap.add_argument("--points", type=int, default=100_000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--skip-paper", action="store_true", help="region mode: time the fast preset only")
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    args.size = args.size or (64 if args.mode == "region" else 128)
+    result = region_mode(args) if args.mode == "region" else map_mode(args)
+    result["machine"] = (f"{platform.machine()}, {os.cpu_count()} cpus, torch {torch.__version__}, "
+                         f"{torch.get_num_threads()} threads")
+    for k, v in result.items():
+        print(f"{k:26s} {v}")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
