@@ -52,7 +52,8 @@ class EncodeOptions:
     seed: int = 0
     device: str = "auto"
     batch_regions: int = 0  # regions fitted at once; 0 = automatic (1 on CPU)
-    chunk_voxels: int = 1 << 16  # voxels per forward/backward chunk (bounds memory; same gradient)
+    chunk_voxels: int = 1 << 14  # voxels per forward/backward chunk: bounds memory, same gradient, and
+    # keeps tensors small enough for the allocator to reuse (65536 doubled the step time in page faults)
     # the fast ("sampled") method: mini-batches of points between voxel centres, supervised by the
     # cubic B-spline interpolant of the voxels, cosine schedule, stop on held-out error
     method: str = "paper"  # "paper" (full batch at voxel centres) | "sampled"
@@ -79,8 +80,9 @@ class EncodeOptions:
 
 PRESETS: dict[str, EncodeOptions] = {
     "paper": EncodeOptions(),
-    # fast: points between voxel centres supervised by the cubic B-spline interpolant, mini-batches,
-    # a cosine schedule and a stop on held-out error; flat (solvent) regions become constants
+    # fast (experimental, not yet tuned; see CHANGELOG): points between voxel centres supervised by
+    # the cubic B-spline interpolant, mini-batches, a cosine schedule and a stop on held-out error;
+    # flat (solvent) regions become constants
     "fast": EncodeOptions(preset="fast", method="sampled", width=128, sine_layers=3, learning_rate=1e-3,
                           final_learning_rate=1e-5, max_steps=1500, points_per_step=8192, pool_factor=2.0,
                           heldout_points=4096, eval_every=50, patience=4, flat_tolerance=2e-3),

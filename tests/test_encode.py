@@ -211,13 +211,13 @@ def test_constant_map_is_stored_as_constants(tmp_path) -> None:
 
 
 def test_axis_of_one_voxel_is_a_plane(tmp_path) -> None:
-    grid, _ = chain_map((14, 12, 12), resolution=4.0, seed=2)
-    plane = Grid(np.ascontiguousarray(grid.values[:, :, 6:7]), Geometry((14, 12, 1), (1, 1, 1), (0, 0, 0)))
+    grid, _ = chain_map((16, 14, 14), resolution=2.0, seed=2)
+    plane = Grid(np.ascontiguousarray(grid.values[:, :, 7:8]), Geometry((16, 14, 1), (1, 1, 1), (0, 0, 0)))
     content = encode(plane, quick(max_steps=200))
     nemap.write(tmp_path / "p.nemap", content)
     with nemap.open(tmp_path / "p.nemap") as m:
         d = m.sample().values
-        assert d.shape == (14, 12, 1) and np.corrcoef(d.ravel(), plane.values.ravel())[0, 1] > 0.98
+        assert d.shape == (16, 14, 1) and np.corrcoef(d.ravel(), plane.values.ravel())[0, 1] > 0.98
         assert np.isnan(m.density([[3.0, 3.0, 0.5]]))[0]  # off the plane is outside the map
         assert m.gradient([[3.0, 3.0, 0.0]])[0, 2] == 0.0
 
@@ -263,3 +263,22 @@ def test_paper_preset_is_the_published_recipe() -> None:
     assert (o.learning_rate, o.exit_loss, o.plateau_loss, o.patience, o.max_region_size, o.min_overlap) == \
         (1e-4, 1e-5, 4e-4, 25, 64, 4)
     assert o.clamp_negative and o.max_steps > 0
+
+
+def test_flat_regions_become_constants_and_sampled_fit_runs(tmp_path) -> None:
+    """A map with density in one corner: the empty regions are stored as constants."""
+    grid, _ = chain_map((12, 14, 12), resolution=2.0, seed=4, atoms=20)
+    values = np.zeros((30, 14, 12), np.float32)
+    values[:12] = grid.values  # solvent beyond x = 12
+    flat_map = Grid(values, Geometry((30, 14, 12), grid.geometry.voxel_size, grid.geometry.origin))
+    content = encode(flat_map, options_for("fast", device="cpu", max_region_size=12, width=32, sine_layers=2,
+                                           max_steps=60, eval_every=20, points_per_step=1024))
+    stops = [r["stop_reason"] for r in content.provenance["training"]["regions"]]
+    assert "flat" in stops and content.regions.network_count < content.regions.count
+    for r, reason in enumerate(stops):
+        assert (content.regions.network_index[r] < 0) == (reason == "flat")
+    assert all(r.get("steps", 0) <= 60 for r in content.provenance["training"]["regions"])
+    nemap.write(tmp_path / "f.nemap", content)
+    with nemap.open(tmp_path / "f.nemap", verify=True) as m:
+        d = m.sample().values
+        assert np.all(d[20:] == pytest.approx(0.0, abs=1e-6))  # deep in the solvent: exactly the constant
