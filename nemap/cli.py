@@ -18,17 +18,6 @@ from .errors import NemapError
 
 log = logging.getLogger("nemap")
 
-MRC_SUFFIXES = (".mrc", ".map", ".ccp4", ".mrcs", ".rec")
-
-
-def _is_mrc(path: str) -> bool:
-    name = path.lower()
-    for comp in (".gz", ".bz2"):
-        if name.endswith(comp):
-            name = name[: -len(comp)]
-    return name.endswith(MRC_SUFFIXES)
-
-
 def nemap_info(path: str) -> dict[str, Any]:
     """What ``nemap info --json`` prints for a .nemap file."""
     from .neuralmap import open as open_nemap
@@ -78,7 +67,9 @@ def _format_info(info: dict[str, Any]) -> str:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    if _is_mrc(args.file):
+    from .converters.convert import is_mrc
+
+    if is_mrc(args.file):
         from .converters.mrc import mrc_info
 
         info = mrc_info(args.file, origin_convention=args.origin_convention)
