@@ -14,7 +14,7 @@ import struct
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import h5py
 import jsonschema
@@ -586,12 +586,6 @@ def content_from_header(header: dict[str, Any], bounds: np.ndarray, net_index: n
     regions = Regions(bounds, net_index, constants, float(reg["blend"]["ramp_width"]), reg.get("tiling", {}))
     layers = [Layer.from_json(d) for d in header["network"]["layers"]]
     return geometry, normalization, regions, layers
-
-
-def iter_issue_codes() -> Iterator[tuple[str, str, str]]:
-    """(code, severity, summary) for every registered code, sorted."""
-    for code in sorted(CODES):
-        yield code, CODES[code].severity, CODES[code].summary
 
 
 __all__ = [
