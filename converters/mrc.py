@@ -55,7 +55,7 @@ _MODE_NAMES = {
 _CCP4_SUFFIXES = (".map", ".ccp4")
 _COMPRESSION_SUFFIXES = (".gz", ".bz2")
 _ANGLE_TOL_DEG = 1e-3
-_WHOLE_VOXEL_TOL = 1e-3
+_WHOLE_VOXEL_TOL = 1e-6  # voxels, plus float32 precision (2⁻²² |q|): rounding to NSTART moves nothing real
 
 
 # --------------------------------------------------------------------------------------------
@@ -481,7 +481,7 @@ def _offset_fields(origin: np.ndarray, step: np.ndarray, shape: tuple[int, int, 
     q = origin / step
     r = np.round(q)
     limit = 10 * max(shape)  # MX = NX when we write
-    if np.all(np.abs(q - r) <= _WHOLE_VOXEL_TOL) and np.all(np.abs(r) <= limit):
+    if np.all(np.abs(q - r) <= _WHOLE_VOXEL_TOL + np.abs(q) * 2.0 ** -22) and np.all(np.abs(r) <= limit):
         return [int(v) for v in r], [0.0, 0.0, 0.0]
     return [0, 0, 0], [float(v) for v in origin]
 
@@ -499,7 +499,7 @@ def write_mrc(
     Header: MAPC/MAPR/MAPS = 1, 2, 3; MX, MY, MZ = NX, NY, NZ; CELLA = N·Δ (Å); angles 90°;
     ISPG 1; NVERSION 20141; DMIN/DMAX/DMEAN/RMS from the data; ``label`` (sanitised to ≤ 80
     printable ASCII characters) if given. The offset goes in exactly one field: NSTART =
-    round(origin/Δ) with ORIGIN = 0 when origin/Δ is within 1e-3 of whole numbers on all axes,
+    round(origin/Δ) with ORIGIN = 0 when origin/Δ is within 1e-6 + 2⁻²²·|origin/Δ| of whole numbers on all axes,
     else ORIGIN = origin (Å) with NSTART = 0. The file is written to a temporary name in the
     same directory and renamed into place when complete. Refuses to overwrite an existing file
     unless ``force`` (:class:`NemapError`).

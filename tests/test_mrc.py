@@ -375,6 +375,17 @@ def test_write_fractional_offset_uses_origin(tmp_path):
     assert g.geometry.source["origin_convention"] == "origin"
 
 
+def test_write_nearly_whole_offset_keeps_the_origin(tmp_path):
+    # 41.6875 / 1.158016… = 35.99906 voxels: rounding it into NSTART would move the map by 1.1e-3 Å
+    # (found by hypothesis); only offsets within 1e-6 voxel of a whole number go to NSTART
+    geom = Geometry((1, 1, 4), (1.158016562461853, 1.0, 1.0), (41.6875, 0.0, 0.0))
+    p = tmp_path / "near.mrc"
+    write_mrc(p, xyz_array((1, 1, 4)), geom)
+    h = _header(p)
+    assert h["nstart"] == (0, 0, 0) and close(h["origin"], (41.6875, 0.0, 0.0))
+    assert np.allclose(read_mrc(p).geometry.origin, geom.origin, rtol=0, atol=1e-5)
+
+
 def test_write_large_whole_offset_uses_origin(tmp_path):
     # NSTART 1000 on a 4-voxel box would look "uninitialised" to ChimeraX (|s| > 10·max(M, N))
     geom = Geometry((4, 4, 4), (1.0, 1.0, 1.0), (1000.0, 0.0, 0.0))
