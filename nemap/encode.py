@@ -469,7 +469,7 @@ def encode(grid: Grid, options: EncodeOptions, *, resume: Path | None = None, re
             progress(len(fits) + len(flat), total, None)
         batch = options.batch_regions or (1 if device.type == "cpu" else _gpu_batch(bounds, options, device))
         region_shape = tuple(int(n) for n in bounds[0, 1] - bounds[0, 0] + 1)
-        u = local_inputs(region_shape)
+        u = local_inputs(region_shape) if options.method == "paper" else None
         spline = _spline_coefficients(targets) if options.method == "sampled" and todo else None
 
         def done(fit: RegionFit) -> None:

@@ -114,7 +114,6 @@ def test_sample_on_the_native_grid_is_the_decoded_map(fitted, tmp_path) -> None:
 
 
 def test_stop_rules() -> None:
-    layers = siren_layers(8, 1, 30.0)
     u = local_inputs((6, 5, 4))
     got = {}
 
