@@ -17,8 +17,9 @@ from .errors import NemapError
 
 log = logging.getLogger("nemap")
 
-def nemap_info(path: str) -> dict[str, Any]:
-    """What ``nemap info --json`` prints for a .nemap file."""
+def nemap_info(path: str, with_provenance: bool = False) -> dict[str, Any]:
+    """What ``nemap info`` prints for a .nemap file; with_provenance adds the whole provenance
+    (per-region fit and fidelity), as ``--json`` does."""
     from .neuralmap import open as open_nemap
 
     with open_nemap(path) as m:
@@ -47,6 +48,7 @@ def nemap_info(path: str) -> dict[str, Any]:
             "source": m.provenance.get("source", {}).get("filename"),
             "fidelity": m.provenance.get("fidelity", {}).get("overall"),
             "notices": [i.message for i in m.notices],
+            **({"provenance": m.provenance} if with_provenance else {}),
         }
 
 
@@ -74,7 +76,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         info = mrc_info(args.file, origin_convention=args.origin_convention)
         info.setdefault("path", args.file)
     else:
-        info = nemap_info(args.file)
+        info = nemap_info(args.file, with_provenance=args.json)
     print(json.dumps(info, indent=2) if args.json else _format_info(info))
     return 0
 
@@ -121,7 +123,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
-def _format_fidelity(path: str, header: dict[str, Any]) -> str:
+def _format_fidelity(path: str, header: dict[str, Any], max_regions: int = 8) -> str:
     """The fidelity report printed at the end of a conversion (all figures in source units)."""
     fid = header["provenance"]["fidelity"]
     o = fid["overall"]
@@ -130,7 +132,17 @@ def _format_fidelity(path: str, header: dict[str, Any]) -> str:
              f"fidelity at voxel centres (source units):",
              f"  overall   RMSE {o['rmse']:.4g}   max |error| {o['max_abs_error']:.4g} "
              f"({100 * o['max_abs_error_fraction_of_range']:.2f} % of range)   correlation {o['correlation']:.6f}"]
-    for i, (r, t) in enumerate(zip(fid["regions"], training)):
+    reasons: dict[str, int] = {}
+    for t in training:
+        reasons[t["stop_reason"]] = reasons.get(t["stop_reason"], 0) + 1
+    lines.append("  stop reasons: " + ", ".join(f"{k} {v}" for k, v in sorted(reasons.items())))
+    order = list(range(len(fid["regions"])))
+    if len(order) > max_regions:  # a big map: the worst regions only; all of them are in the file
+        order = sorted(order, key=lambda i: -fid["regions"][i]["max_abs_error"])[:max_regions]
+        lines.append(f"  the {max_regions} regions with the largest max |error| "
+                     f"(all {len(fid['regions'])} are in the file: nemap info --json):")
+    for i in order:
+        r, t = fid["regions"][i], training[i]
         steps = f"{t['steps']} steps, {t['stop_reason']}" if "steps" in t else t["stop_reason"]
         lines.append(f"  region {i:<4d} RMSE {r['rmse']:.4g}   max |error| {r['max_abs_error']:.4g}   "
                      f"correlation {r['correlation']:.6f}   ({steps})")

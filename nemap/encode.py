@@ -102,17 +102,45 @@ def options_for(preset: str = "paper", **overrides: Any) -> EncodeOptions:
 # Normalization and memory
 
 
+SLAB_VOXELS = 1 << 22  # voxels per slab when a whole-grid pass is streamed (bounds temporaries)
+
+
+def slabs(shape: tuple[int, ...], voxels: int = SLAB_VOXELS):
+    """Slices along the first (x) axis covering ``shape`` in slabs of about ``voxels`` voxels."""
+    plane = max(1, int(np.prod(shape[1:])))
+    step = max(1, voxels // plane)
+    for i in range(0, shape[0], step):
+        yield slice(i, min(shape[0], i + step))
+
+
+def _mean_std(values: np.ndarray, transform: Callable[[np.ndarray], np.ndarray] = lambda a: a) -> tuple[float, float]:
+    """Mean and population σ of ``transform(values)`` in float64, two passes over slabs (no full copy)."""
+    n = values.size
+    mean = sum(float(np.sum(transform(values[s]), dtype=np.float64)) for s in slabs(values.shape)) / n
+    var = sum(float(np.sum((transform(values[s]).astype(np.float64) - mean) ** 2)) for s in slabs(values.shape)) / n
+    return mean, math.sqrt(var)
+
+
 def normalization_for(values: np.ndarray, clamp_negative: bool) -> tuple[Normalization, bool]:
-    """Eq. 1–2 statistics of a grid. Returns (normalization, constant) — constant maps get a unit span."""
-    c = np.maximum(values, 0.0) if clamp_negative else values
-    lo, hi = float(c.min()), float(c.max())
+    """Eq. 1–2 statistics of a grid. Returns (normalization, constant) — constant maps get a unit span.
+    Streams over slabs: memory beyond ``values`` stays bounded."""
+    vmin, vmax = float(values.min()), float(values.max())
+    lo, hi = (max(vmin, 0.0), max(vmax, 0.0)) if clamp_negative else (vmin, vmax)
     constant = not hi > lo
     if constant:
         hi = lo + 1.0
-    d1 = (c.astype(np.float64) - lo) / (hi - lo)
-    stats = {"min": float(values.min()), "max": float(values.max()),
-             "mean": float(values.mean(dtype=np.float64)), "std": float(values.std(dtype=np.float64))}
-    return Normalization(lo, hi, clamp_negative, float(d1.mean()), float(d1.std()), stats), constant
+    mean, std = _mean_std(values)
+    c_mean, c_std = _mean_std(values, lambda a: np.maximum(a, 0.0)) if clamp_negative and vmin < 0 else (mean, std)
+    stats = {"min": vmin, "max": vmax, "mean": mean, "std": std}
+    return Normalization(lo, hi, clamp_negative, (c_mean - lo) / (hi - lo), c_std / (hi - lo), stats), constant
+
+
+def network_targets(values: np.ndarray, normalization: Normalization) -> np.ndarray:
+    """Targets y (float32, same shape) of a whole grid, computed slab by slab."""
+    out = np.empty(values.shape, dtype=np.float32)
+    for s in slabs(values.shape):
+        out[s] = normalization.encode(values[s])
+    return out
 
 
 def available_memory_bytes() -> int | None:
@@ -400,23 +428,46 @@ def remove_resume_folder(folder: Path) -> None:
 # The whole map
 
 
-def fidelity(grid: Grid, decoded: np.ndarray, bounds: np.ndarray) -> dict[str, Any]:
-    """RMSE, max |error| and correlation at voxel centres, overall and per region (source units)."""
-    def stats(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+def _agreement(pairs: Any) -> dict[str, float]:
+    """RMSE, max |error| and correlation of (source, decoded) chunk pairs, accumulated in float64
+    about a pivot (the first source value) so that a large mean does not cancel the variance."""
+    n = 0
+    sa = sb = saa = sbb = sab = sdd = 0.0
+    worst = biggest = 0.0
+    pivot = None
+    for a, b in pairs:
         a = a.astype(np.float64).ravel()
         b = b.astype(np.float64).ravel()
-        diff = b - a
-        corr = float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else (1.0 if np.allclose(a, b) else 0.0)
-        return {"rmse": float(np.sqrt(np.mean(diff ** 2))), "max_abs_error": float(np.max(np.abs(diff))),
-                "correlation": corr}
+        if not a.size:
+            continue
+        d = b - a
+        biggest = max(biggest, float(np.max(np.abs(a))))
+        worst = max(worst, float(np.max(np.abs(d))))
+        pivot = float(a[0]) if pivot is None else pivot
+        a -= pivot
+        b -= pivot
+        n += a.size
+        sa, sb = sa + a.sum(), sb + b.sum()
+        saa, sbb, sab, sdd = saa + a @ a, sbb + b @ b, sab + a @ b, sdd + d @ d
+    va, vb = saa / n - (sa / n) ** 2, sbb / n - (sb / n) ** 2
+    if va > 1e-20 * saa / n and vb > 1e-20 * sbb / n and va > 0 and vb > 0:
+        corr = float(np.clip((sab / n - (sa / n) * (sb / n)) / math.sqrt(va * vb), -1.0, 1.0))
+    else:  # a constant side: agreement is all there is to say
+        corr = 1.0 if worst <= 1e-8 + 1e-5 * biggest else 0.0
+    return {"rmse": math.sqrt(sdd / n), "max_abs_error": worst, "correlation": corr}
 
-    overall = stats(grid.values, decoded)
-    span = float(grid.values.max() - grid.values.min())
+
+def fidelity(grid: Grid, decoded: np.ndarray, bounds: np.ndarray) -> dict[str, Any]:
+    """RMSE, max |error| and correlation at voxel centres, overall and per region (source units).
+    Streams over slabs and region boxes: no whole-grid float64 copy."""
+    values = grid.values
+    overall = _agreement((values[s], decoded[s]) for s in slabs(values.shape))
+    span = float(values.max() - values.min())
     overall["max_abs_error_fraction_of_range"] = overall["max_abs_error"] / span if span > 0 else 0.0
     per_region = []
     for first, last in bounds:
         sl = tuple(slice(int(f), int(l) + 1) for f, l in zip(first, last))
-        per_region.append(stats(grid.values[sl], decoded[sl]))
+        per_region.append(_agreement([(values[sl], decoded[sl])]))
     return {"where": "voxel centres", "units": "source density units", "overall": overall, "regions": per_region}
 
 
@@ -454,7 +505,7 @@ def encode(grid: Grid, options: EncodeOptions, *, resume: Path | None = None, re
             fits = store.finished()
             if fits:
                 log.info("resuming: %d of %d regions were already fitted (%s)", len(fits), total, resume)
-        targets = normalization.encode(values).astype(np.float32)
+        targets = network_targets(values, normalization)
         boxes = [tuple(slice(int(f), int(l) + 1) for f, l in zip(*bounds[r])) for r in range(total)]
         if options.flat_tolerance > 0:
             for r in range(total):

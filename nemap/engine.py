@@ -71,7 +71,11 @@ class Engine:
         s_dw = np.zeros((n, 3)) if gradient else None
         idx_inside = np.nonzero(inside)[0]
         qi = q[idx_inside]
-        for r in range(self.bounds.shape[0]):
+        if qi.shape[0]:  # only regions whose box meets the points' bounding box
+            near = np.all((self.bounds[:, 1] >= qi.min(axis=0)) & (self.bounds[:, 0] <= qi.max(axis=0)), axis=1)
+        else:
+            near = np.zeros(self.bounds.shape[0], dtype=bool)
+        for r in np.nonzero(near)[0]:
             first, last = self.bounds[r, 0], self.bounds[r, 1]
             sel = np.all((qi >= first) & (qi <= last), axis=1)
             if not np.any(sel):

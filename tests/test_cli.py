@@ -82,6 +82,8 @@ def test_convert_round_trip_from_the_command_line(tmp_path: Path) -> None:
     with nemap.open(out) as m:
         assert m.resolution == 3.0 and m.provenance["training"]["options"]["seed"] == 7
         assert m.provenance["history"][0]["command"][:2] == ["nemap", "convert"]
+    info = json.loads(run("info", "--json", str(out)).stdout)
+    assert len(info["provenance"]["fidelity"]["regions"]) == info["regions"]  # per-region report for scripts
     again = run("convert", str(EXAMPLE_MAP), str(out), "--preset", "small")
     assert again.returncode == 1 and "exists; use --force" in again.stderr
     back = tmp_path / "back.mrc"
@@ -106,3 +108,23 @@ def test_convert_refuses_bad_input_in_one_line(tmp_path: Path) -> None:
         lines = [line for line in r.stderr.splitlines() if line.startswith("nemap: error:")]
         assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
     assert not list(tmp_path.glob("*.nemap"))
+
+
+def test_fidelity_report_of_a_big_map_lists_the_worst_regions() -> None:
+    from nemap.cli import _format_fidelity
+
+    n = 30
+    regions = [{"rmse": 0.01, "max_abs_error": 0.01 * (i % 7), "correlation": 0.99} for i in range(n)]
+    training = [{"steps": 10, "stop_reason": "natural-fit" if i % 2 else "step-cap"} for i in range(n)]
+    header = {"regions": {"count": n, "network_count": n},
+              "provenance": {"fidelity": {"overall": {"rmse": 0.01, "max_abs_error": 0.06, "correlation": 0.99,
+                                                      "max_abs_error_fraction_of_range": 0.03},
+                                          "regions": regions},
+                             "training": {"regions": training}}}
+    text = _format_fidelity("x.nemap", header, max_regions=5)
+    listed = [line for line in text.splitlines() if line.strip().startswith("region ")]
+    shown = [float(line.split("max |error|")[1].split()[0]) for line in listed]
+    assert shown == [0.06, 0.06, 0.06, 0.06, 0.05]  # regions 6, 13, 20, 27, then one of 0.05
+    assert "natural-fit 15, step-cap 15" in text and "all 30 are in the file" in text
+    small = _format_fidelity("x.nemap", header, max_regions=50)
+    assert len([line for line in small.splitlines() if line.strip().startswith("region ")]) == 30

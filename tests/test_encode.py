@@ -281,3 +281,38 @@ def test_flat_regions_become_constants_and_sampled_fit_runs(tmp_path) -> None:
     with nemap.open(tmp_path / "f.nemap", verify=True) as m:
         d = m.sample().values
         assert np.all(d[20:] == pytest.approx(0.0, abs=1e-6))  # deep in the solvent: exactly the constant
+
+
+def test_streamed_statistics_match_whole_grid_numpy() -> None:
+    """Normalization and the fidelity report are computed slab by slab (bounded memory); they must
+    equal the whole-grid float64 figures, including for a large offset and for constant grids."""
+    from nemap.encode import _agreement, fidelity, normalization_for, slabs
+
+    rng = np.random.default_rng(5)
+    values = (rng.normal(size=(23, 17, 11)) + 0.3).astype(np.float32)
+    norm, constant = normalization_for(values, clamp_negative=True)
+    c = np.maximum(values, 0).astype(np.float64)
+    d1 = (c - c.min()) / (c.max() - c.min())
+    assert not constant
+    assert norm.value_min == pytest.approx(c.min()) and norm.value_max == pytest.approx(c.max())
+    assert norm.normalized_mean == pytest.approx(d1.mean(), rel=1e-12)
+    assert norm.normalized_std == pytest.approx(d1.std(), rel=1e-12)
+    assert norm.source_stats["std"] == pytest.approx(values.astype(np.float64).std(), rel=1e-12)
+
+    shifted = values + 1000.0
+    decoded = shifted + rng.normal(scale=0.01, size=values.shape).astype(np.float32)
+    got = _agreement((shifted[s], decoded[s]) for s in slabs(values.shape, voxels=200))
+    a, b = shifted.astype(np.float64).ravel(), decoded.astype(np.float64).ravel()
+    assert got["correlation"] == pytest.approx(np.corrcoef(a, b)[0, 1], abs=1e-9)
+    assert got["rmse"] == pytest.approx(np.sqrt(np.mean((b - a) ** 2)), rel=1e-9)
+    assert got["max_abs_error"] == pytest.approx(np.max(np.abs(b - a)))
+
+    flat = np.full((4, 4, 4), 3.0, np.float32)
+    assert _agreement([(flat, flat)])["correlation"] == 1.0
+    assert _agreement([(flat, flat + 0.5)])["correlation"] == 0.0
+    grid = Grid(shifted, Geometry(shifted.shape, (1.0, 1.0, 1.0), (0.0, 0.0, 0.0)))
+    report = fidelity(grid, decoded, np.array([[[0, 0, 0], [9, 16, 10]], [[8, 0, 0], [22, 16, 10]]]))
+    assert report["overall"]["max_abs_error_fraction_of_range"] == pytest.approx(
+        got["max_abs_error"] / float(shifted.max() - shifted.min()))
+    first = decoded[:10] - shifted[:10]
+    assert report["regions"][0]["rmse"] == pytest.approx(np.sqrt(np.mean(first.astype(np.float64) ** 2)), rel=1e-9)
