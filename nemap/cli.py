@@ -134,6 +134,22 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plot(args: argparse.Namespace) -> int:
+    from .converters import plot
+
+    axis, value = plot.parse_slice(args.slice)
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise NemapError("nemap plot needs matplotlib: pip install matplotlib", code="MISSING_DEPENDENCY")
+    drawn = plot.slice_plot(args.file, args.output, axis, value, source=args.source, points=args.points,
+                            force=args.force)
+    extra = (f"; on this plane RMSE {drawn['rmse']:.4g}, max |error| {drawn['max_abs_error']:.4g} (source units)"
+             if "rmse" in drawn else "")
+    print(f"{args.output}: {drawn['axis']} = {drawn['position']:.2f} Å (voxel plane {drawn['index']}){extra}")
+    return 0
+
+
 def _format_fidelity(path: str, header: dict[str, Any], max_regions: int = 8) -> str:
     """The fidelity report printed at the end of a conversion (all figures in source units)."""
     fid = header["provenance"]["fidelity"]
@@ -224,6 +240,17 @@ def build_parser() -> argparse.ArgumentParser:
                      help="σ/R (default 1/(π√2) ≈ 0.225, molmap's; 0.425 makes the FWHM equal R)")
     sim.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
     sim.set_defaults(func=cmd_simulate)
+
+    plot = sub.add_parser("plot", parents=[common], help="a slice through a neural map as a PNG (matplotlib)",
+                          description="Source voxels, neural map and their difference on the voxel plane nearest "
+                                      "to --slice, side by side; points (graph nodes, atoms) near the plane overlaid.")
+    plot.add_argument("file", help=".nemap file")
+    plot.add_argument("--slice", required=True, metavar="AXIS=Å", help="e.g. z=12.5 (Å)")
+    plot.add_argument("-o", "--output", required=True, help="PNG file to write")
+    plot.add_argument("--source", default=None, help="the MRC map it was made from (adds the source and difference panels)")
+    plot.add_argument("--points", default=None, help="graph nodes or atoms to overlay: .npz (pos), .pdb or .cif")
+    plot.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
+    plot.set_defaults(func=cmd_plot)
 
     val = sub.add_parser("validate", parents=[common],
                          help="check .nemap files against the spec (exit 0 valid, 1 invalid, 2 unreadable)")

@@ -1,0 +1,64 @@
+"""`nemap plot`: a slice through a neural map, beside its source voxels."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import nemap
+from nemap.converters.convert import mrc_to_nemap
+from nemap.converters.mrc import read_mrc
+from nemap.encode import options_for
+
+pytest.importorskip("matplotlib")
+from nemap.converters.plot import parse_slice, slice_plot  # noqa: E402
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "maps" / "chain_32.mrc"
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("plot") / "c.nemap"
+    mrc_to_nemap(EXAMPLE, out, options_for("small", width=32, sine_layers=2, max_steps=40, device="cpu"), progress=False)
+    return out
+
+
+def test_slice_is_the_source_plane_and_its_error(fitted: Path, tmp_path: Path) -> None:
+    grid = read_mrc(EXAMPLE)
+    g = grid.geometry
+    k = 11
+    z = g.origin[2] + k * g.voxel_size[2] + 0.3 * g.voxel_size[2]  # nearest plane is k
+    pos = g.to_physical(np.array([[5.0, 6.0, k], [7.0, 8.0, k + 5]]))
+    points = tmp_path / "nodes.npz"
+    np.savez(points, pos=pos)
+    png = tmp_path / "s.png"
+    drawn = slice_plot(fitted, png, 2, z, source=EXAMPLE, points=points)
+    assert drawn["index"] == k and drawn["position"] == pytest.approx(g.origin[2] + k * g.voxel_size[2])
+    assert drawn["points_on_plane"] == 1  # the second node is 5 planes away
+    q = np.stack(np.meshgrid(np.arange(32), np.arange(32), [k], indexing="ij"), axis=-1).reshape(-1, 3)
+    with nemap.open(fitted) as m:
+        diff = m.density(g.to_physical(q)) - grid.values[:, :, k].ravel()
+    assert drawn["rmse"] == pytest.approx(np.sqrt(np.mean(diff ** 2)), rel=1e-6)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    import matplotlib.image
+
+    assert matplotlib.image.imread(png).shape[1] > 2 * matplotlib.image.imread(png).shape[0]  # three panels
+
+
+def test_plot_command_line_errors_are_one_line(fitted: Path, tmp_path: Path) -> None:
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "nemap", "plot", *args], capture_output=True, text=True)
+
+    png = tmp_path / "p.png"
+    r = run(str(fitted), "--slice", "y=0", "-o", str(png))
+    assert r.returncode == 0 and png.exists() and "voxel plane" in r.stdout
+    for bad, words in ((["--slice", "w=3"], "AXIS=Å"), (["--slice", "z=500"], "outside the map")):
+        r = run(str(fitted), *bad, "-o", str(tmp_path / "q.png"))
+        assert r.returncode == 1 and words in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = run(str(fitted), "--slice", "y=0", "-o", str(png))
+    assert r.returncode == 1 and "use --force" in r.stderr
+    assert parse_slice("X = 1.5".replace(" ", "")) == (0, 1.5)
