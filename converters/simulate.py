@@ -15,41 +15,18 @@ from __future__ import annotations
 
 import math
 import os
+
 import numpy as np
 
-from nemap.errors import FormatError, NemapError
+from nemap.errors import NemapError
 from nemap.geometry import Geometry, Grid
+
+from .models import read_atoms
 
 SIGMA_FACTOR = 1.0 / (math.pi * math.sqrt(2.0))  # molmap's default: the transform falls to 1/e at 1/R
 CUTOFF_SIGMAS = 5.0
 
 __all__ = ["SIGMA_FACTOR", "read_atoms", "molmap_geometry", "gaussian_sum", "simulate"]
-
-
-def read_atoms(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    """Atom positions (Å, [N, 3], x, y, z) and atomic numbers [N] of a PDB or mmCIF file (gemmi;
-    gzipped files too). First model, first alternative conformation."""
-    import gemmi
-
-    p = os.fspath(path)
-    if not os.path.isfile(p):
-        raise FormatError("no such file", path=p, code="FILE_NOT_FOUND")
-    try:
-        structure = gemmi.read_structure(p)
-    except (RuntimeError, ValueError, OSError) as exc:
-        raise FormatError(f"not a readable PDB/mmCIF model ({exc})", path=p, code="BAD_MODEL") from None
-    structure.remove_alternative_conformations()
-    if len(structure) == 0:
-        raise FormatError("the model file has no atoms", path=p, code="BAD_MODEL")
-    xyz, z = [], []
-    for chain in structure[0]:
-        for residue in chain:
-            for atom in residue:
-                xyz.append(atom.pos.tolist())
-                z.append(atom.element.atomic_number)
-    if not xyz:
-        raise FormatError("the model file has no atoms", path=p, code="BAD_MODEL")
-    return np.asarray(xyz, dtype=np.float64), np.asarray(z, dtype=np.float64)
 
 
 def molmap_geometry(xyz: np.ndarray, resolution: float, voxel_size: float | None = None,

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import container
 from .content import Layer, Normalization, Regions
-from .errors import FormatError
+from .errors import FormatError, NemapError
 from .geometry import Geometry, Grid
 
 
@@ -100,6 +100,30 @@ class NeuralMap:
     def gradient(self, xyz: Any, device: str = "cpu") -> np.ndarray:
         """Gradient [N, 3] of the density, in density units per Å, at Å positions xyz [N, 3]."""
         return self.evaluate(xyz, device)[1]
+
+    def graph(self, resolution: float | None = None, *, threshold: float | None = None, sigma: float | None = None,
+              contour: bool = False, method: str = "fast", device: str = "cpu") -> Any:
+        """The graph of density peaks (``nemap.graph.PeakGraph``: pos [N, 3] Å, density, edge_index
+        [2, E] both directions, edge_length Å; ``.to_networkx()``). Threshold: ``threshold`` (source
+        units), the file's contour level (``contour=True``) or μ + ``sigma``·σ (default 3) of the
+        normalized densities. Resolution (Å): the argument or the file's header."""
+        from . import graph
+
+        res = resolution if resolution is not None else self.resolution
+        if res is None:
+            raise NemapError("no resolution: the file has none; give one (--resolution)", path=self.path,
+                             code="NO_RESOLUTION")
+        level = None
+        if contour:
+            level = self.contour_level
+            if level is None:
+                raise NemapError("the file has no contour level; give --threshold or --sigma", path=self.path,
+                                 code="NO_THRESHOLD")
+        t = graph.threshold_for(self.normalization, threshold=threshold, sigma=sigma, contour=level,
+                                path=str(self.path))
+        engine = self.engine(device)
+        return graph.extract(lambda xyz, grad: engine.evaluate(xyz, gradient=grad), self.geometry.extent,
+                             float(res), t, method=method)
 
     def sample(self, voxel_size: Any = None, origin: Any = None, shape: Any = None, device: str = "cpu") -> Grid:
         """Density on a regular grid: positions origin + (i, j, k)·voxel_size exactly (Å, x, y, z).

@@ -1,0 +1,58 @@
+"""Atomic models (PDB/mmCIF, gzipped too), read with gemmi: positions in Å (x, y, z).
+
+First model only; of alternative conformations, the first (as ChimeraX shows one per atom).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from nemap.errors import FormatError
+
+__all__ = ["Atoms", "read_model", "read_atoms"]
+
+
+@dataclass
+class Atoms:
+    """xyz [N, 3] Å; atomic_number [N]; is_ca [N] (protein Cα: atom CA of element C); is_hydrogen [N]."""
+
+    xyz: np.ndarray
+    atomic_number: np.ndarray
+    is_ca: np.ndarray
+    is_hydrogen: np.ndarray
+
+
+def read_model(path: str | os.PathLike) -> Atoms:
+    """Every atom of the first model (hydrogens, waters and ligands included)."""
+    import gemmi
+
+    p = os.fspath(path)
+    if not os.path.isfile(p):
+        raise FormatError("no such file", path=p, code="FILE_NOT_FOUND")
+    try:
+        structure = gemmi.read_structure(p)
+    except (RuntimeError, ValueError, OSError) as exc:
+        raise FormatError(f"not a readable PDB/mmCIF model ({exc})", path=p, code="BAD_MODEL") from None
+    structure.remove_alternative_conformations()
+    xyz, z, ca, h = [], [], [], []
+    if len(structure):
+        for chain in structure[0]:
+            for residue in chain:
+                for atom in residue:
+                    xyz.append(atom.pos.tolist())
+                    z.append(atom.element.atomic_number)
+                    ca.append(atom.name == "CA" and atom.element.name == "C")
+                    h.append(atom.element.is_hydrogen)
+    if not xyz:
+        raise FormatError("the model file has no atoms", path=p, code="BAD_MODEL")
+    return Atoms(np.asarray(xyz, dtype=np.float64), np.asarray(z, dtype=np.float64), np.asarray(ca, dtype=bool),
+                 np.asarray(h, dtype=bool))
+
+
+def read_atoms(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (Å, [N, 3]) and atomic numbers [N] of every atom of the first model."""
+    atoms = read_model(path)
+    return atoms.xyz, atoms.atomic_number

@@ -1,0 +1,278 @@
+"""Graphs of density peaks (the paper's case study), from any map that answers density and gradient.
+
+Seeds: the points of a 0.5 Å grid over the map's box (x, y, z, Å) whose density is at least the
+threshold. Each seed climbs the density; endpoints closer than 0.2 Å are one cluster (DBSCAN with
+min_samples = 1, i.e. single linkage); cluster centroids are the nodes, with their density; nodes
+at most 2 × resolution apart are linked, the edge feature being the length (Å); isolated nodes are
+removed.
+
+Two ways to climb, same peaks:
+
+* ``paper``: fixed 0.05 Å steps along the unit gradient while the density increases (the authors'
+  walk), with a cap on the steps (theirs had none); every seed walks.
+* ``fast``: seeds are culled to the local maxima of the seed grid (26-neighbourhood; every other seed
+  lies on an uphill path of the grid towards one of them), then each climbs with an adaptive step
+  along the gradient (grown ×1.5 after an uphill step, halved after a failed one, to 0.01 Å).
+
+Positions in Å, (x, y, z); densities in the map's source units.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from .errors import NemapError
+
+log = logging.getLogger("nemap")
+
+SEED_SPACING = 0.5  # Å
+PAPER_STEP = 0.05  # Å
+CLUSTER_EPS = 0.2  # Å
+EDGE_FACTOR = 2.0  # edges between nodes closer than EDGE_FACTOR × resolution
+SCREEN_CHUNK = 1 << 19  # seed points per density evaluation while screening
+
+Field = Callable[[np.ndarray, bool], tuple[np.ndarray, np.ndarray | None]]  # (xyz [N, 3], gradient?) → (ρ, ∇ρ)
+
+
+@dataclass
+class PeakGraph:
+    """Nodes at density peaks and edges between close nodes.
+
+    pos [N, 3] Å (x, y, z); density [N] (source units); edge_index [2, E] int64 with both
+    directions of every edge (PyTorch Geometric's layout); edge_length [E] Å; box (lo, hi) Å of the
+    map; stats: seeds, evaluations and timings."""
+
+    pos: np.ndarray
+    density: np.ndarray
+    edge_index: np.ndarray
+    edge_length: np.ndarray
+    resolution: float
+    threshold: float
+    box: tuple[np.ndarray, np.ndarray]
+    method: str
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def node_count(self) -> int:
+        return int(self.pos.shape[0])
+
+    @property
+    def edge_count(self) -> int:
+        """Undirected edges."""
+        return int(self.edge_index.shape[1] // 2)
+
+    def to_networkx(self):
+        """A networkx Graph: node i with x, y, z (Å) and density; edges with length (Å)."""
+        import networkx as nx
+
+        g = nx.Graph(resolution=self.resolution, threshold=self.threshold, method=self.method)
+        for i, (p, d) in enumerate(zip(self.pos, self.density)):
+            g.add_node(i, x=float(p[0]), y=float(p[1]), z=float(p[2]), density=float(d))
+        half = self.edge_index[:, self.edge_index[0] < self.edge_index[1]]
+        lengths = self.edge_length[self.edge_index[0] < self.edge_index[1]]
+        for (a, b), length in zip(half.T, lengths):
+            g.add_edge(int(a), int(b), length=float(length))
+        return g
+
+
+def seed_grid(lo: np.ndarray, hi: np.ndarray, spacing: float = SEED_SPACING) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """The seed grid's first point (lo) and its shape: points lo + i·spacing ≤ hi, per axis (x, y, z)."""
+    shape = tuple(int(n) for n in np.floor((np.asarray(hi) - np.asarray(lo)) / spacing + 1e-9).astype(int) + 1)
+    return np.asarray(lo, dtype=np.float64), shape  # type: ignore[return-value]
+
+
+def screen(field_fn: Field, lo: np.ndarray, shape: tuple[int, int, int], threshold: float,
+           spacing: float = SEED_SPACING) -> tuple[np.ndarray, np.ndarray]:
+    """Density on the whole seed grid (float32 [nx, ny, nz], NaN outside the map) and the flat
+    indices of the seeds (density ≥ threshold)."""
+    nx, ny, nz = shape
+    values = np.empty(shape, dtype=np.float32)
+    ys, zs = lo[1] + np.arange(ny) * spacing, lo[2] + np.arange(nz) * spacing
+    planes = max(1, SCREEN_CHUNK // (ny * nz))
+    for i0 in range(0, nx, planes):
+        xs = lo[0] + np.arange(i0, min(nx, i0 + planes)) * spacing
+        pts = np.stack(np.meshgrid(xs, ys, zs, indexing="ij"), axis=-1).reshape(-1, 3)
+        values[i0:i0 + len(xs)] = field_fn(pts, False)[0].reshape(len(xs), ny, nz)
+    with np.errstate(invalid="ignore"):
+        seeds = np.flatnonzero(values >= threshold)
+    return values, seeds
+
+
+def grid_maxima(values: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+    """The seeds (flat indices) that are ≥ their 6 face neighbours on the seed grid (NaN counts as
+    −∞). Face neighbours only: with the 26-neighbourhood a weak peak next to a strong one can lose
+    every grid point of its basin to a diagonal neighbour in the other basin."""
+    from scipy import ndimage
+
+    v = np.where(np.isfinite(values), values, -np.inf)
+    top = ndimage.maximum_filter(v, footprint=ndimage.generate_binary_structure(3, 1), mode="constant", cval=-np.inf)
+    return seeds[v.ravel()[seeds] >= top.ravel()[seeds]]
+
+
+def _unit(g: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(g, axis=1, keepdims=True)
+    return np.divide(g, n, out=np.zeros_like(g), where=n > 0)
+
+
+def climb_paper(field_fn: Field, start: np.ndarray, step: float = PAPER_STEP, max_steps: int = 2000
+                ) -> tuple[np.ndarray, np.ndarray, int]:
+    """Fixed steps along the unit gradient while the density increases. Returns (endpoints [M, 3],
+    kept [M] bool: False for walkers that left the map, evaluations)."""
+    x = start.copy()
+    d, g = field_fn(x, True)
+    evaluations = len(x)
+    kept = np.isfinite(d)
+    active = np.flatnonzero(kept & (np.linalg.norm(np.nan_to_num(g), axis=1) > 0))
+    for _ in range(max_steps):
+        if not active.size:
+            break
+        trial = x[active] + step * _unit(g[active])
+        dt, gt = field_fn(trial, True)
+        evaluations += len(active)
+        left = ~np.isfinite(dt)
+        kept[active[left]] = False
+        up = np.isfinite(dt) & (dt > d[active])
+        moved = active[up]
+        x[moved], d[moved], g[moved] = trial[up], dt[up], gt[up]
+        active = moved
+    return x, kept, evaluations
+
+
+def climb_fast(field_fn: Field, start: np.ndarray, first_step: float = 0.25, max_step: float = 0.5,
+               tolerance: float = 0.005, max_iterations: int = 100) -> tuple[np.ndarray, np.ndarray, int]:
+    """Newton steps along the gradient: the curvature along the climbing direction is estimated
+    from the slopes at the two ends of the last step (a secant), and the next step is the one that
+    zeroes the slope (at most ``max_step`` Å); a step that does not go uphill is shortened to the
+    secant's root (or halved). Stops when the next step would be below ``tolerance`` Å.
+    Same returns as climb_paper."""
+    x = start.copy()
+    d, g = field_fn(x, True)
+    evaluations = len(x)
+    kept = np.isfinite(d)
+    h = np.full(len(x), first_step)
+    slope = np.linalg.norm(np.nan_to_num(g), axis=1)
+    active = np.flatnonzero(kept & (slope > 0))
+    for _ in range(max_iterations):
+        if not active.size:
+            break
+        u = g[active] / slope[active, None]
+        trial = x[active] + h[active, None] * u
+        dt, gt = field_fn(trial, True)
+        evaluations += len(active)
+        # a walker that would leave the map even with a paper-sized step has its peak outside: dropped
+        left = ~np.isfinite(dt) & (h[active] <= PAPER_STEP + 1e-12)
+        kept[active[left]] = False
+        ok = np.isfinite(dt)
+        s0 = slope[active]
+        s1 = np.where(ok, np.sum(np.nan_to_num(gt) * u, axis=1), 0.0)  # slope at the far end, along u
+        curvature = (s1 - s0) / h[active]
+        up = ok & (dt > d[active])
+        moved = active[up]
+        x[moved], d[moved], g[moved] = trial[up], dt[up], gt[up]
+        slope[moved] = np.linalg.norm(gt[up], axis=1)
+        newton = np.where(curvature[up] < 0, slope[moved] / np.maximum(-curvature[up], 1e-12), np.inf)
+        h[moved] = np.minimum(np.where(np.isfinite(newton), newton, 1.5 * h[moved]), max_step)
+        failed = active[~up]
+        root = np.where(ok[~up] & (s1[~up] < 0), s0[~up] / np.maximum(s0[~up] - s1[~up], 1e-12), 0.5)
+        h[failed] *= np.clip(root, 0.1, 0.5)
+        active = active[(h[active] >= tolerance) & ~left & (slope[active] > 0)]
+    return x, kept, evaluations
+
+
+def cluster(points: np.ndarray, eps: float = CLUSTER_EPS, method: str = "fast") -> np.ndarray:
+    """Cluster labels [M]: points chained by distances ≤ eps share a label (DBSCAN, min_samples 1).
+    ``paper`` uses scikit-learn's DBSCAN; ``fast`` a KD-tree and connected components (the same
+    partition)."""
+    if len(points) == 0:
+        return np.zeros(0, dtype=np.int64)
+    if method == "paper":
+        from sklearn.cluster import DBSCAN
+
+        return DBSCAN(eps=eps, min_samples=1).fit(points).labels_.astype(np.int64)
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    pairs = cKDTree(points).query_pairs(eps, output_type="ndarray")
+    adjacency = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(len(points),) * 2)
+    return connected_components(adjacency, directed=False)[1].astype(np.int64)
+
+
+def link(pos: np.ndarray, max_length: float) -> tuple[np.ndarray, np.ndarray]:
+    """Edges between nodes at most ``max_length`` Å apart: edge_index [2, E] (both directions), lengths."""
+    from scipy.spatial import cKDTree
+
+    if len(pos) < 2:
+        return np.zeros((2, 0), dtype=np.int64), np.zeros(0)
+    pairs = cKDTree(pos).query_pairs(max_length, output_type="ndarray").astype(np.int64)
+    lengths = np.linalg.norm(pos[pairs[:, 0]] - pos[pairs[:, 1]], axis=1)
+    keep = lengths <= max_length
+    pairs, lengths = pairs[keep], lengths[keep]
+    order = np.lexsort((pairs[:, 1], pairs[:, 0]))
+    pairs, lengths = pairs[order], lengths[order]
+    edge_index = np.concatenate([pairs.T, pairs.T[::-1]], axis=1)
+    return edge_index, np.concatenate([lengths, lengths])
+
+
+def extract(field_fn: Field, box: tuple[np.ndarray, np.ndarray], resolution: float, threshold: float,
+            method: str = "fast", progress: Callable[[str], None] | None = None) -> PeakGraph:
+    """The peak graph of a density field over ``box`` (lo, hi Å). ``threshold`` in source units."""
+    if method not in ("paper", "fast"):
+        raise NemapError(f"unknown graph method {method!r}; choose paper or fast", code="BAD_ARGUMENT")
+    if not resolution > 0:
+        raise NemapError(f"resolution must be > 0 Å, got {resolution}", code="BAD_ARGUMENT")
+    say = progress or (lambda text: log.info("%s", text))
+    counts = {"method": method}
+    t0 = time.perf_counter()
+    lo, shape = seed_grid(*box)
+    values, seeds = screen(field_fn, lo, shape, threshold)
+    counts.update(seed_grid=list(shape), screening_evaluations=int(np.prod(shape)), seeds=int(len(seeds)))
+    say(f"{len(seeds)} seeds of {int(np.prod(shape))} grid points (0.5 Å) at density ≥ {threshold:.4g}")
+    walkers = grid_maxima(values, seeds) if method == "fast" else seeds
+    start = lo + np.stack(np.unravel_index(walkers, shape), axis=1) * SEED_SPACING
+    t1 = time.perf_counter()
+    climb = climb_fast if method == "fast" else climb_paper
+    ends, kept, evaluations = climb(field_fn, start)
+    ends = ends[kept]
+    say(f"{len(walkers)} walkers climbed with {evaluations} evaluations; {int((~kept).sum())} left the map")
+    labels = cluster(ends, method=method)
+    count = int(labels.max()) + 1 if len(labels) else 0
+    pos = np.zeros((count, 3))
+    np.add.at(pos, labels, ends)
+    pos /= np.maximum(np.bincount(labels, minlength=count), 1)[:, None]
+    density = field_fn(pos, False)[0] if count else np.zeros(0)
+    edge_index, edge_length = link(pos, EDGE_FACTOR * resolution)
+    linked = np.unique(edge_index[0])
+    isolated = count - len(linked)
+    remap = np.full(count, -1, dtype=np.int64)
+    remap[linked] = np.arange(len(linked))
+    pos, density, edge_index = pos[linked], density[linked], remap[edge_index]
+    counts.update(walkers=int(len(walkers)), climb_evaluations=int(evaluations), left_map=int((~kept).sum()),
+                  clusters=count, isolated_removed=int(isolated), node_evaluations=count,
+                  evaluations_per_seed=float(evaluations / max(1, len(seeds))),
+                  screening_s=round(t1 - t0, 3), climb_s=round(time.perf_counter() - t1, 3))
+    return PeakGraph(pos, density, edge_index, edge_length, float(resolution), float(threshold),
+                     (np.asarray(box[0], float), np.asarray(box[1], float)), method, counts)
+
+
+def threshold_for(normalization: Any, *, threshold: float | None = None, sigma: float | None = None,
+                  contour: float | None = None, path: str | None = None) -> float:
+    """The seed threshold in source units: an explicit ``threshold``, a ``contour`` level, or
+    μ + sigma·σ of the normalized densities (the paper's T = μ + 3σ; μ, σ from the file, on the
+    [0, 1] scale) mapped back to source units."""
+    if threshold is not None:
+        return float(threshold)
+    if contour is not None:
+        return float(contour)
+    mu, sd = getattr(normalization, "normalized_mean", None), getattr(normalization, "normalized_std", None)
+    if mu is None or sd is None or not np.isfinite(mu) or not np.isfinite(sd):
+        raise NemapError("the file has no normalized mean/σ for the μ + kσ threshold; give --threshold or --contour",
+                         path=path, code="NO_THRESHOLD")
+    k = 3.0 if sigma is None else float(sigma)
+    span = normalization.value_max - normalization.value_min
+    return float(normalization.value_min + (mu + k * sd) * span)
