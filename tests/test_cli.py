@@ -75,12 +75,13 @@ def test_readme_and_ci_run_the_same_test_command() -> None:
 def test_convert_round_trip_from_the_command_line(tmp_path: Path) -> None:
     out = tmp_path / "c.nemap"
     r = run("convert", str(EXAMPLE_MAP), str(out), "--preset", "small", "--width", "32", "--depth", "2",
-            "--max-steps", "30", "--seed", "7", "--resolution", "3", "--device", "cpu")
+            "--max-steps", "30", "--seed", "7", "--resolution", "3", "--device", "cpu", "--exit-loss", "2e-6")
     assert r.returncode == 0, r.stderr
     assert "fidelity at voxel centres" in r.stdout and "correlation" in r.stdout  # the report on stdout
     assert "fitting" in r.stderr and "on cpu" in r.stderr  # progress and the device on stderr
     with nemap.open(out) as m:
         assert m.resolution == 3.0 and m.provenance["training"]["options"]["seed"] == 7
+        assert m.provenance["training"]["stop_rule"]["exit_loss"] == 2e-6
         assert m.provenance["history"][0]["command"][:2] == ["nemap", "convert"]
     info = json.loads(run("info", "--json", str(out)).stdout)
     assert len(info["provenance"]["fidelity"]["regions"]) == info["regions"]  # per-region report for scripts
