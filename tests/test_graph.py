@@ -189,6 +189,8 @@ def test_graph_and_evaluate_from_the_command_line(tmp_path) -> None:
     assert r.returncode == 1 and "unknown graph format" in r.stderr
     r = _run("graph", str(nm), "-o", str(tmp_path / "c.pdb"), "--resolution", "3", "--contour")
     assert r.returncode == 1 and "no contour level" in r.stderr
+    r = _run("graph", str(nm), "-o", str(tmp_path / "z.npz"), "--resolution", "0")
+    assert r.returncode == 1 and "resolution must be > 0" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
     model = tmp_path / "m.pdb"
     st = gemmi.Structure()
@@ -213,3 +215,7 @@ def test_graph_and_evaluate_from_the_command_line(tmp_path) -> None:
     assert r.returncode == 1 and "--map" in r.stderr
     r = _run("evaluate", str(pdb_graph), str(model), "--map", str(nm))
     assert r.returncode == 0 and "coverage 100.0 %" in r.stdout
+    junk = tmp_path / "junk.cif"
+    junk.write_text("this is not a model\n")
+    r = _run("evaluate", str(out), str(junk))
+    assert r.returncode == 1 and str(junk) in r.stderr and len(r.stderr.strip().splitlines()) == 1
