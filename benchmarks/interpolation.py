@@ -46,8 +46,8 @@ from nemap.engine import Engine  # noqa: E402
 SHARED = Path(os.environ.get("NEMAP_SHARED_DATA", REPO.parent / "shared" / "data"))
 CONTROL_VOXEL = 0.2  # Å
 MODEL_FILES = {"5PTI": "5PTI.cif.gz", "1YJP": "1YJP.cif", "4E43": "4E43.pdb", "1HVR": "1hvr.pdb",
-               "1A28": "1a28.pdb.gz", "19HC": "19hc.pdb.gz", "3KPR": "3KPR.cif.gz", "6Z6U": "6Z6U.cif.gz",
-               "6MSM": "6MSM.cif.gz"}
+               "1A28": "1a28.pdb.gz", "19HC": "19hc.pdb.gz", "3KPR": "3KPR.cif.gz", "6Z6U": "6z6u.pdb",
+               "6MSM": "6msm.pdb.bz2"}
 
 
 def analytic(points: np.ndarray, xyz: np.ndarray, z: np.ndarray, sigma: float,

@@ -33,7 +33,14 @@ def read_model(path: str | os.PathLike) -> Atoms:
     if not os.path.isfile(p):
         raise FormatError("no such file", path=p, code="FILE_NOT_FOUND")
     try:
-        structure = gemmi.read_structure(p)
+        if p.endswith(".bz2"):  # gemmi reads plain and gzipped files; bzip2 is opened here
+            import bz2
+
+            text = bz2.open(p, "rt").read()
+            structure = (gemmi.make_structure_from_block(gemmi.cif.read_string(text).sole_block())
+                         if p[:-4].endswith((".cif", ".mmcif")) else gemmi.read_pdb_string(text))
+        else:
+            structure = gemmi.read_structure(p)
     except (RuntimeError, ValueError, OSError) as exc:
         raise FormatError(f"not a readable PDB/mmCIF model ({exc})", path=p, code="BAD_MODEL") from None
     structure.remove_alternative_conformations()
