@@ -6,8 +6,10 @@ Uses the cached neural map of benchmarks/graph_quality.py (converting it if miss
 methods: seeds, walkers, climbing evaluations (one evaluation = density and gradient at one point) and
 per seed, wall time, nodes; then the share of the paper method's nodes that have a fast node within
 0.1 Å, and, for the paper nodes that have none, how far the nearest fast node is and how steep the
-density still is there (|∇ρ|/ρ, per Å) against the matched nodes: a walk of fixed 0.05 Å steps stops
-where one step no longer rises, which on a ridge is not at a peak.
+density still is there (|∇ρ|/ρ, per Å) against the matched nodes, and how many of them are not peaks at
+all (a Newton climb from them moves more than 0.05 Å uphill): a walk of fixed 0.05 Å steps stops where one
+step no longer rises, which on a ridge is not at a peak. The match is also given over the paper nodes that
+are peaks.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import nemap  # noqa: E402
 from graph_quality import CACHE, MAPS, SHARED, simulated_map  # noqa: E402
 from nemap.converters.convert import mrc_to_nemap  # noqa: E402
 from nemap.encode import options_for  # noqa: E402
+from nemap.graph import climb_fast  # noqa: E402
 
 
 def main() -> None:
@@ -64,6 +67,14 @@ def main() -> None:
         matched = d < 0.1
         rho, grad = m.evaluate(paper)
         steep = np.linalg.norm(grad, axis=1) / np.abs(rho)
+        # is an unmatched paper node a peak? climb from it: a walk stalled on a ridge moves on uphill
+        engine = m.engine("cpu")
+        ends, _, _ = climb_fast(lambda x, g: engine.evaluate(x, gradient=g), paper[~matched].copy())
+        stalled = np.linalg.norm(ends - paper[~matched], axis=1) > 0.05
+    peaks = matched.copy()
+    peaks[np.flatnonzero(~matched)[~stalled]] = True  # the paper nodes that are local maxima
+    result["paper_nodes_that_are_not_peaks"] = int(stalled.sum())
+    result["paper_peak_nodes_with_a_fast_node_within_0.1A"] = float(matched[peaks].mean()) if peaks.any() else None
     result["paper_nodes_with_a_fast_node_within_0.1A"] = float(matched.mean()) if len(paper) else float("nan")
     result["unmatched_paper_nodes"] = {
         "count": int((~matched).sum()),

@@ -10,9 +10,10 @@ Two ways to climb, same peaks:
 
 * ``paper``: fixed 0.05 Å steps along the unit gradient while the density increases (the authors'
   walk), with a cap on the steps (theirs had none); every seed walks.
-* ``fast``: seeds are culled to the local maxima of the seed grid (26-neighbourhood; every other seed
-  lies on an uphill path of the grid towards one of them), then each climbs with an adaptive step
-  along the gradient (grown ×1.5 after an uphill step, halved after a failed one, to 0.01 Å).
+* ``fast``: seeds are culled to the local maxima of the seed grid (face neighbours; every other seed
+  lies on an uphill path of the grid towards one of them), plus the grid maxima of the seeds whose own
+  gradient points away from the peak their grid path led to; each climbs with Newton steps along the
+  gradient (curvature from the slopes at both ends of the last step) to 0.005 Å.
 
 Positions in Å, (x, y, z); densities in the map's source units.
 """
@@ -184,6 +185,61 @@ def climb_fast(field_fn: Field, start: np.ndarray, first_step: float = 0.25, max
     return x, kept, evaluations
 
 
+def discrete_roots(values: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+    """For every seed (flat index), the seed-grid maximum that steepest ascent over face neighbours
+    leads to (flat index)."""
+    shape = values.shape
+    v = np.where(np.isfinite(values), values, -np.inf).ravel()
+    idx = np.stack(np.unravel_index(seeds, shape), axis=1)
+    parent = seeds.copy()
+    best = v[seeds].copy()
+    for axis in range(3):
+        for step in (-1, 1):
+            nb = idx.copy()
+            nb[:, axis] += step
+            ok = (nb[:, axis] >= 0) & (nb[:, axis] < shape[axis])
+            flat = np.ravel_multi_index(np.where(ok[:, None], nb, idx).T, shape)
+            better = ok & (v[flat] > best)
+            parent[better], best[better] = flat[better], v[flat][better]
+    lookup = np.full(v.size, -1, dtype=np.int64)  # parents are seeds: higher than a seed is above threshold
+    lookup[seeds] = np.arange(len(seeds))
+    up = lookup[parent]
+    while True:  # pointer jumping to the roots
+        nxt = up[up]
+        if np.array_equal(nxt, up):
+            return seeds[up]
+        up = nxt
+
+
+def _climb_culled(field_fn: Field, values: np.ndarray, seeds: np.ndarray, lo: np.ndarray,
+                  shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray, int, int, int]:
+    """The fast method's climb. Walkers start at the seed-grid maxima. A seed whose own gradient
+    points more than 45° away from the peak its grid maximum climbed to may lie in another peak's
+    basin (a weak peak beside a strong one can have no grid maximum of its own): the grid maxima
+    among such stray seeds climb too.
+    Returns (endpoints, kept, evaluations, walkers, second-pass walkers)."""
+    roots = discrete_roots(values, seeds)
+    tops, where = np.unique(roots, return_inverse=True)
+    at = lo + np.stack(np.unravel_index(tops, shape), axis=1) * SEED_SPACING
+    ends, kept, evaluations = climb_fast(field_fn, at)
+    others = np.flatnonzero(roots != seeds)
+    x = lo + np.stack(np.unravel_index(seeds[others], shape), axis=1) * SEED_SPACING
+    _, g = field_fn(x, True) if len(x) else (None, np.zeros((0, 3)))
+    evaluations += len(x)
+    to_peak = ends[where[others]] - x
+    cos = np.sum(g * to_peak, axis=1) / np.maximum(np.linalg.norm(g, axis=1) * np.linalg.norm(to_peak, axis=1), 1e-300)
+    stray = others[~(cos >= np.cos(np.pi / 4)) & kept[where[others]]]
+    second = np.zeros(0, dtype=np.int64)
+    if len(stray):  # one walker per group of stray seeds: the grid maxima among the strays alone
+        only = np.full(values.shape, -np.inf, dtype=np.float32)
+        only.ravel()[seeds[stray]] = values.ravel()[seeds[stray]]
+        second = np.unique(discrete_roots(only, seeds[stray]))
+        more = lo + np.stack(np.unravel_index(second, shape), axis=1) * SEED_SPACING
+        e2, k2, n2 = climb_fast(field_fn, more)
+        ends, kept, evaluations = np.concatenate([ends, e2]), np.concatenate([kept, k2]), evaluations + n2
+    return ends, kept, evaluations, len(tops) + len(second), len(second)
+
+
 def cluster(points: np.ndarray, eps: float = CLUSTER_EPS, method: str = "fast") -> np.ndarray:
     """Cluster labels [M]: points chained by distances ≤ eps share a label (DBSCAN, min_samples 1).
     ``paper`` uses scikit-learn's DBSCAN; ``fast`` a KD-tree and connected components (the same
@@ -233,13 +289,16 @@ def extract(field_fn: Field, box: tuple[np.ndarray, np.ndarray], resolution: flo
     values, seeds = screen(field_fn, lo, shape, threshold)
     counts.update(seed_grid=list(shape), screening_evaluations=int(np.prod(shape)), seeds=int(len(seeds)))
     say(f"{len(seeds)} seeds of {int(np.prod(shape))} grid points (0.5 Å) at density ≥ {threshold:.4g}")
-    walkers = grid_maxima(values, seeds) if method == "fast" else seeds
-    start = lo + np.stack(np.unravel_index(walkers, shape), axis=1) * SEED_SPACING
     t1 = time.perf_counter()
-    climb = climb_fast if method == "fast" else climb_paper
-    ends, kept, evaluations = climb(field_fn, start)
+    if method == "fast":
+        ends, kept, evaluations, walkers, checked = _climb_culled(field_fn, values, seeds, lo, shape)
+        counts["second_pass_walkers"] = int(checked)
+    else:
+        walkers = len(seeds)
+        start = lo + np.stack(np.unravel_index(seeds, shape), axis=1) * SEED_SPACING
+        ends, kept, evaluations = climb_paper(field_fn, start)
     ends = ends[kept]
-    say(f"{len(walkers)} walkers climbed with {evaluations} evaluations; {int((~kept).sum())} left the map")
+    say(f"{walkers} walkers climbed with {evaluations} evaluations; {int((~kept).sum())} left the map")
     labels = cluster(ends, method=method)
     count = int(labels.max()) + 1 if len(labels) else 0
     pos = np.zeros((count, 3))
@@ -252,7 +311,7 @@ def extract(field_fn: Field, box: tuple[np.ndarray, np.ndarray], resolution: flo
     remap = np.full(count, -1, dtype=np.int64)
     remap[linked] = np.arange(len(linked))
     pos, density, edge_index = pos[linked], density[linked], remap[edge_index]
-    counts.update(walkers=int(len(walkers)), climb_evaluations=int(evaluations), left_map=int((~kept).sum()),
+    counts.update(walkers=int(walkers), climb_evaluations=int(evaluations), left_map=int((~kept).sum()),
                   clusters=count, isolated_removed=int(isolated), node_evaluations=count,
                   evaluations_per_seed=float(evaluations / max(1, len(seeds))),
                   screening_s=round(t1 - t0, 3), climb_s=round(time.perf_counter() - t1, 3))
