@@ -29,6 +29,13 @@ CUTOFF_SIGMAS = 5.0
 __all__ = ["SIGMA_FACTOR", "read_atoms", "molmap_geometry", "gaussian_sum", "simulate"]
 
 
+def _check(resolution: float, voxel_size: float | None) -> None:
+    if not resolution > 0:
+        raise NemapError(f"resolution must be > 0 Å, got {resolution}", code="BAD_ARGUMENT")
+    if voxel_size is not None and not voxel_size > 0:
+        raise NemapError(f"voxel size must be > 0 Å, got {voxel_size}", code="BAD_ARGUMENT")
+
+
 def molmap_geometry(xyz: np.ndarray, resolution: float, voxel_size: float | None = None,
                     padding: float | None = None) -> Geometry:
     """molmap's grid: spacing R/3 Å (or ``voxel_size``), first voxel at min(xyz) − 3R (or
@@ -67,10 +74,7 @@ def simulate(xyz: np.ndarray, atomic_numbers: np.ndarray, resolution: float, *, 
              geometry: Geometry | None = None) -> Grid:
     """A molmap map of atoms at ``xyz`` (Å) weighted by ``atomic_numbers``, at ``resolution`` Å.
     ``geometry`` (any grid) replaces molmap's own bounding grid."""
-    if not resolution > 0:
-        raise NemapError(f"resolution must be > 0 Å, got {resolution}", code="BAD_ARGUMENT")
-    if voxel_size is not None and not voxel_size > 0:
-        raise NemapError(f"voxel size must be > 0 Å, got {voxel_size}", code="BAD_ARGUMENT")
+    _check(resolution, voxel_size)
     if not sigma_factor > 0:
         raise NemapError(f"sigma factor must be > 0, got {sigma_factor}", code="BAD_ARGUMENT")
     xyz = np.asarray(xyz, dtype=np.float64).reshape(-1, 3)
@@ -87,10 +91,7 @@ def simulate_file(model: str | os.PathLike, out: str | os.PathLike, resolution: 
     from .mrc import write_mrc
 
     xyz, z = read_atoms(model)
-    if not resolution > 0:
-        raise NemapError(f"resolution must be > 0 Å, got {resolution}", code="BAD_ARGUMENT")
-    if voxel_size is not None and not voxel_size > 0:
-        raise NemapError(f"voxel size must be > 0 Å, got {voxel_size}", code="BAD_ARGUMENT")
+    _check(resolution, voxel_size)
     geometry = molmap_geometry(xyz, resolution, voxel_size)
     n = geometry.grid_shape
     if int(np.prod(n)) > 2**30:  # 4 GiB of float32: checked before allocating

@@ -295,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim = sub.add_parser("simulate", parents=[common], help="a molmap-equivalent map of an atomic model (PDB/mmCIF → MRC)",
                          description="Chimera/ChimeraX molmap: a Gaussian per atom weighted by Z, σ = 0.225 R, "
                                      "5σ cube cutoff, grid R/3 Å, padding 3R, each atom integrating to Z.")
-    sim.add_argument("model", help="PDB or mmCIF file (gzipped too)")
+    sim.add_argument("model", help="PDB or mmCIF file (.gz or .bz2 too)")
     sim.add_argument("output", help="MRC file to write")
     sim.add_argument("--resolution", type=float, required=True, help="R in Å")
     sim.add_argument("--voxel-size", type=float, default=None, help="grid spacing in Å (default R/3, as molmap)")

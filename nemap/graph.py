@@ -104,17 +104,6 @@ def screen(field_fn: Field, lo: np.ndarray, shape: tuple[int, int, int], thresho
     return values, seeds
 
 
-def grid_maxima(values: np.ndarray, seeds: np.ndarray) -> np.ndarray:
-    """The seeds (flat indices) that are ≥ their 6 face neighbours on the seed grid (NaN counts as
-    −∞). Face neighbours only: with the 26-neighbourhood a weak peak next to a strong one can lose
-    every grid point of its basin to a diagonal neighbour in the other basin."""
-    from scipy import ndimage
-
-    v = np.where(np.isfinite(values), values, -np.inf)
-    top = ndimage.maximum_filter(v, footprint=ndimage.generate_binary_structure(3, 1), mode="constant", cval=-np.inf)
-    return seeds[v.ravel()[seeds] >= top.ravel()[seeds]]
-
-
 def _unit(g: np.ndarray) -> np.ndarray:
     n = np.linalg.norm(g, axis=1, keepdims=True)
     return np.divide(g, n, out=np.zeros_like(g), where=n > 0)
