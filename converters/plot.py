@@ -3,7 +3,8 @@
 The slice is the voxel plane of the source map (or, without a source, of the neural map's own grid)
 nearest to the requested Å coordinate; the neural map is evaluated at exactly those voxel centres,
 so the difference panel is the error at voxel centres. Points (graph nodes or atoms from a PDB/mmCIF,
-or ``pos`` [N, 3] Å from an .npz) within half a voxel (at least 0.5 Å) of the plane are overlaid.
+or ``pos`` [N, 3] Å from an .npz) within half a voxel (at least 0.5 Å; or ``within`` Å) of the plane
+are overlaid.
 Image axes are the two in-plane axes in Å, in (x, y, z) order.
 """
 
@@ -48,7 +49,7 @@ def load_points(path: str | os.PathLike) -> np.ndarray:
 
 def slice_plot(nemap_path: str | os.PathLike, out: str | os.PathLike, axis: int, value: float, *,
                source: str | os.PathLike | None = None, points: str | os.PathLike | None = None,
-               force: bool = False, device: str = "cpu") -> dict:
+               within: float | None = None, force: bool = False) -> dict:
     """Write the PNG; returns what was drawn (plane index, Å, RMSE and max |error| on it)."""
     import matplotlib
 
@@ -91,7 +92,7 @@ def slice_plot(nemap_path: str | os.PathLike, out: str | os.PathLike, axis: int,
     overlay = None
     if points is not None:
         pos = load_points(points)
-        near = np.abs(pos[:, axis] - plane) <= max(0.5 * g.voxel_size[axis], 0.5)
+        near = np.abs(pos[:, axis] - plane) <= (within if within is not None else max(0.5 * g.voxel_size[axis], 0.5))
         overlay = pos[near]
         drawn["points_on_plane"] = int(near.sum())
     finite = [p[1][np.isfinite(p[1])] for p in panels[:2]]

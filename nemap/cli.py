@@ -143,7 +143,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("matplotlib") is None:
         raise NemapError("nemap plot needs matplotlib: pip install matplotlib", code="MISSING_DEPENDENCY")
     drawn = plot.slice_plot(args.file, args.output, axis, value, source=args.source, points=args.points,
-                            force=args.force)
+                            within=args.within, force=args.force)
     extra = (f"; on this plane RMSE {drawn['rmse']:.4g}, max |error| {drawn['max_abs_error']:.4g} (source units)"
              if "rmse" in drawn else "")
     print(f"{args.output}: {drawn['axis']} = {drawn['position']:.2f} Å (voxel plane {drawn['index']}){extra}")
@@ -312,6 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("-o", "--output", required=True, help="PNG file to write")
     plot.add_argument("--source", default=None, help="the MRC map it was made from (adds the source and difference panels)")
     plot.add_argument("--points", default=None, help="graph nodes or atoms to overlay: .npz (pos), .pdb or .cif")
+    plot.add_argument("--within", type=float, default=None, metavar="Å",
+                      help="overlay points this close to the plane (default half a voxel, at least 0.5 Å)")
     plot.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
     plot.set_defaults(func=cmd_plot)
 

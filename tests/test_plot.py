@@ -39,6 +39,8 @@ def test_slice_is_the_source_plane_and_its_error(fitted: Path, tmp_path: Path) -
     drawn = slice_plot(fitted, png, 2, z, source=EXAMPLE, points=points)
     assert drawn["index"] == k and drawn["position"] == pytest.approx(g.origin[2] + k * g.voxel_size[2])
     assert drawn["points_on_plane"] == 1  # the second node is 5 planes away
+    wide = slice_plot(fitted, tmp_path / "w.png", 2, z, points=points, within=5.5 * g.voxel_size[2])
+    assert wide["points_on_plane"] == 2 and "rmse" not in wide  # no source: the neural panel only
     q = np.stack(np.meshgrid(np.arange(32), np.arange(32), [k], indexing="ij"), axis=-1).reshape(-1, 3)
     with nemap.open(fitted) as m:
         diff = m.density(g.to_physical(q)) - grid.values[:, :, k].ravel()
