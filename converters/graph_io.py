@@ -33,7 +33,8 @@ NODES_PER_CHAIN = 9_999
 _CHAINS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 
-def _suffix(path: str | os.PathLike) -> str:
+def graph_format(path: str | os.PathLike) -> str:
+    """The suffix of a graph file (one of SUFFIXES); anything else is refused in one line."""
     s = Path(path).suffix.lower()
     if s not in SUFFIXES:
         raise NemapError(f"unknown graph format {s or '(none)'!r}; use one of {', '.join(SUFFIXES)}",
@@ -48,7 +49,7 @@ def _meta(graph: PeakGraph) -> dict:
 
 def write_graph(graph: PeakGraph, path: str | os.PathLike, force: bool = False) -> Path:
     """Write ``graph`` in the format of ``path``'s suffix (temporary file, then rename)."""
-    suffix = _suffix(path)
+    suffix = graph_format(path)
     out = container.check_output_path(path, force)
     if suffix == ".pdb" and graph.node_count > PDB_MAX_NODES:
         raise NemapError(f"{graph.node_count} nodes do not fit a PDB file (at most {PDB_MAX_NODES}); write .cif",
@@ -139,7 +140,7 @@ def _write_cmm(graph: PeakGraph, path: Path) -> None:
 def read_graph(path: str | os.PathLike) -> PeakGraph:
     """Read a graph written by ``write_graph`` (every suffix; .pdb/.cif/.cmm carry no box or threshold:
     NaN there)."""
-    suffix = _suffix(path)
+    suffix = graph_format(path)
     p = Path(path)
     if not p.is_file():
         raise FormatError("no such file", path=p, code="FILE_NOT_FOUND")
@@ -202,16 +203,10 @@ def _read_graphml(path: Path) -> PeakGraph:
 
 
 def _read_model(path: Path) -> PeakGraph:
-    import gemmi
+    from .models import read_model
 
-    st = gemmi.read_structure(str(path))
-    pos, b = [], []
-    for chain in st[0]:
-        for res in chain:
-            for atom in res:
-                pos.append(atom.pos.tolist())
-                b.append(atom.b_iso)
-    return _graph_from_arrays(pos, b, [], {})
+    atoms = read_model(path, allow_empty=True)
+    return _graph_from_arrays(atoms.xyz, atoms.b_iso, [], {})
 
 
 def _read_cmm(path: Path) -> PeakGraph:

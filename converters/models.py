@@ -17,16 +17,19 @@ __all__ = ["Atoms", "read_model", "read_atoms"]
 
 @dataclass
 class Atoms:
-    """xyz [N, 3] Å; atomic_number [N]; is_ca [N] (protein Cα: atom CA of element C); is_hydrogen [N]."""
+    """xyz [N, 3] Å; atomic_number [N]; is_ca [N] (protein Cα: atom CA of element C); is_hydrogen [N];
+    b_iso [N] (the B-factor column)."""
 
     xyz: np.ndarray
     atomic_number: np.ndarray
     is_ca: np.ndarray
     is_hydrogen: np.ndarray
+    b_iso: np.ndarray
 
 
-def read_model(path: str | os.PathLike) -> Atoms:
-    """Every atom of the first model (hydrogens, waters and ligands included)."""
+def read_model(path: str | os.PathLike, allow_empty: bool = False) -> Atoms:
+    """Every atom of the first model (hydrogens, waters and ligands included). A file without atoms
+    is an error unless ``allow_empty`` (a graph of no nodes written as pseudo-atoms)."""
     import gemmi
 
     p = os.fspath(path)
@@ -44,7 +47,7 @@ def read_model(path: str | os.PathLike) -> Atoms:
     except (RuntimeError, ValueError, OSError) as exc:
         raise FormatError(f"not a readable PDB/mmCIF model ({exc})", path=p, code="BAD_MODEL") from None
     structure.remove_alternative_conformations()
-    xyz, z, ca, h = [], [], [], []
+    xyz, z, ca, h, b = [], [], [], [], []
     if len(structure):
         for chain in structure[0]:
             for residue in chain:
@@ -53,10 +56,11 @@ def read_model(path: str | os.PathLike) -> Atoms:
                     z.append(atom.element.atomic_number)
                     ca.append(atom.name == "CA" and atom.element.name == "C")
                     h.append(atom.element.is_hydrogen)
-    if not xyz:
+                    b.append(atom.b_iso)
+    if not xyz and not allow_empty:
         raise FormatError("the model file has no atoms", path=p, code="BAD_MODEL")
-    return Atoms(np.asarray(xyz, dtype=np.float64), np.asarray(z, dtype=np.float64), np.asarray(ca, dtype=bool),
-                 np.asarray(h, dtype=bool))
+    return Atoms(np.asarray(xyz, dtype=np.float64).reshape(-1, 3), np.asarray(z, dtype=np.float64),
+                 np.asarray(ca, dtype=bool), np.asarray(h, dtype=bool), np.asarray(b, dtype=np.float64))
 
 
 def read_atoms(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:

@@ -95,9 +95,9 @@ def slice_plot(nemap_path: str | os.PathLike, out: str | os.PathLike, axis: int,
         near = np.abs(pos[:, axis] - plane) <= (within if within is not None else max(0.5 * g.voxel_size[axis], 0.5))
         overlay = pos[near]
         drawn["points_on_plane"] = int(near.sum())
-    finite = [p[1][np.isfinite(p[1])] for p in panels[:2]]
-    vmin = min(float(f.min()) for f in finite if f.size) if any(f.size for f in finite) else 0.0
-    vmax = max(float(f.max()) for f in finite if f.size) if any(f.size for f in finite) else 1.0
+    shown = np.concatenate([p[1].ravel() for p in panels[:2]])  # one grey scale for source and neural
+    shown = shown[np.isfinite(shown)]
+    vmin, vmax = (float(shown.min()), float(shown.max())) if shown.size else (0.0, 1.0)
     fig, axs = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.2), squeeze=False)
     for ax, (title, img) in zip(axs[0], panels):
         if title.startswith("neural −"):

@@ -154,7 +154,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
     from .converters import graph_io
     from .neuralmap import open as open_nemap
 
-    graph_io._suffix(args.output)  # an unknown format is refused before any work
+    graph_io.graph_format(args.output)  # an unknown format is refused before any work
     container.check_output_path(args.output, args.force)
     with open_nemap(args.file) as m:
         g = m.graph(args.resolution, threshold=args.threshold, sigma=args.sigma, contour=args.contour,

@@ -81,10 +81,15 @@ class PeakGraph:
         return g
 
 
-def seed_grid(lo: np.ndarray, hi: np.ndarray, spacing: float = SEED_SPACING) -> tuple[np.ndarray, tuple[int, int, int]]:
-    """The seed grid's first point (lo) and its shape: points lo + i·spacing ≤ hi, per axis (x, y, z)."""
-    shape = tuple(int(n) for n in np.floor((np.asarray(hi) - np.asarray(lo)) / spacing + 1e-9).astype(int) + 1)
-    return np.asarray(lo, dtype=np.float64), shape  # type: ignore[return-value]
+def seed_grid_shape(lo: np.ndarray, hi: np.ndarray, spacing: float = SEED_SPACING) -> tuple[int, int, int]:
+    """Points of the seed grid per axis (x, y, z): lo + i·spacing ≤ hi."""
+    n = np.floor((np.asarray(hi) - np.asarray(lo)) / spacing + 1e-9).astype(int) + 1
+    return int(n[0]), int(n[1]), int(n[2])
+
+
+def seed_positions(flat: np.ndarray, lo: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+    """Å positions [M, 3] of seed-grid points given by flat index."""
+    return lo + np.stack(np.unravel_index(flat, shape), axis=1) * SEED_SPACING
 
 
 def screen(field_fn: Field, lo: np.ndarray, shape: tuple[int, int, int], threshold: float,
@@ -209,10 +214,9 @@ def _climb_culled(field_fn: Field, values: np.ndarray, seeds: np.ndarray, lo: np
     Returns (endpoints, kept, evaluations, walkers, second-pass walkers)."""
     roots = discrete_roots(values, seeds)
     tops, where = np.unique(roots, return_inverse=True)
-    at = lo + np.stack(np.unravel_index(tops, shape), axis=1) * SEED_SPACING
-    ends, kept, evaluations = climb_fast(field_fn, at)
+    ends, kept, evaluations = climb_fast(field_fn, seed_positions(tops, lo, shape))
     others = np.flatnonzero(roots != seeds)
-    x = lo + np.stack(np.unravel_index(seeds[others], shape), axis=1) * SEED_SPACING
+    x = seed_positions(seeds[others], lo, shape)
     _, g = field_fn(x, True) if len(x) else (None, np.zeros((0, 3)))
     evaluations += len(x)
     to_peak = ends[where[others]] - x
@@ -223,8 +227,7 @@ def _climb_culled(field_fn: Field, values: np.ndarray, seeds: np.ndarray, lo: np
         only = np.full(values.shape, -np.inf, dtype=np.float32)
         only.ravel()[seeds[stray]] = values.ravel()[seeds[stray]]
         second = np.unique(discrete_roots(only, seeds[stray]))
-        more = lo + np.stack(np.unravel_index(second, shape), axis=1) * SEED_SPACING
-        e2, k2, n2 = climb_fast(field_fn, more)
+        e2, k2, n2 = climb_fast(field_fn, seed_positions(second, lo, shape))
         ends, kept, evaluations = np.concatenate([ends, e2]), np.concatenate([kept, k2]), evaluations + n2
     return ends, kept, evaluations, len(tops) + len(second), len(second)
 
@@ -254,10 +257,8 @@ def link(pos: np.ndarray, max_length: float) -> tuple[np.ndarray, np.ndarray]:
 
     if len(pos) < 2:
         return np.zeros((2, 0), dtype=np.int64), np.zeros(0)
-    pairs = cKDTree(pos).query_pairs(max_length, output_type="ndarray").astype(np.int64)
+    pairs = cKDTree(pos).query_pairs(max_length, output_type="ndarray").astype(np.int64)  # distances ≤ max_length
     lengths = np.linalg.norm(pos[pairs[:, 0]] - pos[pairs[:, 1]], axis=1)
-    keep = lengths <= max_length
-    pairs, lengths = pairs[keep], lengths[keep]
     order = np.lexsort((pairs[:, 1], pairs[:, 0]))
     pairs, lengths = pairs[order], lengths[order]
     edge_index = np.concatenate([pairs.T, pairs.T[::-1]], axis=1)
@@ -274,7 +275,8 @@ def extract(field_fn: Field, box: tuple[np.ndarray, np.ndarray], resolution: flo
     say = progress or (lambda text: log.info("%s", text))
     counts = {"method": method}
     t0 = time.perf_counter()
-    lo, shape = seed_grid(*box)
+    lo = np.asarray(box[0], dtype=np.float64)
+    shape = seed_grid_shape(lo, box[1])
     values, seeds = screen(field_fn, lo, shape, threshold)
     counts.update(seed_grid=list(shape), screening_evaluations=int(np.prod(shape)), seeds=int(len(seeds)))
     say(f"{len(seeds)} seeds of {int(np.prod(shape))} grid points (0.5 Å) at density ≥ {threshold:.4g}")
@@ -284,8 +286,7 @@ def extract(field_fn: Field, box: tuple[np.ndarray, np.ndarray], resolution: flo
         counts["second_pass_walkers"] = int(checked)
     else:
         walkers = len(seeds)
-        start = lo + np.stack(np.unravel_index(seeds, shape), axis=1) * SEED_SPACING
-        ends, kept, evaluations = climb_paper(field_fn, start)
+        ends, kept, evaluations = climb_paper(field_fn, seed_positions(seeds, lo, shape))
     ends = ends[kept]
     say(f"{walkers} walkers climbed with {evaluations} evaluations; {int((~kept).sum())} left the map")
     labels = cluster(ends, method=method)
