@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 from typing import Any, Sequence
 
 from . import __version__, container
@@ -95,6 +96,41 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for r in reports:
         worst = max(worst, r.exit_code)
     return worst
+
+
+def cmd_conformance(args: argparse.Namespace) -> int:
+    from .conformance import harness
+
+    suite = Path(args.suite) if args.suite else harness.default_suite()
+    if not (suite / "valid").is_dir():
+        raise NemapError("not a conformance suite (no valid/ folder); pass --suite "
+                         f"fixtures/conformance/{harness.SUITE_VERSION} of the nemap source tree", path=suite)
+    readers = [(args.reader, None)] if args.reader else [("engine", "engine"), ("numpy", "numpy")]
+    summary, all_passed = [], True
+    for label, builtin in readers:
+        reader = harness.builtin_reader(builtin) if builtin else harness.ProcessReader(label)
+        try:
+            def show(result: "harness.Result") -> None:
+                if not args.json and (args.verbose or not result.passed or not args.quiet):
+                    print(harness.text_line(result), flush=True)
+            hello, results = harness.run_suite(reader, suite, progress=show)
+        finally:
+            if not builtin:
+                reader.close()
+        passed = sum(r.passed for r in results)
+        all_passed &= passed == len(results)
+        worst = {k: max((getattr(r, k) or 0.0 for r in results), default=0.0) for k in ("density_error", "gradient_error")}
+        summary.append({"reader": hello.get("name", label), "command": None if builtin else label, "ops": hello.get("ops"),
+                        "passed": passed, "cases": len(results), "worst_density_error_over_tolerance": worst["density_error"],
+                        "worst_gradient_error_over_tolerance": worst["gradient_error"],
+                        "results": [r.to_json() for r in results]})
+        if not args.json:
+            print(f"{hello.get('name', label)}: {passed}/{len(results)} cases pass ({', '.join(hello.get('ops', []))}); "
+                  f"worst error {worst['density_error']:.2g} (density) and {worst['gradient_error']:.2g} (gradient) "
+                  f"of the tolerance", flush=True)
+    if args.json:
+        print(json.dumps({"suite": str(suite), "readers": summary}, indent=2))
+    return 0 if all_passed else 1
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
@@ -348,6 +384,16 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("files", nargs="+", metavar="FILE")
     val.add_argument("--json", action="store_true", help="JSON report on stdout")
     val.set_defaults(func=cmd_validate)
+
+    conf = sub.add_parser("conformance", parents=[common], help="run the conformance suite against a reader (exit 0 only if all pass)",
+                          description="Runs every case of the conformance suite (spec/0.1/conformance.md) through a reader: "
+                                      "by default nemap's engine and the independent NumPy reader, or any program that "
+                                      "speaks the suite's stdin/stdout protocol.")
+    conf.add_argument("--reader", metavar="COMMAND", default=None,
+                      help='a reader program, e.g. "python conformance/numpy_reader.py" or "./myreader --serve"')
+    conf.add_argument("--suite", default=None, help="the suite folder (default: fixtures/conformance/0.1 of this source tree)")
+    conf.add_argument("--json", action="store_true", help="a JSON report on stdout")
+    conf.set_defaults(func=cmd_conformance)
     return p
 
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import h5py
+import jsonschema
 import numpy as np
 import pytest
 
@@ -13,6 +14,9 @@ import nemap
 from nemap import container
 from nemap.errors import FormatError, NemapError
 from nemap.validate import validate
+from fixtures.conformance.generate import INVALID, SUITE
+
+SPEC = Path(__file__).resolve().parents[1] / "spec" / "0.1"
 from fixtures.random_nemap import random_content
 
 
@@ -30,12 +34,6 @@ def edit_header(path: Path, change) -> None:
         change(header)
         del f["header"]
         f.create_dataset("header", data=json.dumps(header), dtype=h5py.string_dtype("utf-8"))
-
-
-def replace_dataset(path: Path, name: str, data, **kw) -> None:
-    with h5py.File(path, "r+") as f:
-        del f[name]
-        f.create_dataset(name, data=data, **kw)
 
 
 def codes(path: Path) -> set[str]:
@@ -127,183 +125,57 @@ def test_digest_is_of_values_not_encoding(tmp_path: Path) -> None:
         assert m1.header["integrity"] == m2.header["integrity"]
 
 
-def test_newer_minor_with_unknown_members_opens(good: Path) -> None:
-    def newer(h):
-        h["nemap_version"] = "0.7"
-        h["future_member"] = {"anything": [1, 2]}
-        h["geometry"]["future_field"] = True
-
-    edit_header(good, newer)
-    with h5py.File(good, "r+") as f:
-        f.attrs["nemap_version"] = "0.7"
-        f.create_dataset("future/thing", data=np.zeros(3, "<f4"))
-    with nemap.open(good) as m:
+def test_newer_minor_with_unknown_members_opens() -> None:
+    with nemap.open(SUITE / "valid" / "newer_minor_version" / "map.nemap") as m:
         assert m.version == "0.7"
-        assert [i.code for i in m.notices] == ["VERSION_MINOR_NEWER"]
+        assert [i.code for i in m.notices] == ["VERSION_MINOR_NEWER", "EXTENSION_UNSUPPORTED"]
         assert m.weights[0].shape == (1, 16, 3)
-    report = validate(good)
-    assert report.valid, report.to_text()
-    assert "UNKNOWN_OBJECT" not in codes(good)
 
 
-def _set_attr(name, value):
-    def change(path):
-        with h5py.File(path, "r+") as f:
-            f.attrs[name] = value
-    return change
-
-
-def _header(change):
-    return lambda path: edit_header(path, change)
-
-
-def _nan_weight(path):
-    with h5py.File(path, "r+") as f:
-        f["network/layer_01/weight"][0, 0, 0] = np.nan
-
-
-def _bounds_out(path):
-    with h5py.File(path, "r+") as f:
-        b = f["regions/bounds"][()]
-        b[1, 1, 0] = 40  # grid has 40 voxels along x: last index 39
-        f["regions/bounds"][...] = b
-
-
-def _lzf(path):
-    with h5py.File(path, "r+") as f:
-        w = f["network/layer_00/weight"][()]
-        del f["network/layer_00/weight"]
-        f.create_dataset("network/layer_00/weight", data=w, compression="lzf", chunks=w.shape)
-
-
-def _soft_link(path):
-    with h5py.File(path, "r+") as f:
-        f["regions/alias"] = h5py.SoftLink("/regions/bounds")
-
-
-def _external_link(path):
-    with h5py.File(path, "r+") as f:
-        f["extras/elsewhere"] = h5py.ExternalLink("other.h5", "/")
-
-
-def _missing(path):
-    with h5py.File(path, "r+") as f:
-        del f["network/layer_02/bias"]
-
-
-def _misshaped(path):
-    replace_dataset(path, "network/layer_01/bias", np.zeros((1, 15), "<f4"))
-
-
-def _big_endian(path):
-    with h5py.File(path, "r") as f:
-        w = f["network/layer_00/weight"][()]
-    replace_dataset(path, "network/layer_00/weight", w.astype(">f4"))
-
-
-def _float64(path):
-    with h5py.File(path, "r") as f:
-        w = f["network/layer_00/weight"][()]
-    replace_dataset(path, "network/layer_00/weight", w.astype("<f8"))
-
-
-def _huge_header(path):
-    with h5py.File(path, "r+") as f:
-        del f["header"]
-        f.create_dataset("header", data="{" + " " * (container.MAX_HEADER_BYTES + 1) + "}",
-                         dtype=h5py.string_dtype("utf-8"))
-
-
-def _not_json(path):
-    with h5py.File(path, "r+") as f:
-        del f["header"]
-        f.create_dataset("header", data="{not json", dtype=h5py.string_dtype("utf-8"))
-
-
-def _nan_in_json(path):
-    with h5py.File(path, "r+") as f:
-        text = f["header"][()].decode().replace('"value_min": -0.5', '"value_min": NaN')
-        del f["header"]
-        f.create_dataset("header", data=text, dtype=h5py.string_dtype("utf-8"))
-
-
-def _user_block(path):
-    data = {}
-    with h5py.File(path, "r") as f:
-        f.visititems(lambda n, o: data.__setitem__(n, o[()]) if isinstance(o, h5py.Dataset) else None)
-        attrs = dict(f.attrs)
-    path.unlink()
-    with h5py.File(path, "w", userblock_size=512, libver=("earliest", "v108")) as f:
-        for k, v in attrs.items():
-            f.attrs[k] = v
-        for n, v in data.items():
-            f.create_dataset(n, data=v.decode() if isinstance(v, bytes) else v,
-                             dtype=h5py.string_dtype("utf-8") if isinstance(v, bytes) else None)
-
-
-def _tampered(path):
-    with h5py.File(path, "r+") as f:
-        f["network/layer_00/bias"][0, 0] += 1.0
-
-
-def _too_many_regions(path):
-    edit_header(path, lambda h: h["regions"].update(count=container.MAX_REGIONS + 1))
-
-
-MALFORMED = {
-    # name: (make defect, expected code, substring of the one-line message, caught without verify)
-    "wrong_format_tag": (_set_attr("nemap_format", "something-else"), "FORMAT_TAG_MISSING", "not a .nemap file", True),
-    "unknown_major": (_set_attr("nemap_version", "1.0"), "VERSION_MAJOR_UNSUPPORTED", "not supported", True),
-    "malformed_version": (_set_attr("nemap_version", "0.1.2"), "VERSION_MALFORMED", "MAJOR.MINOR", True),
-    "version_mismatch": (_header(lambda h: h.update(nemap_version="0.0")), "VERSION_MISMATCH", "disagrees", True),
-    "required_extension": (_header(lambda h: h.update(extensions_used=["EXT_magic"], extensions_required=["EXT_magic"])),
-                           "EXTENSION_REQUIRED_UNSUPPORTED", "EXT_magic", True),
-    "undeclared_extension": (_header(lambda h: h.update(extensions_required=["EXT_magic"])),
-                             "EXTENSION_UNDECLARED", "extensions_used", True),
-    "missing_dataset": (_missing, "DATASET_MISSING", "/network/layer_02/bias", True),
-    "misshaped_dataset": (_misshaped, "DATASET_SHAPE_MISMATCH", "(1, 15)", True),
-    "big_endian": (_big_endian, "DTYPE_NOT_ALLOWED", "big-endian", True),
-    "float64_weights": (_float64, "DTYPE_NOT_ALLOWED", "float64", True),
-    "nan_weight": (_nan_weight, "NUMERIC_NONFINITE", "NaN", False),
-    "bounds_outside": (_bounds_out, "REGION_OUT_OF_GRID", "outside the grid", True),
-    "header_too_large": (_huge_header, "HEADER_TOO_LARGE", "limit", True),
-    "too_many_regions": (_too_many_regions, "SCHEMA_VIOLATION", "maximum", True),
-    "lzf_filter": (_lzf, "FILTER_NOT_ALLOWED", "lzf", True),
-    "soft_link": (_soft_link, "HDF5_FORBIDDEN_LINK", "soft link", True),
-    "external_link": (_external_link, "HDF5_FORBIDDEN_LINK", "external link", True),
-    "user_block": (_user_block, "HDF5_USER_BLOCK", "user block", True),
-    "schema": (_header(lambda h: h["geometry"].update(voxel_size=[1.1, -1.0, 0.9])), "SCHEMA_VIOLATION", "voxel_size", True),
-    "schema_missing_member": (_header(lambda h: h.pop("normalization")), "SCHEMA_VIOLATION", "normalization", True),
-    "not_json": (_not_json, "HEADER_NOT_JSON", "not valid JSON", True),
-    "nan_in_json": (_nan_in_json, "HEADER_NOT_JSON", "NaN", True),
-    "affine_inconsistent": (_header(lambda h: h["geometry"].update(origin=[0.0, 0.0, 0.0])), "GEOMETRY_INCONSISTENT", "diagonal", True),
-    "chain_broken": (_header(lambda h: h["network"]["layers"][1].update(in_features=8)), "NETWORK_SHAPE_CHAIN_BROKEN", "chain", True),
-    "bad_normalization": (_header(lambda h: h["normalization"].update(value_max=-0.5)), "NORMALIZATION_INVALID", "value_max", True),
-    "digest_mismatch": (_tampered, "INTEGRITY_DIGEST_MISMATCH", "SHA-256", False),
+# One substring of the one-line message per invalid fixture (fixtures/conformance/0.1/invalid/).
+MESSAGES = {
+    "wrong_format_tag": "not a .nemap file", "unknown_major_version": "not supported", "version_malformed": "MAJOR.MINOR",
+    "version_mismatch": "disagrees", "version_missing": "nemap_version is missing", "version_not_scalar": "scalar string",
+    "unknown_required_extension": "VENDOR_magic", "undeclared_extension": "VENDOR_magic",
+    "missing_dataset": "/network/layer_02/bias", "shape_mismatch": "(1, 15)", "big_endian": "big-endian",
+    "float64_weights": "float64", "nan_weight": "NaN", "nonfinite_constant": "infinite", "bounds_outside_grid": "outside the grid",
+    "region_degenerate": "single voxel", "network_index_invalid": "exactly once", "coverage_gap": "no region's support",
+    "oversize_header": "limit", "too_many_regions": "maximum", "grid_too_large": "2^36", "forbidden_filter": "lzf",
+    "soft_link": "soft link", "external_link": "external link", "user_block": "user block", "superblock_too_new": "superblock",
+    "object_attribute": "attribute", "named_datatype": "named datatype", "header_schema": "blend/method",
+    "header_missing_member": "normalization", "header_not_json": "not valid JSON", "header_nan": "NaN",
+    "header_duplicate_key": "duplicate", "header_missing": "/header is missing", "geometry_inconsistent": "diagonal",
+    "network_chain_broken": "chain", "normalization_invalid": "value_max", "digest_mismatch": "SHA-256",
+    "digest_orphan": "/regions/gone", "not_hdf5": "not an HDF5 file",
 }
 
 
-@pytest.mark.parametrize("case", sorted(MALFORMED))
-def test_malformed_file_is_rejected_with_its_message(good: Path, case: str) -> None:
-    make, code, text, at_open = MALFORMED[case]
-    make(good)
-    if at_open:
+def test_every_invalid_fixture_has_a_message_check() -> None:
+    assert set(MESSAGES) == {p.name for p in (SUITE / "invalid").iterdir()}
+
+
+@pytest.mark.parametrize("case", sorted(MESSAGES))
+def test_invalid_fixture_is_refused_in_one_line(case: str) -> None:
+    """The reader refuses each defect (at open, on loading weights, or when asked to verify) with its
+    code and a one-line message naming the file; the validator reports exactly the fixture's codes."""
+    folder = SUITE / "invalid" / case
+    meta = json.loads((folder / "case.json").read_text())
+    path = folder / "map.nemap"
+    if meta["reader"] == "must-refuse":
         with pytest.raises(FormatError) as err:
-            with nemap.open(good) as m:
+            with nemap.open(path) as m:
                 m.weights
     else:
-        with nemap.open(good) as m:  # structure is fine: the values are checked on load / verify
-            if code == "NUMERIC_NONFINITE":
-                with pytest.raises(FormatError) as err:
-                    m.weights
-        with pytest.raises(FormatError) as err:
-            nemap.open(good, verify=True)
-    assert err.value.code == code
+        with nemap.open(path) as m:  # a reader may skip digests and coverage ...
+            m.weights
+        with pytest.raises(FormatError) as err:  # ... but not when asked to verify
+            nemap.open(path, verify=True)
+    assert err.value.code in meta["validator_codes"]
     message = str(err.value)
-    assert "\n" not in message and message.startswith(str(good)) and text in message, message
-    report = validate(good)
-    assert not report.valid and code in {i.code for i in report.issues}, report.to_text()
-    assert report.exit_code == 1
+    assert "\n" not in message and message.startswith(str(path)) and MESSAGES[case] in message, message
+    report = validate(path)
+    assert sorted({i.code for i in report.issues}) == meta["validator_codes"], report.to_text()
+    assert not report.valid and report.exit_code == (2 if case == "not_hdf5" else 1)
 
 
 def test_not_hdf5_and_missing_file(tmp_path: Path) -> None:
@@ -334,8 +206,8 @@ def test_coverage_gap_is_reported(tmp_path: Path) -> None:
 
 
 def test_validator_collects_several_problems(good: Path) -> None:
-    _nan_weight(good)
-    _soft_link(good)
+    INVALID["nan_weight"].edit(good)
+    INVALID["soft_link"].edit(good)
     edit_header(good, lambda h: h.update(extensions_used=["EXT_optional"]))
     with h5py.File(good, "r+") as f:
         f.create_dataset("extras/notes", data=np.zeros(2, "<f4"))
@@ -346,9 +218,10 @@ def test_validator_collects_several_problems(good: Path) -> None:
 def test_validate_json_report(good: Path, capsys) -> None:
     from nemap.cli import main
 
-    _tampered(good)
+    INVALID["digest_mismatch"].edit(good)
     assert main(["validate", "--json", str(good)]) == 1
     report = json.loads(capsys.readouterr().out)
+    jsonschema.validate(report, json.loads((SPEC / "schema" / "validation-report.schema.json").read_text()))
     assert report["valid"] is False and report["num_errors"] == 1
     assert report["issues"][0]["code"] == "INTEGRITY_DIGEST_MISMATCH"
     assert report["issues"][0]["location"] == "/network/layer_00/bias"

@@ -23,7 +23,7 @@ from nemap.converters.mrc import (
 )
 from nemap.errors import FormatError, NemapError
 from nemap.geometry import Geometry
-from synthetic_mrc import patch_int32, write_raw_mrc
+from fixtures.synthetic_mrc import patch_int32, write_raw_mrc
 
 PERMUTATIONS = list(itertools.permutations((1, 2, 3)))
 

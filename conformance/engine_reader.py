@@ -1,0 +1,53 @@
+"""The reference implementation (``nemap.open`` + its torch engine, ``nemap.validate``) behind the
+harness protocol of spec/0.1/conformance.md §3:
+
+    python -m nemap.conformance.engine_reader      # JSON lines on stdin → JSON lines on stdout
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import numpy as np
+
+from nemap import __version__, container
+from nemap.errors import NemapError
+from nemap.neuralmap import open as open_nemap
+from nemap.validate import validate
+
+
+def _floats(a: np.ndarray) -> Any:
+    return [_floats(x) for x in a] if a.ndim > 1 else [float(v) if np.isfinite(v) else None for v in a]
+
+
+def handle(request: dict[str, Any]) -> dict[str, Any]:
+    """Answer one protocol request (hello, query, validate)."""
+    op = request.get("op")
+    if op == "hello":
+        return {"name": "nemap (reference engine)", "version": __version__,
+                "spec_versions": [container.VERSION_STRING], "ops": ["query", "validate"]}
+    if op == "validate":
+        return validate(request["file"]).to_json()
+    if op == "query":
+        points = np.array([[np.nan if v is None else v for v in p] for p in request["points"]], dtype=np.float64)
+        try:
+            with open_nemap(request["file"]) as m:
+                density, gradient = m.evaluate(points.reshape(-1, 3))
+        except NemapError as exc:
+            return {"error": {"code": exc.code, "message": str(exc)}}
+        return {"density": _floats(density), "gradient": _floats(gradient)}
+    return {"error": {"code": "UNSUPPORTED_OP", "message": f"unknown op {op!r}"}}
+
+
+def main() -> int:
+    for line in sys.stdin:
+        if line.strip():
+            sys.stdout.write(json.dumps(handle(json.loads(line)), allow_nan=False) + "\n")
+            sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,439 @@
+"""An independent .nemap reader, written from spec/0.1/nemap.md alone (NumPy + h5py, no torch, and
+nothing imported from the ``nemap`` package).
+
+It exists to prove that the spec is enough to implement a reader, and it is the second reader the
+conformance harness runs. It is also a program that speaks the harness protocol
+(spec/0.1/conformance.md §3), so it can be copied as a starting point for readers in other
+languages:
+
+    python conformance/numpy_reader.py [--float32]      # JSON lines on stdin → JSON lines on stdout
+
+Library use::
+
+    f = NemapFile("map.nemap")                 # refuses a bad file with ReaderError(code, message)
+    density, gradient = f.evaluate(points)     # points [N, 3] in Å (x, y, z); gradient per Å
+
+Spec sections are cited where each rule is implemented.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import struct
+import sys
+from typing import Any
+
+import h5py
+import numpy as np
+
+IMPLEMENTS = (0, 1)
+SIGNATURE = b"\x89HDF\r\n\x1a\n"
+VERSION_RE = re.compile(r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$")
+MAX_HEADER = 16 * 2**20       # §3.6
+MAX_REGIONS = 1_000_000
+MAX_LAYERS = 64
+MAX_FEATURES = 4096
+MAX_ELEMENTS = 2**30
+ALLOWED_FILTERS = {1, 2, 3}   # deflate, shuffle, fletcher32 (§3.5)
+SLACK = 1e-6                  # §9.4
+
+
+class ReaderError(Exception):
+    """The file is refused: ``code`` is the spec's validation code (§14)."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(f"{code}: {message}")
+        self.code, self.message = code, message
+
+
+def _fail(code: str, message: str) -> None:
+    raise ReaderError(code, message)
+
+
+def _scalar_string(obj: Any, what: str) -> str:
+    """§3.4: a scalar string, variable or fixed length, UTF-8 or ASCII; trailing NULs ignored."""
+    if obj.shape not in ((), None) or h5py.check_string_dtype(obj.dtype) is None:
+        _fail("STRING_NOT_UTF8", f"{what} is not a scalar string")
+    return obj
+
+
+def _attr_string(f: h5py.File, name: str) -> str | None:
+    if name not in f.attrs:
+        return None
+    _scalar_string(f.attrs.get_id(name), f"root attribute {name}")
+    v = f.attrs[name]
+    return (v.decode("utf-8") if isinstance(v, bytes) else str(v)).rstrip("\x00")
+
+
+def _no_constants(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError(f"duplicate key {k!r}")
+        out[k] = v
+    return out
+
+
+def _need(cond: bool, what: str) -> None:
+    if not cond:
+        _fail("SCHEMA_VIOLATION", what)
+
+
+def _is_num(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+class NemapFile:
+    """One opened, checked .nemap file; all arrays are read into memory (small files are the aim)."""
+
+    def __init__(self, path: str, verify: bool = False):
+        self.path = path
+        self._check_bytes()
+        try:
+            f = h5py.File(path, "r")
+        except OSError as exc:
+            _fail("IO_NOT_HDF5", str(exc).splitlines()[0])
+        with f:
+            self._identify(f)
+            datasets = self._walk(f)
+            self.header = self._read_header(f, datasets)
+            self._interpret(self.header)
+            self._load(datasets, verify)
+
+    # §3.1, R-HDF-01/02: the bytes
+    def _check_bytes(self) -> None:
+        try:
+            with open(self.path, "rb") as fh:
+                head = fh.read(9)
+        except OSError as exc:
+            _fail("IO_CANNOT_OPEN", exc.strerror or str(exc))
+        if head[:8] != SIGNATURE:
+            with open(self.path, "rb") as fh:
+                for off in (512, 1024, 2048, 4096):
+                    fh.seek(off)
+                    if fh.read(8) == SIGNATURE:
+                        _fail("HDF5_USER_BLOCK", f"user block of {off} bytes")
+            _fail("IO_NOT_HDF5", "no HDF5 signature at byte 0")
+        if len(head) < 9 or head[8] > 2:
+            _fail("HDF5_SUPERBLOCK_TOO_NEW", "superblock version above 2")
+
+    # §4: identification and version
+    def _identify(self, f: h5py.File) -> None:
+        if _attr_string(f, "nemap_format") != "nemap":
+            _fail("FORMAT_TAG_MISSING", "root attribute nemap_format is not 'nemap'")
+        text = _attr_string(f, "nemap_version")
+        if text is None:
+            _fail("VERSION_MISSING", "no nemap_version attribute")
+        m = VERSION_RE.match(text)
+        if not m:
+            _fail("VERSION_MALFORMED", f"nemap_version {text!r}")
+        self.version = (int(m.group(1)), int(m.group(2)))
+        if self.version[0] != IMPLEMENTS[0]:
+            _fail("VERSION_MAJOR_UNSUPPORTED", f"format {text}")
+
+    # §3.2–3.5: links, objects, attributes, filters
+    def _walk(self, f: h5py.File) -> dict[str, h5py.Dataset]:
+        if set(f.attrs) - {"nemap_format", "nemap_version"}:
+            _fail("HDF5_FORBIDDEN_ATTRIBUTE", "extra root attribute")
+        found: dict[str, h5py.Dataset] = {}
+        todo = [("", f)]
+        while todo:
+            prefix, group = todo.pop()
+            for name in group:
+                path = f"{prefix}/{name}"
+                link = group.get(name, getlink=True)
+                if not isinstance(link, h5py.HardLink):
+                    _fail("HDF5_FORBIDDEN_LINK", f"{path} is not a hard link")
+                obj = group[name]
+                if len(obj.attrs):
+                    _fail("HDF5_FORBIDDEN_ATTRIBUTE", f"attribute on {path}")
+                if isinstance(obj, h5py.Group):
+                    todo.append((path, obj))
+                elif isinstance(obj, h5py.Dataset):
+                    if obj.is_virtual or obj.external or h5py.check_ref_dtype(obj.dtype) is not None:
+                        _fail("HDF5_FORBIDDEN_OBJECT", f"{path} is virtual, external or holds references")
+                    plist = obj.id.get_create_plist()
+                    for i in range(plist.get_nfilters()):
+                        if plist.get_filter(i)[0] not in ALLOWED_FILTERS:
+                            _fail("FILTER_NOT_ALLOWED", f"{path} uses filter {plist.get_filter(i)[0]}")
+                    found[path] = obj
+                else:
+                    _fail("HDF5_FORBIDDEN_OBJECT", f"{path} is a named datatype")
+        return found
+
+    # §5, R-HDR-01, R-HDF-10: the header, size checked before reading
+    def _read_header(self, f: h5py.File, datasets: dict[str, h5py.Dataset]) -> dict[str, Any]:
+        ds = datasets.get("/header")
+        if ds is None:
+            _fail("HEADER_MISSING", "no /header")
+        _scalar_string(ds, "/header")
+        info = h5py.check_string_dtype(ds.dtype)
+        if info.length is not None:
+            size = info.length
+        else:  # a variable-length element starts with its 4-byte little-endian length (§3.6)
+            offset = ds.id.get_offset()
+            size = os.path.getsize(self.path)  # compact storage: bounded by the file's size (§3.6)
+            if offset is not None:
+                with open(self.path, "rb") as fh:
+                    fh.seek(offset)
+                    size = struct.unpack("<I", fh.read(4))[0]
+        if size > MAX_HEADER:
+            _fail("HEADER_TOO_LARGE", f"{size} bytes")
+        raw = ds[()]
+        try:
+            text = (raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)).rstrip("\x00")
+            header = json.loads(text, parse_constant=_no_constants, object_pairs_hook=_unique_keys)
+        except ValueError as exc:
+            _fail("HEADER_NOT_JSON", str(exc))
+        if not isinstance(header, dict):
+            _fail("HEADER_NOT_JSON", "not an object")
+        return header
+
+    # §4–§8: the members this reader needs, checked as far as evaluation depends on them
+    def _interpret(self, h: dict[str, Any]) -> None:
+        if h.get("nemap_version") != f"{self.version[0]}.{self.version[1]}":
+            _fail("VERSION_MISMATCH", "header and attribute versions differ")
+        used, required = h.get("extensions_used", []), h.get("extensions_required", [])
+        _need(isinstance(used, list) and isinstance(required, list), "extensions lists")
+        for name in required:
+            if name not in used:
+                _fail("EXTENSION_UNDECLARED", f"{name} required but not used")
+            _fail("EXTENSION_REQUIRED_UNSUPPORTED", f"{name}")  # 0.1 defines no extensions
+        for key in ("geometry", "normalization", "regions", "network", "integrity"):
+            _need(isinstance(h.get(key), dict), f"member {key}")
+        geo, nrm, reg, net = h["geometry"], h["normalization"], h["regions"], h["network"]
+        shape, vs, org, aff = geo.get("grid_shape"), geo.get("voxel_size"), geo.get("origin"), geo.get("index_to_physical")
+        _need(isinstance(shape, list) and len(shape) == 3 and all(_is_int(n) and 1 <= n <= 65536 for n in shape), "grid_shape")
+        _need(isinstance(vs, list) and len(vs) == 3 and all(_is_num(v) and v > 0 for v in vs), "voxel_size")
+        _need(isinstance(org, list) and len(org) == 3 and all(_is_num(v) for v in org), "origin")
+        _need(isinstance(aff, list) and len(aff) == 3 and all(isinstance(r, list) and len(r) == 4 and all(_is_num(v) for v in r)
+                                                                for r in aff), "index_to_physical")
+        # R-GEO-01: diagonal, equal to voxel_size and origin, exactly
+        for i in range(3):
+            for j in range(3):
+                if aff[i][j] != (vs[i] if i == j else 0.0):
+                    _fail("GEOMETRY_INCONSISTENT", "index_to_physical vs voxel_size")
+            if aff[i][3] != org[i]:
+                _fail("GEOMETRY_INCONSISTENT", "index_to_physical vs origin")
+        if math.prod(shape) > 2**36:
+            _fail("LIMIT_EXCEEDED", f"grid of {shape} voxels")
+        self.shape = np.array(shape, dtype=np.int64)
+        self.voxel = np.array(vs, dtype=np.float64)
+        self.origin = np.array(org, dtype=np.float64)
+        # §7
+        _need(nrm.get("method") == "minmax", "normalization.method")
+        _need(_is_num(nrm.get("value_min")) and _is_num(nrm.get("value_max")), "normalization values")
+        _need(isinstance(nrm.get("clamp_negative"), bool), "clamp_negative")
+        if not nrm["value_max"] > nrm["value_min"]:
+            _fail("NORMALIZATION_INVALID", "value_max <= value_min")
+        self.vmin, self.vmax = float(nrm["value_min"]), float(nrm["value_max"])
+        # §8.1, §9.2
+        blend = reg.get("blend")
+        _need(isinstance(blend, dict) and blend.get("method") == "smoothstep-product", "blend.method")
+        _need(_is_num(blend.get("ramp_width")) and blend["ramp_width"] > 0, "ramp_width")
+        _need(_is_int(reg.get("count")) and 1 <= reg["count"] <= MAX_REGIONS, "regions.count")
+        _need(_is_int(reg.get("network_count")) and 0 <= reg["network_count"] <= MAX_REGIONS, "regions.network_count")
+        self.rho = float(blend["ramp_width"])
+        self.count, self.nets = reg["count"], reg["network_count"]
+        # §8.2
+        layers = net.get("layers")
+        _need(isinstance(layers, list) and 1 <= len(layers) <= MAX_LAYERS, "network.layers")
+        for layer in layers:
+            _need(isinstance(layer, dict) and layer.get("activation") in ("sine", "identity"), "activation")
+            _need(all(_is_int(layer.get(k)) and 1 <= layer[k] <= MAX_FEATURES for k in ("in_features", "out_features")),
+                  "layer sizes")
+            if layer["activation"] == "sine":
+                _need(_is_num(layer.get("omega")) and layer["omega"] > 0, "omega")
+        chain_in = [layer["in_features"] for layer in layers]
+        chain_out = [layer["out_features"] for layer in layers]
+        if chain_in != [3] + chain_out[:-1] or chain_out[-1] != 1:
+            _fail("NETWORK_SHAPE_CHAIN_BROKEN", "layer sizes do not chain 3 → … → 1")
+        self.layers = layers
+        arrays = h["integrity"].get("arrays")
+        _need(isinstance(arrays, dict), "integrity.arrays")
+        self.digests = arrays
+
+    def _dataset(self, datasets: dict[str, h5py.Dataset], path: str, shape: tuple[int, ...], dtype: str) -> h5py.Dataset:
+        ds = datasets.get(path)
+        if ds is None:
+            _fail("DATASET_MISSING", path)
+        want = np.dtype(dtype)
+        if ds.dtype.kind != want.kind or ds.dtype.itemsize != want.itemsize or (want.itemsize > 1 and ds.dtype.byteorder == ">"):
+            _fail("DTYPE_NOT_ALLOWED", f"{path} is {ds.dtype}")
+        if tuple(ds.shape) != shape:
+            _fail("DATASET_SHAPE_MISMATCH", f"{path} is {ds.shape}, expected {shape}")
+        if ds.size > MAX_ELEMENTS:
+            _fail("LIMIT_EXCEEDED", path)
+        return ds
+
+    # §8: arrays, region rules, finiteness; §10 when verifying
+    def _load(self, datasets: dict[str, h5py.Dataset], verify: bool) -> None:
+        R, N = self.count, self.nets
+        specs = {"/regions/bounds": ((R, 2, 3), "<i8"), "/regions/network_index": ((R,), "<i8"),
+                 "/regions/constant_value": ((R,), "<f4")}
+        for i, layer in enumerate(self.layers):
+            specs[f"/network/layer_{i:02d}/weight"] = ((N, layer["out_features"], layer["in_features"]), "<f4")
+            specs[f"/network/layer_{i:02d}/bias"] = ((N, layer["out_features"]), "<f4")
+        values = {p: self._dataset(datasets, p, s, d)[()] for p, (s, d) in specs.items()}
+        self.bounds = values["/regions/bounds"].astype(np.int64)
+        self.slot = values["/regions/network_index"].astype(np.int64)
+        self.constant = values["/regions/constant_value"].astype(np.float64)
+        first, last = self.bounds[:, 0], self.bounds[:, 1]
+        if np.any(first < 0) or np.any(last > self.shape - 1) or np.any(first > last):
+            _fail("REGION_OUT_OF_GRID", "region bounds outside the grid")
+        if np.any((first == last) & (self.shape > 1)):
+            _fail("REGION_DEGENERATE", "a region one voxel thick where the grid is not")
+        used = np.sort(self.slot[self.slot != -1])
+        if not np.array_equal(used, np.arange(N)):
+            _fail("REGION_NETWORK_INDEX_INVALID", "network_index is not a bijection onto 0..N-1")
+        for p, v in values.items():
+            if v.dtype.kind == "f" and not np.all(np.isfinite(v)):
+                _fail("NUMERIC_NONFINITE", p)
+        self.weights = [values[f"/network/layer_{i:02d}/weight"] for i in range(len(self.layers))]
+        self.biases = [values[f"/network/layer_{i:02d}/bias"] for i in range(len(self.layers))]
+        if verify:  # §10: SHA-256 of the values, little-endian, C order
+            for p, want in self.digests.items():
+                if p not in datasets:
+                    _fail("INTEGRITY_DIGEST_ORPHAN", p)
+                v = np.asarray(datasets[p][()])
+                canonical = np.ascontiguousarray(v, dtype=v.dtype.newbyteorder("<"))
+                if "sha256:" + hashlib.sha256(canonical.tobytes()).hexdigest() != want:
+                    _fail("INTEGRITY_DIGEST_MISMATCH", p)
+
+    # §9: evaluation
+    def evaluate(self, points: Any, dtype: Any = np.float64) -> tuple[np.ndarray, np.ndarray]:
+        """Density [N] and gradient [N, 3] (density units per Å) at points [N, 3] (Å, x, y, z).
+        Positions and blending are binary64; ``dtype`` is the precision of the networks."""
+        p = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+        q = (p - self.origin) / self.voxel                                      # §6
+        top = (self.shape - 1).astype(np.float64)
+        with np.errstate(invalid="ignore"):
+            inside = np.all(np.isfinite(q) & (q >= -SLACK) & (q <= top + SLACK), axis=1)   # §9.4
+        q = np.clip(np.where(inside[:, None], q, 0.0), 0.0, top)
+        n = len(p)
+        W, WY = np.zeros(n), np.zeros(n)
+        WdY, dW, dWY = np.zeros((n, 3)), np.zeros((n, 3)), np.zeros((n, 3))
+        for r in range(self.count):
+            w, dw = self._weight(r, q)
+            take = inside & (w > 0)
+            if not np.any(take):
+                continue
+            y, dy = self._region(r, q[take], dtype)
+            w, dw = w[take], dw[take]
+            W[take] += w
+            WY[take] += w * y
+            WdY[take] += w[:, None] * dy
+            dW[take] += dw
+            dWY[take] += dw * y[:, None]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            Y = WY / W
+            dY = (WdY + dWY - Y[:, None] * dW) / W[:, None]                    # quotient rule, §9.3
+        half = (self.vmax - self.vmin) / 2.0
+        density = self.vmin + (Y + 1.0) * half                                 # §7, R-NRM-03
+        gradient = dY * half / self.voxel
+        bad = ~inside | ~(W > 0)
+        density[bad] = np.nan
+        gradient[bad] = np.nan
+        return density, gradient
+
+    def _weight(self, r: int, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """w_r(q) and ∇_q w_r (§9.2)."""
+        first, last = self.bounds[r, 0], self.bounds[r, 1]
+        fac, dfac = np.ones_like(q), np.zeros_like(q)
+        for a in range(3):
+            lo, dlo = np.ones(len(q)), np.zeros(len(q))
+            hi, dhi = np.ones(len(q)), np.zeros(len(q))
+            if first[a] > 0:
+                lo, dlo = _smooth((q[:, a] - first[a]) / self.rho)
+                dlo = dlo / self.rho
+            if last[a] < self.shape[a] - 1:
+                hi, dhi = _smooth((last[a] - q[:, a]) / self.rho)
+                dhi = -dhi / self.rho
+            fac[:, a] = lo * hi
+            dfac[:, a] = dlo * hi + lo * dhi
+        w = fac.prod(axis=1)
+        dw = np.stack([dfac[:, a] * np.prod(np.delete(fac, a, axis=1), axis=1) for a in range(3)], axis=1)
+        return w, dw
+
+    def _region(self, r: int, q: np.ndarray, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
+        """y_r and ∂y_r/∂q (§8.3) at index-space points q [M, 3]."""
+        s = int(self.slot[r])
+        if s < 0:
+            return np.full(len(q), self.constant[r]), np.zeros_like(q)
+        first, last = self.bounds[r, 0].astype(np.float64), self.bounds[r, 1].astype(np.float64)
+        span = last - first
+        du = np.where(span > 0, 2.0 / np.maximum(span, 1.0), 0.0)
+        u = np.where(span > 0, (q - first) * du - 1.0, 0.0)
+        h = u.astype(dtype)
+        J = np.broadcast_to(np.eye(3, dtype=dtype), (len(q), 3, 3))   # ∂h/∂u
+        for layer, Wt, b in zip(self.layers, self.weights, self.biases):
+            Wl, bl = Wt[s].astype(dtype), b[s].astype(dtype)
+            a = h @ Wl.T + bl
+            Ja = np.einsum("oi,nik->nok", Wl, J)
+            if layer["activation"] == "sine":
+                om = np.dtype(dtype).type(layer["omega"])
+                h = np.sin(om * a)
+                J = (om * np.cos(om * a))[:, :, None] * Ja
+            else:
+                h, J = a, Ja
+        return h[:, 0].astype(np.float64), J[:, 0, :].astype(np.float64) * du
+
+
+def _smooth(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """S(t) = 3t² − 2t³ clamped to [0, 1], and S'(t) (§9.2)."""
+    tc = np.clip(t, 0.0, 1.0)
+    return tc * tc * (3.0 - 2.0 * tc), np.where((t > 0) & (t < 1), 6.0 * tc * (1.0 - tc), 0.0)
+
+
+# ------------------------------------------------------------------------------------------
+# The harness protocol (spec/0.1/conformance.md §3): one JSON object per line each way
+# ------------------------------------------------------------------------------------------
+
+def _json_floats(a: np.ndarray) -> Any:
+    if a.ndim > 1:
+        return [_json_floats(x) for x in a]
+    return [float(v) if np.isfinite(v) else None for v in a]
+
+
+def handle(request: dict[str, Any], dtype: Any = np.float64) -> dict[str, Any]:
+    """Answer one protocol request."""
+    op = request.get("op")
+    if op == "hello":
+        return {"name": "nemap numpy_reader (independent)", "version": "0.1", "spec_versions": ["0.1"], "ops": ["query"]}
+    if op == "query":
+        try:
+            f = NemapFile(request["file"])
+            pts = np.array([[np.nan if v is None else v for v in p] for p in request["points"]], dtype=np.float64)
+            d, g = f.evaluate(pts.reshape(-1, 3), dtype)
+        except ReaderError as exc:
+            return {"error": {"code": exc.code, "message": exc.message}}
+        except Exception as exc:  # anything else unreadable: refused, without a code
+            return {"error": {"code": None, "message": f"{type(exc).__name__}: {exc}"}}
+        return {"density": _json_floats(d), "gradient": _json_floats(g)}
+    return {"error": {"code": "UNSUPPORTED_OP", "message": f"unknown op {op!r}"}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    dtype = np.float32 if "--float32" in args else np.float64
+    for line in sys.stdin:
+        if line.strip():
+            sys.stdout.write(json.dumps(handle(json.loads(line), dtype), allow_nan=False) + "\n")
+            sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
