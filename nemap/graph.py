@@ -139,15 +139,21 @@ def climb_paper(field_fn: Field, start: np.ndarray, step: float = PAPER_STEP, ma
 
 
 def climb_fast(field_fn: Field, start: np.ndarray, first_step: float = 0.25, max_step: float = 0.5,
-               tolerance: float = 0.005, max_iterations: int = 100) -> tuple[np.ndarray, np.ndarray, int]:
+               tolerance: float = 0.005, max_iterations: int = 100,
+               at_start: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, int]:
     """Newton steps along the gradient: the curvature along the climbing direction is estimated
     from the slopes at the two ends of the last step (a secant), and the next step is the one that
     zeroes the slope (at most ``max_step`` Å); a step that does not go uphill is shortened to the
     secant's root (or halved). Stops when the next step would be below ``tolerance`` Å.
+    ``at_start``: density and gradient at ``start`` when already known (not evaluated again).
     Same returns as climb_paper."""
     x = start.copy()
-    d, g = field_fn(x, True)
-    evaluations = len(x)
+    if at_start is None:
+        d, g = field_fn(x, True)
+        evaluations = len(x)
+    else:
+        d, g = (np.array(a, dtype=np.float64) for a in at_start)
+        evaluations = 0
     kept = np.isfinite(d)
     h = np.full(len(x), first_step)
     slope = np.linalg.norm(np.nan_to_num(g), axis=1)
@@ -166,7 +172,10 @@ def climb_fast(field_fn: Field, start: np.ndarray, first_step: float = 0.25, max
         s0 = slope[active]
         s1 = np.where(ok, np.sum(np.nan_to_num(gt) * u, axis=1), 0.0)  # slope at the far end, along u
         curvature = (s1 - s0) / h[active]
-        up = ok & (dt > d[active])
+        # a step is taken when it rises and does not pass the maximum along its line (the slope at
+        # its far end still points forward): a long step could otherwise jump over a small peak
+        # onto the flank of a higher one. Steps no longer than the paper's are taken whenever they rise.
+        up = ok & (dt > d[active]) & ((s1 >= 0) | (h[active] <= PAPER_STEP + 1e-12))
         moved = active[up]
         x[moved], d[moved], g[moved] = trial[up], dt[up], gt[up]
         slope[moved] = np.linalg.norm(gt[up], axis=1)
@@ -174,7 +183,7 @@ def climb_fast(field_fn: Field, start: np.ndarray, first_step: float = 0.25, max
         h[moved] = np.minimum(np.where(np.isfinite(newton), newton, 1.5 * h[moved]), max_step)
         failed = active[~up]
         root = np.where(ok[~up] & (s1[~up] < 0), s0[~up] / np.maximum(s0[~up] - s1[~up], 1e-12), 0.5)
-        h[failed] *= np.clip(root, 0.1, 0.5)
+        h[failed] *= np.clip(root, 0.1, 0.9)
         active = active[(h[active] >= tolerance) & ~left & (slope[active] > 0)]
     return x, kept, evaluations
 
@@ -205,31 +214,41 @@ def discrete_roots(values: np.ndarray, seeds: np.ndarray) -> np.ndarray:
         up = nxt
 
 
+def steered_roots(values: np.ndarray, seeds: np.ndarray, gradients: np.ndarray) -> np.ndarray:
+    """For every seed (flat index), where ascent over the seed grid ends when each seed steps to the
+    neighbour (of 26) that its continuous gradient points at — taken only if that neighbour is a seed
+    of higher density. A weak peak on the flank of a stronger one has no grid maximum of its own, but
+    the gradients around it point at it, so it gets a root here."""
+    shape = values.shape
+    v = np.where(np.isfinite(values), values, -np.inf).ravel()
+    idx = np.stack(np.unravel_index(seeds, shape), axis=1)
+    g = np.nan_to_num(gradients)
+    big = np.maximum(np.max(np.abs(g), axis=1, keepdims=True), 1e-300)
+    step = (np.sign(g) * (np.abs(g) >= np.tan(np.pi / 8) * big)).astype(np.int64)  # the 45°-wide cone of each neighbour
+    nb = idx + step
+    ok = np.all((nb >= 0) & (nb < np.asarray(shape)), axis=1) & np.any(step != 0, axis=1)
+    flat = np.ravel_multi_index(np.where(ok[:, None], nb, idx).T, shape)
+    lookup = np.full(v.size, -1, dtype=np.int64)
+    lookup[seeds] = np.arange(len(seeds))
+    parent = lookup[flat]
+    up = np.where(ok & (parent >= 0) & (v[flat] > v[seeds]), parent, np.arange(len(seeds)))
+    while True:  # pointer jumping (densities strictly rise along pointers: no cycles)
+        nxt = up[up]
+        if np.array_equal(nxt, up):
+            return seeds[up]
+        up = nxt
+
+
 def _climb_culled(field_fn: Field, values: np.ndarray, seeds: np.ndarray, lo: np.ndarray,
-                  shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray, int, int, int]:
-    """The fast method's climb. Walkers start at the seed-grid maxima. A seed whose own gradient
-    points more than 45° away from the peak its grid maximum climbed to may lie in another peak's
-    basin (a weak peak beside a strong one can have no grid maximum of its own): the grid maxima
-    among such stray seeds climb too.
-    Returns (endpoints, kept, evaluations, walkers, second-pass walkers)."""
-    roots = discrete_roots(values, seeds)
-    tops, where = np.unique(roots, return_inverse=True)
-    ends, kept, evaluations = climb_fast(field_fn, seed_positions(tops, lo, shape))
-    others = np.flatnonzero(roots != seeds)
-    x = seed_positions(seeds[others], lo, shape)
-    _, g = field_fn(x, True) if len(x) else (None, np.zeros((0, 3)))
-    evaluations += len(x)
-    to_peak = ends[where[others]] - x
-    cos = np.sum(g * to_peak, axis=1) / np.maximum(np.linalg.norm(g, axis=1) * np.linalg.norm(to_peak, axis=1), 1e-300)
-    stray = others[~(cos >= np.cos(np.pi / 4)) & kept[where[others]]]
-    second = np.zeros(0, dtype=np.int64)
-    if len(stray):  # one walker per group of stray seeds: the grid maxima among the strays alone
-        only = np.full(values.shape, -np.inf, dtype=np.float32)
-        only.ravel()[seeds[stray]] = values.ravel()[seeds[stray]]
-        second = np.unique(discrete_roots(only, seeds[stray]))
-        e2, k2, n2 = climb_fast(field_fn, seed_positions(second, lo, shape))
-        ends, kept, evaluations = np.concatenate([ends, e2]), np.concatenate([kept, k2]), evaluations + n2
-    return ends, kept, evaluations, len(tops) + len(second), len(second)
+                  shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """The fast method's climb: walkers start only at the roots of the seeds — the seed-grid maxima
+    (face-neighbour ascent) and the roots of the gradient-steered ascent (one gradient per seed).
+    Returns (endpoints, kept, evaluations, walkers)."""
+    d, g = field_fn(seed_positions(seeds, lo, shape), True)
+    roots = np.unique(np.concatenate([discrete_roots(values, seeds), steered_roots(values, seeds, g)]))
+    at = np.searchsorted(seeds, roots)  # seeds are sorted flat indices; roots are seeds
+    ends, kept, evaluations = climb_fast(field_fn, seed_positions(roots, lo, shape), at_start=(d[at], g[at]))
+    return ends, kept, evaluations + len(seeds), len(roots)
 
 
 def cluster(points: np.ndarray, eps: float = CLUSTER_EPS, method: str = "fast") -> np.ndarray:
@@ -282,8 +301,7 @@ def extract(field_fn: Field, box: tuple[np.ndarray, np.ndarray], resolution: flo
     say(f"{len(seeds)} seeds of {int(np.prod(shape))} grid points (0.5 Å) at density ≥ {threshold:.4g}")
     t1 = time.perf_counter()
     if method == "fast":
-        ends, kept, evaluations, walkers, checked = _climb_culled(field_fn, values, seeds, lo, shape)
-        counts["second_pass_walkers"] = int(checked)
+        ends, kept, evaluations, walkers = _climb_culled(field_fn, values, seeds, lo, shape)
     else:
         walkers = len(seeds)
         ends, kept, evaluations = climb_paper(field_fn, seed_positions(seeds, lo, shape))
