@@ -17,9 +17,7 @@ from nemap.errors import NemapError
 from nemap.neuralmap import open as open_nemap
 from nemap.validate import validate
 
-
-def _floats(a: np.ndarray) -> Any:
-    return [_floats(x) for x in a] if a.ndim > 1 else [float(v) if np.isfinite(v) else None for v in a]
+from .harness import json_floats
 
 
 def handle(request: dict[str, Any]) -> dict[str, Any]:
@@ -31,13 +29,13 @@ def handle(request: dict[str, Any]) -> dict[str, Any]:
     if op == "validate":
         return validate(request["file"]).to_json()
     if op == "query":
-        points = np.array([[np.nan if v is None else v for v in p] for p in request["points"]], dtype=np.float64)
+        points = np.array(request["points"], dtype=np.float64)  # null → NaN
         try:
             with open_nemap(request["file"]) as m:
                 density, gradient = m.evaluate(points.reshape(-1, 3))
         except NemapError as exc:
             return {"error": {"code": exc.code, "message": str(exc)}}
-        return {"density": _floats(density), "gradient": _floats(gradient)}
+        return {"density": json_floats(density), "gradient": json_floats(gradient)}
     return {"error": {"code": "UNSUPPORTED_OP", "message": f"unknown op {op!r}"}}
 
 

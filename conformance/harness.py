@@ -47,6 +47,11 @@ def _array(values: Any) -> np.ndarray:
     return np.array(values if values is not None else [], dtype=np.float64)  # None → NaN
 
 
+def json_floats(a: np.ndarray) -> Any:
+    """A float array as nested lists with None for NaN and ±Inf (JSON has neither)."""
+    return [json_floats(x) for x in a] if a.ndim > 1 else [float(v) if np.isfinite(v) else None for v in a]
+
+
 def load_suite(root: Path) -> list[Case]:
     """Every case under root/valid and root/invalid, in name order."""
     if not (root / "valid").is_dir() or not (root / "invalid").is_dir():

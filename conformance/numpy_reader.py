@@ -415,7 +415,7 @@ def handle(request: dict[str, Any], dtype: Any = np.float64) -> dict[str, Any]:
     if op == "query":
         try:
             f = NemapFile(request["file"])
-            pts = np.array([[np.nan if v is None else v for v in p] for p in request["points"]], dtype=np.float64)
+            pts = np.array(request["points"], dtype=np.float64)  # null → NaN
             d, g = f.evaluate(pts.reshape(-1, 3), dtype)
         except ReaderError as exc:
             return {"error": {"code": exc.code, "message": exc.message}}

@@ -107,12 +107,14 @@ def cmd_conformance(args: argparse.Namespace) -> int:
                          f"fixtures/conformance/{harness.SUITE_VERSION} of the nemap source tree", path=suite)
     readers = [(args.reader, None)] if args.reader else [("engine", "engine"), ("numpy", "numpy")]
     summary, all_passed = [], True
+
+    def show(result: "harness.Result") -> None:
+        if not args.json and (args.verbose or not result.passed or not args.quiet):
+            print(harness.text_line(result), flush=True)
+
     for label, builtin in readers:
         reader = harness.builtin_reader(builtin) if builtin else harness.ProcessReader(label)
         try:
-            def show(result: "harness.Result") -> None:
-                if not args.json and (args.verbose or not result.passed or not args.quiet):
-                    print(harness.text_line(result), flush=True)
             hello, results = harness.run_suite(reader, suite, progress=show)
         finally:
             if not builtin:
