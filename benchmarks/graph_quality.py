@@ -1,6 +1,6 @@
 """Graph quality on the shared real maps and a simulated atomic-resolution map, beside a naive baseline.
 
-    python benchmarks/graph_quality.py [--preset fast|paper|small] [--maps 6272 5778 0093 21457 6z6u]
+    python benchmarks/graph_quality.py [--preset quick|fast|paper|small] [--maps 6272 5778 0093 21457 6z6u]
                                        [--method fast|paper] [--out benchmarks/results]
 
 For each map: the neural map (converted once with --preset and cached in benchmarks/.cache/), its peak
@@ -122,7 +122,7 @@ def table(rows: list[dict]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--maps", nargs="+", default=list(MAPS), choices=list(MAPS))
-    ap.add_argument("--preset", default="fast", choices=["fast", "paper", "small"])
+    ap.add_argument("--preset", default="quick", choices=["quick", "fast", "paper", "small"])
     ap.add_argument("--method", default="fast", choices=["fast", "paper"])
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")

@@ -1,6 +1,6 @@
 """The fast graph method against the paper's walk, on the same neural map and machine, in one run.
 
-    python benchmarks/graph_speed.py [--map 21457] [--preset fast] [--sigma 3]
+    python benchmarks/graph_speed.py [--map 21457] [--preset quick] [--sigma 3]
 
 Uses the cached neural map of benchmarks/graph_quality.py (converting it if missing). Reports for both
 methods: seeds, walkers, climbing evaluations (one evaluation = density and gradient at one point) and
@@ -40,7 +40,7 @@ from nemap.graph import climb_fast  # noqa: E402
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--map", default="21457", choices=list(MAPS))
-    ap.add_argument("--preset", default="fast", choices=["fast", "paper", "small"])
+    ap.add_argument("--preset", default="quick", choices=["quick", "fast", "paper", "small"])
     ap.add_argument("--sigma", type=float, default=3.0)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()

@@ -1,6 +1,6 @@
 """How well does each representation interpolate a map? Trilinear, cubic B-spline and the neural map.
 
-    python benchmarks/interpolation.py [--models 5PTI ...] [--resolutions 1.2 2 3 4] [--neural fast|paper|none]
+    python benchmarks/interpolation.py [--models 5PTI ...] [--resolutions 1.2 2 3 4] [--neural quick|fast|paper|none]
                                        [--points 200000] [--out benchmarks/results]
 
 For each shared model (../shared/data/models_for_simulation) and resolution R: an input map made by
@@ -183,7 +183,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", default=["5PTI"], choices=sorted(MODEL_FILES))
     ap.add_argument("--resolutions", nargs="+", type=float, default=[1.2, 2.0, 3.0, 4.0])
-    ap.add_argument("--neural", default="fast", choices=["fast", "paper", "small", "none"])
+    ap.add_argument("--neural", default="quick", choices=["quick", "fast", "paper", "small", "none"])
     ap.add_argument("--device", default="auto")
     ap.add_argument("--points", type=int, default=200_000, help="control voxels sampled per case")
     ap.add_argument("--seed", type=int, default=0)

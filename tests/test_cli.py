@@ -92,6 +92,16 @@ def test_convert_round_trip_from_the_command_line(tmp_path: Path) -> None:
     assert r.returncode == 0 and back.exists() and "32×32×32" in r.stdout
 
 
+def test_convert_defaults_to_the_fast_preset(tmp_path: Path) -> None:
+    out = tmp_path / "d.nemap"
+    r = run("convert", str(EXAMPLE_MAP), str(out), "--width", "16", "--depth", "2", "--max-steps", "3", "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    with nemap.open(out) as m:
+        options = m.provenance["training"]["options"]
+        assert options["preset"] == "fast" and options["flat_tolerance"] == 2e-3 and options["method"] == "paper"
+        assert m.provenance["training"]["stop_rule"]["flat_tolerance"] == 2e-3
+
+
 def test_convert_refuses_bad_input_in_one_line(tmp_path: Path) -> None:
     cases = []
     text = tmp_path / "notes.mrc"

@@ -264,14 +264,17 @@ def test_paper_preset_is_the_published_recipe() -> None:
     assert o.clamp_negative and o.max_steps > 0
 
 
-def test_flat_regions_become_constants_and_sampled_fit_runs(tmp_path) -> None:
-    """A map with density in one corner: the empty regions are stored as constants."""
+@pytest.mark.parametrize("method", ["paper", "sampled"])
+def test_flat_regions_become_constants(tmp_path, method: str) -> None:
+    """A map with density in one corner: the fast preset stores the empty regions as constants (with
+    either fitting method)."""
     grid, _ = chain_map((12, 14, 12), resolution=2.0, seed=4, atoms=20)
     values = np.zeros((30, 14, 12), np.float32)
     values[:12] = grid.values  # solvent beyond x = 12
     flat_map = Grid(values, Geometry((30, 14, 12), grid.geometry.voxel_size, grid.geometry.origin))
     content = encode(flat_map, options_for("fast", device="cpu", max_region_size=12, width=32, sine_layers=2,
-                                           max_steps=60, eval_every=20, points_per_step=1024))
+                                           max_steps=60, eval_every=20, points_per_step=1024, method=method))
+    assert content.provenance["training"]["options"]["flat_tolerance"] == 2e-3
     stops = [r["stop_reason"] for r in content.provenance["training"]["regions"]]
     assert "flat" in stops and content.regions.network_count < content.regions.count
     for r, reason in enumerate(stops):
@@ -316,3 +319,17 @@ def test_streamed_statistics_match_whole_grid_numpy() -> None:
         got["max_abs_error"] / float(shifted.max() - shifted.min()))
     first = decoded[:10] - shifted[:10]
     assert report["regions"][0]["rmse"] == pytest.approx(np.sqrt(np.mean(first.astype(np.float64) ** 2)), rel=1e-9)
+
+
+def test_fast_preset_is_the_paper_recipe_plus_flat_regions() -> None:
+    """The fast preset differs from the paper's only in storing flat regions as constants: on a map
+    without flat regions both give the same networks."""
+    import dataclasses
+
+    assert dataclasses.replace(options_for("fast"), preset="paper", flat_tolerance=0.0) == options_for("paper")
+    grid, _ = chain_map((14, 12, 12), resolution=2.0, seed=5, atoms=40, margin=0.0)
+    small = dict(device="cpu", max_region_size=8, width=16, sine_layers=2, max_steps=5)
+    fast, paper = encode(grid, options_for("fast", **small)), encode(grid, options_for("paper", **small))
+    assert fast.regions.network_count == paper.regions.network_count == paper.regions.count
+    for a, b in zip(fast.weights + fast.biases, paper.weights + paper.biases):
+        np.testing.assert_array_equal(a, b)
