@@ -9,12 +9,12 @@
         against the cubic B-spline, which the fast preset learns), beside trilinear and cubic B-spline
         interpolation of the same voxels. --fast-set KEY=VALUE overrides fast-preset options.
     python benchmarks/convert_speed.py map [--size 128 | --mrc FILE [--pad-to N]]
-        a whole map with the fast preset through `nemap convert` in a child process: wall time, peak
+        a whole map converted with the fast preset in a child process: wall time, peak
         memory (RSS of the child), regions fitted and stored as constants, and the size of the .nemap
         file beside the MRC file's. The map is simulated (--size, a sparse chain in solvent) or read from
         --mrc (.gz allowed), optionally centred in an N³ box of zeros (--pad-to) to measure memory on a
         large, mostly-solvent map. Memory and file size do not depend on the number of steps, so
-        --fast-set epochs=1 measures them quickly.
+        --fast-set max_steps=1 measures them quickly.
 
 Figures are printed; --json FILE also writes them.
 """

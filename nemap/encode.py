@@ -62,8 +62,6 @@ class EncodeOptions:
     heldout_points: int = 4096
     eval_every: int = 50
     final_learning_rate: float = 1e-5
-    epochs: float = 0.0  # sampled: schedule length in passes over the region's voxel count (0: max_steps);
-    # the steps are min(max_steps, ceil(epochs × voxels / points_per_step)), so small regions finish sooner
     flat_tolerance: float = 0.0  # regions whose targets span less than this (y units) become constants
 
     def layers(self) -> list[Layer]:
@@ -75,18 +73,12 @@ class EncodeOptions:
             d.pop(machine_only)
         if self.method == "paper":
             for unused in ("points_per_step", "pool_factor", "heldout_points", "eval_every",
-                           "final_learning_rate", "epochs"):
+                           "final_learning_rate"):
                 d.pop(unused)
         else:
             for unused in ("exit_loss", "plateau_loss"):
                 d.pop(unused)
         return d
-
-    def schedule_steps(self, region_voxels: int) -> int:
-        """Steps of the sampled method's schedule for a region of ``region_voxels`` voxels."""
-        if self.epochs <= 0:
-            return self.max_steps
-        return max(1, min(self.max_steps, math.ceil(self.epochs * region_voxels / self.points_per_step)))
 
 
 PRESETS: dict[str, EncodeOptions] = {
@@ -344,10 +336,9 @@ def fit_regions(u: np.ndarray, targets: np.ndarray, indices: list[int], options:
 def fit_regions_sampled(pools: list[tuple[np.ndarray, np.ndarray]], heldout: list[tuple[np.ndarray, np.ndarray]],
                         indices: list[int], options: EncodeOptions, device: torch.device,
                         on_done: Callable[[RegionFit], None],
-                        on_step: Callable[[int, float], None] | None = None, *, voxels: int) -> None:
+                        on_step: Callable[[int, float], None] | None = None) -> None:
     """The fast fit: mini-batches of ``points_per_step`` points drawn from each region's pool
-    (u [M, 3], y [M]), Adam with a cosine learning-rate schedule of ``options.schedule_steps(voxels)``
-    steps (``voxels``: the regions' voxel count), and a stop on the plateau of the
+    (u [M, 3], y [M]), Adam with a cosine learning-rate schedule over ``max_steps``, and a stop on the plateau of the
     MSE at held-out off-grid points (checked every ``eval_every`` steps); the weights with the best
     held-out error are kept."""
     stack = _Stack(options.layers(), indices, options.seed, device)
@@ -357,7 +348,7 @@ def fit_regions_sampled(pools: list[tuple[np.ndarray, np.ndarray]], heldout: lis
     held_y = torch.as_tensor(np.stack([h[1] for h in heldout]), dtype=torch.float32, device=device)
     gen = torch.Generator(device=device).manual_seed(int(options.seed) * 7919 + int(indices[0]))
     batch = min(options.points_per_step, pool_u.shape[1])
-    max_steps = options.schedule_steps(voxels)
+    max_steps = options.max_steps
     while True:
         step = int(stack.steps.max())
         if step % options.eval_every == 0 or step >= max_steps:
@@ -554,8 +545,7 @@ def encode(grid: Grid, options: EncodeOptions, *, resume: Path | None = None, re
             chunk = todo[start:start + batch]
             if options.method == "sampled":
                 pools = [_pool(spline, targets[boxes[r]], bounds[r], options, r) for r in chunk]
-                fit_regions_sampled([p[0] for p in pools], [p[1] for p in pools], chunk, options, device, done, on_step,
-                                    voxels=int(np.prod(region_shape)))
+                fit_regions_sampled([p[0] for p in pools], [p[1] for p in pools], chunk, options, device, done, on_step)
             else:
                 t = np.stack([targets[boxes[r]].reshape(-1) for r in chunk])
                 fit_regions(u, t, chunk, options, device, done, on_step)
@@ -579,7 +569,7 @@ def encode(grid: Grid, options: EncodeOptions, *, resume: Path | None = None, re
         "options": options.to_json(),
         "initialization": "SIREN (first layer U(±1/in), later U(±√(6/in)/ω), biases U(±1/√in))",
         "optimizer": {"name": "Adam", "betas": [0.9, 0.999], "eps": 1e-8, "learning_rate": options.learning_rate},
-        **_recipe(options, int(np.prod(bounds[0, 1] - bounds[0, 0] + 1))),
+        **_recipe(options),
         "device": str(device),
         "precision": "float32 (no TF32)",
         "torch": torch.__version__,
@@ -590,10 +580,10 @@ def encode(grid: Grid, options: EncodeOptions, *, resume: Path | None = None, re
     return content
 
 
-def _recipe(options: EncodeOptions, region_voxels: int) -> dict[str, Any]:
+def _recipe(options: EncodeOptions) -> dict[str, Any]:
     """The loss and stop rule of a fit, as recorded in the provenance."""
     if options.method == "sampled":
-        steps = options.schedule_steps(region_voxels)
+        steps = options.max_steps
         return {"loss": (f"MSE on the [−1, 1] scale over mini-batches of {options.points_per_step} points drawn from "
                          f"the voxel centres and {options.pool_factor:g} random points per voxel between them; "
                          "targets between voxel centres are the cubic B-spline interpolant of the voxels"),
