@@ -43,7 +43,7 @@ class NeuralMap:
         self.layers: list[Layer]
         self.geometry, self.normalization, self.regions, self.layers = container.content_from_header(
             self.header, bounds, net_index, constants)
-        self._engines: dict[str, Any] = {}
+        self._engines: dict[tuple[str, Any], Any] = {}
         self._weights: list[np.ndarray] | None = None
         self._biases: list[np.ndarray] | None = None
         if verify:
@@ -79,14 +79,20 @@ class NeuralMap:
         return self._biases  # type: ignore[return-value]
 
     # -- queries (spec §9) -------------------------------------------------------------------
-    def engine(self, device: str = "cpu") -> Any:
-        """The query engine on ``device`` ("cpu", "cuda", "auto"), built once per device."""
+    def engine(self, device: str = "cpu", dtype: Any = None) -> Any:
+        """The query engine on ``device`` ("cpu", "cuda", "auto"), built once per device and dtype.
+        ``dtype``: the networks' torch dtype, float32 by default (the conformant precision, spec §9.5);
+        torch.float64 for numerical checks that need it (slower)."""
+        import torch
+
         from .engine import Engine
 
-        if device not in self._engines:
-            self._engines[device] = Engine(self.geometry, self.normalization, self.regions, self.layers,
-                                           self.weights, self.biases, device=device)
-        return self._engines[device]
+        dtype = torch.float32 if dtype is None else dtype
+        key = (device, dtype)
+        if key not in self._engines:
+            self._engines[key] = Engine(self.geometry, self.normalization, self.regions, self.layers,
+                                        self.weights, self.biases, device=device, dtype=dtype)
+        return self._engines[key]
 
     def evaluate(self, xyz: Any, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
         """Density [N] (source units) and gradient [N, 3] (per Å) at Å positions xyz [N, 3] (x, y, z)."""

@@ -138,3 +138,20 @@ def test_engine_agrees_with_the_reference_on_every_tiling(tiled_map) -> None:
     assert np.array_equal(np.isnan(d), np.isnan(dr))
     assert np.nanmax(np.abs(d - dr)) <= 1e-4 * (np.nanmax(dr) - np.nanmin(dr))
     assert np.nanmax(np.abs(g - gr)) <= 1e-3 * np.nanmax(np.abs(gr))
+
+
+def test_a_float64_engine_matches_the_reference_far_more_closely(tiled_map) -> None:
+    """``engine(dtype=torch.float64)`` (numerical checks) is a separate engine, exact to ~1e-12."""
+    import torch
+
+    m = tiled_map
+    lo, hi = m.geometry.extent
+    p = lo + (hi - lo) * np.random.default_rng(7).uniform(0, 1, (500, 3))
+    e64 = m.engine("cpu", dtype=torch.float64)
+    assert e64 is m.engine("cpu", dtype=torch.float64) and e64 is not m.engine("cpu")
+    d, g = e64.evaluate(p)
+    dr, gr = evaluate_map(m, p)
+    d32, _ = m.evaluate(p)
+    err64, err32 = np.max(np.abs(d - dr)), np.max(np.abs(d32 - dr))
+    assert err64 <= 1e-9 * (np.max(dr) - np.min(dr)) and err64 < err32 / 100
+    np.testing.assert_allclose(g, gr, rtol=0, atol=1e-9 * np.max(np.abs(gr)))
