@@ -251,3 +251,23 @@ def test_fast_finds_weak_peaks_beside_strong_ones() -> None:
     ends, _, _ = climb_fast(field, seed_positions(np.unique(discrete_roots(values, seeds)), lo, shape))
     d_grid, _ = cKDTree(ends).query(paper.pos)
     assert np.any(d_grid > 0.1)
+
+
+def test_fast_nodes_are_maxima_not_saddles() -> None:
+    """Two equal peaks mirrored in the seed-grid plane x = 10 Å: seeds on that plane have no gradient
+    across it, so their climbs (the paper walk's and the fast method's) stop at the saddle between the
+    peaks. The fast method tests the Hessian at its nodes and climbs on from the saddle."""
+    centres = np.array([[9.0, 10.2, 9.9], [11.0, 10.2, 9.9]])
+
+    def field(x: np.ndarray, gradient: bool):
+        d = x[:, None, :] - centres[None]
+        e = np.exp(-np.sum(d * d, axis=2) / (2 * 0.6 ** 2))
+        return e.sum(1), (-(e[:, :, None] * d).sum(1) / 0.6 ** 2 if gradient else None)
+
+    saddle = np.array([10.0, 10.2, 9.9])
+    paper = extract(field, BOX, 3.0, 0.3, method="paper")
+    assert np.min(np.linalg.norm(paper.pos - saddle, axis=1)) < 0.1  # the walk stalls there
+    fast = extract(field, BOX, 3.0, 0.3, method="fast")
+    assert fast.node_count == 2 and fast.stats["saddles_left"] == 1
+    d, _ = cKDTree(fast.pos).query(centres)
+    assert d.max() < 0.01
