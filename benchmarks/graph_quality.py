@@ -69,13 +69,13 @@ def simulated_map(resolution: float, edge: int = 64) -> Path:
     return path
 
 
-def naive_peaks(mrc: Path) -> tuple[np.ndarray, float]:
-    """Voxel-grid local maxima (3×3×3) above mean + 1σ of the non-zero voxels: (Å positions, that
+def naive_peaks(mrc: Path, k: float = 1.0) -> tuple[np.ndarray, float]:
+    """Voxel-grid local maxima (3×3×3) above mean + k·σ of the non-zero voxels: (Å positions, that
     threshold in source units)."""
     grid = read_mrc(mrc)
     v = np.asarray(grid.values, dtype=np.float64)
     nz = v[v != 0]
-    t = float(nz.mean() + nz.std())
+    t = float(nz.mean() + k * nz.std())
     peaks = (v == ndimage.maximum_filter(v, size=3, mode="constant", cval=-np.inf)) & (v > t)
     return grid.geometry.to_physical(np.argwhere(peaks).astype(np.float64)), t
 
@@ -83,11 +83,12 @@ def naive_peaks(mrc: Path) -> tuple[np.ndarray, float]:
 def one_map(name: str, args) -> list[dict]:
     mrc_rel, model_rel, resolution = MAPS[name]
     mrc = simulated_map(resolution) if mrc_rel is None else SHARED / mrc_rel
-    nm = CACHE / f"{name}_{args.preset}.nemap"
+    nm = CACHE / f"{name}_{args.preset}{suffix(args)}.nemap"
     fit_s = None
     if not nm.exists():
         t0 = time.perf_counter()
-        mrc_to_nemap(mrc, nm, options_for(args.preset, device=args.device), progress=False, resolution=resolution)
+        options = options_for(args.preset, device=args.device, max_region_size=args.region_size)
+        mrc_to_nemap(mrc, nm, options, progress=False, resolution=resolution)
         fit_s = round(time.perf_counter() - t0, 1)
     atoms = read_model(SHARED / model_rel)
     rows = []
@@ -99,13 +100,26 @@ def one_map(name: str, args) -> list[dict]:
             g = m.graph(resolution, threshold=threshold, method=args.method, device=args.device)
             wall = time.perf_counter() - t0
             rows.append({"map": name, "resolution": resolution,
-                         "method": f"neural graph ({args.method}, {args.preset} preset, seeds ≥ {label})",
+                         "method": f"neural graph ({args.method}, {args.preset} preset{suffix(args)}, seeds ≥ {label})",
                          "threshold": g.threshold, "wall_s": round(wall, 1), "fit_s": fit_s,
                          "evaluations_per_seed": round(g.stats["evaluations_per_seed"], 2),
                          **score(g.pos, atoms.xyz, atoms.is_ca, atoms.is_hydrogen, box)})
-    rows.append({"map": name, "resolution": resolution, "method": "naive voxel maxima (mean + 1σ)",
-                 **score(peaks, atoms.xyz, atoms.is_ca, atoms.is_hydrogen, box)})
+        rows.append({"map": name, "resolution": resolution, "method": "naive voxel maxima (mean + 1σ)",
+                     **score(peaks, atoms.xyz, atoms.is_ca, atoms.is_hydrogen, box)})
+        for k in args.sigmas:  # both methods at a common, higher threshold
+            peaks_k, threshold_k = naive_peaks(mrc, k)
+            g = m.graph(resolution, threshold=threshold_k, method=args.method, device=args.device)
+            rows.append({"map": name, "resolution": resolution,
+                         "method": f"neural graph ({args.method}, {args.preset} preset{suffix(args)}, seeds ≥ mean + {k:g}σ)",
+                         "threshold": g.threshold, **score(g.pos, atoms.xyz, atoms.is_ca, atoms.is_hydrogen, box)})
+            rows.append({"map": name, "resolution": resolution, "method": f"naive voxel maxima (mean + {k:g}σ)",
+                         **score(peaks_k, atoms.xyz, atoms.is_ca, atoms.is_hydrogen, box)})
     return rows
+
+
+def suffix(args) -> str:
+    """Cache and result name suffix of a non-default region size."""
+    return "" if args.region_size in (None, 64) else f"_r{args.region_size}"
 
 
 def table(rows: list[dict]) -> str:
@@ -124,6 +138,10 @@ def main() -> None:
     ap.add_argument("--maps", nargs="+", default=list(MAPS), choices=list(MAPS))
     ap.add_argument("--preset", default="quick", choices=["quick", "fast", "paper", "small"])
     ap.add_argument("--method", default="fast", choices=["fast", "paper"])
+    ap.add_argument("--region-size", type=int, default=None,
+                    help="largest region edge in voxels (default: the preset's, 64); results get an _rN suffix")
+    ap.add_argument("--sigmas", type=float, nargs="*", default=[],
+                    help="also score both methods at mean + kσ of the non-zero voxels for each k")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = ap.parse_args()
@@ -140,10 +158,11 @@ def main() -> None:
     text = table(rows)
     print(text)
     paper = "\n".join(f"- paper, {k}: {v}" for k, v in PAPER.items())
-    (args.out / "graph_quality.md").write_text(
+    stem = "graph_quality" + suffix(args) + ("" if args.maps == list(MAPS) else "_" + "_".join(args.maps))
+    (args.out / f"{stem}.md").write_text(
         f"{text}\n\nThe paper's figures (115 maps):\n{paper}\n\nMachine: {machine}. Command: python "
         f"benchmarks/graph_quality.py {' '.join(sys.argv[1:])}\n")
-    (args.out / "graph_quality.json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=1))
+    (args.out / f"{stem}.json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":
