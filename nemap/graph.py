@@ -10,13 +10,13 @@ Two ways to climb, same peaks:
 
 * ``paper``: fixed 0.05 Å steps along the unit gradient while the density increases (the authors'
   walk), with a cap on the steps (theirs had none); every seed walks.
-* ``fast``: seeds are culled to the local maxima of the seed grid (face neighbours; every other seed
-  lies on an uphill path of the grid towards one of them), plus the grid maxima of the seeds whose own
-  gradient points away from the peak their grid path led to; each climbs with Newton steps along the
-  gradient (curvature from the slopes at both ends of the last step) to 0.005 Å. A climb can end at a
-  saddle point it approached along its stable direction (the paper walk too: 14 of its 168 nodes on
-  EMD-21457); the fast method tests every node's Hessian and climbs on from such a point, both ways
-  along its rising direction, so that its nodes are maxima.
+* ``fast``: walkers start only at the roots of the seeds: the local maxima of the seed grid (ascent
+  over face neighbours) and the ends of a gradient-steered ascent over the grid (each seed steps to the
+  neighbour its gradient points at), which also finds weak peaks on a stronger one's flank; each climbs
+  with Newton steps along the gradient (curvature from the slopes at both ends of the last step) to
+  0.005 Å. A climb can end at a saddle point it approached along its stable direction (the paper walk
+  too: 14 of its 168 nodes on EMD-21457); a node with a higher seed-grid point within 1 Å is tested by
+  its Hessian, and from a saddle the fast method climbs on both ways along the rising direction.
 
 Positions in Å, (x, y, z); densities in the map's source units.
 """
@@ -356,16 +356,18 @@ def extract(field_fn: Field, box: tuple[np.ndarray, np.ndarray], resolution: flo
     say(f"{walkers} walkers climbed with {evaluations} evaluations; {int((~kept).sum())} left the map")
     labels = cluster(ends, method=method)
     pos = centroids(ends, labels)
+    density = field_fn(pos, False)[0] if len(pos) else np.zeros(0)
+    node_evaluations = len(pos)
     saddles_left = 0
     if method == "fast" and len(pos):
         # a climb that reached a saddle point along its stable direction stops there (so does the paper
         # walk): step off it both ways along the direction in which the density rises, and climb on
-        suspect = np.flatnonzero(higher_grid_point_near(values, lo, pos, field_fn(pos, False)[0]))
+        suspect = np.flatnonzero(higher_grid_point_near(values, lo, pos, density))
         saddle = np.zeros(len(pos), bool)
         rising = np.zeros((len(pos), 3))
         if suspect.size:
             saddle[suspect], rising[suspect], hessian_evaluations = saddle_points(field_fn, pos[suspect])
-            evaluations += hessian_evaluations + suspect.size
+            evaluations += hessian_evaluations
         if saddle.any():
             off = SADDLE_STEP * rising[saddle]
             more, more_kept, more_evaluations = climb_fast(field_fn, np.concatenate([pos[saddle] + off, pos[saddle] - off]))
@@ -373,9 +375,10 @@ def extract(field_fn: Field, box: tuple[np.ndarray, np.ndarray], resolution: flo
             ends = np.concatenate([ends[~saddle[labels]], more[more_kept]])
             labels = cluster(ends, method=method)
             pos = centroids(ends, labels)
+            density = field_fn(pos, False)[0]
+            node_evaluations += len(pos)
             saddles_left = int(saddle.sum())
     count = len(pos)
-    density = field_fn(pos, False)[0] if count else np.zeros(0)
     edge_index, edge_length = link(pos, EDGE_FACTOR * resolution)
     linked = np.unique(edge_index[0])
     isolated = count - len(linked)
@@ -384,7 +387,7 @@ def extract(field_fn: Field, box: tuple[np.ndarray, np.ndarray], resolution: flo
     pos, density, edge_index = pos[linked], density[linked], remap[edge_index]
     counts.update(walkers=int(walkers), climb_evaluations=int(evaluations), left_map=int((~kept).sum()),
                   saddles_left=saddles_left,
-                  clusters=count, isolated_removed=int(isolated), node_evaluations=count,
+                  clusters=count, isolated_removed=int(isolated), node_evaluations=node_evaluations,
                   evaluations_per_seed=float(evaluations / max(1, len(seeds))),
                   screening_s=round(t1 - t0, 3), climb_s=round(time.perf_counter() - t1, 3))
     return PeakGraph(pos, density, edge_index, edge_length, float(resolution), float(threshold),
