@@ -100,11 +100,19 @@ PRESETS: dict[str, EncodeOptions] = {
 }
 
 
+MAX_REGION_SIZE = 64  # voxels per axis, the paper's
+
+
 def options_for(preset: str = "paper", **overrides: Any) -> EncodeOptions:
     """The options of a preset, with any field overridden (None values are ignored)."""
     if preset not in PRESETS:
         raise NemapError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}", code="BAD_ARGUMENT")
-    return dataclasses.replace(PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})
+    options = dataclasses.replace(PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})
+    low = 2 * options.min_overlap  # neighbours overlap by min_overlap voxels
+    if not low <= options.max_region_size <= MAX_REGION_SIZE:
+        raise NemapError(f"region size must be {low} to {MAX_REGION_SIZE} voxels, got {options.max_region_size}",
+                         code="BAD_ARGUMENT")
+    return options
 
 
 # ---------------------------------------------------------------------------------------------

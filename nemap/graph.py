@@ -331,9 +331,18 @@ def link(pos: np.ndarray, max_length: float) -> tuple[np.ndarray, np.ndarray]:
     return edge_index, np.concatenate([lengths, lengths])
 
 
+def screen_box(field_fn: Field, box: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Density on the seed grid of ``box`` (lo, hi Å): float32 [nx, ny, nz], x-major, NaN outside the
+    map. Pass it to ``extract(screened=...)`` to build graphs at several thresholds from one screening."""
+    lo = np.asarray(box[0], dtype=np.float64)
+    return screen(field_fn, lo, seed_grid_shape(lo, box[1]), np.inf)[0]
+
+
 def extract(field_fn: Field, box: tuple[np.ndarray, np.ndarray], resolution: float, threshold: float,
-            method: str = "fast", progress: Callable[[str], None] | None = None) -> PeakGraph:
-    """The peak graph of a density field over ``box`` (lo, hi Å). ``threshold`` in source units."""
+            method: str = "fast", progress: Callable[[str], None] | None = None,
+            screened: np.ndarray | None = None) -> PeakGraph:
+    """The peak graph of a density field over ``box`` (lo, hi Å). ``threshold`` in source units.
+    ``screened``: the seed-grid densities of ``screen_box`` for this field and box, if already known."""
     if method not in ("paper", "fast"):
         raise NemapError(f"unknown graph method {method!r}; choose paper or fast", code="BAD_ARGUMENT")
     if not resolution > 0:
@@ -343,8 +352,15 @@ def extract(field_fn: Field, box: tuple[np.ndarray, np.ndarray], resolution: flo
     t0 = time.perf_counter()
     lo = np.asarray(box[0], dtype=np.float64)
     shape = seed_grid_shape(lo, box[1])
-    values, seeds = screen(field_fn, lo, shape, threshold)
-    counts.update(seed_grid=list(shape), screening_evaluations=int(np.prod(shape)), seeds=int(len(seeds)))
+    if screened is None:
+        values, seeds = screen(field_fn, lo, shape, threshold)
+    else:
+        if tuple(screened.shape) != shape:
+            raise NemapError(f"screened grid {screened.shape} is not this box's seed grid {shape}", code="BAD_ARGUMENT")
+        values = screened
+        with np.errstate(invalid="ignore"):
+            seeds = np.flatnonzero(values >= threshold)
+    counts.update(seed_grid=list(shape), screening_evaluations=0 if screened is not None else int(np.prod(shape)), seeds=int(len(seeds)))
     say(f"{len(seeds)} seeds of {int(np.prod(shape))} grid points (0.5 Å) at density ≥ {threshold:.4g}")
     t1 = time.perf_counter()
     if method == "fast":

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 
 import nemap
 from fixtures.random_nemap import random_content
@@ -102,6 +103,18 @@ def test_convert_defaults_to_the_fast_preset(tmp_path: Path) -> None:
         assert m.provenance["training"]["stop_rule"]["flat_tolerance"] == 2e-3
 
 
+def test_convert_region_size(tmp_path: Path) -> None:
+    out = tmp_path / "r.nemap"
+    r = run("convert", str(EXAMPLE_MAP), str(out), "--preset", "quick", "--region-size", "16", "--width", "16", "--depth", "2",
+            "--max-steps", "2", "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    with nemap.open(out) as m:  # 32 voxels per axis in regions of 16 overlapping by ≥ 4: 3 per axis
+        options = m.provenance["training"]["options"]
+        assert options["max_region_size"] == 16 and options["preset"] == "quick" and options["method"] == "sampled"
+        assert m.regions.count == 27
+        assert np.all(m.regions.bounds[:, 1] - m.regions.bounds[:, 0] + 1 <= 16)
+
+
 def test_convert_refuses_bad_input_in_one_line(tmp_path: Path) -> None:
     cases = []
     text = tmp_path / "notes.mrc"
@@ -113,6 +126,8 @@ def test_convert_refuses_bad_input_in_one_line(tmp_path: Path) -> None:
     cases.append(("convert", str(EXAMPLE_MAP), str(tmp_path / "c.pdb")))
     cases.append(("convert", str(EXAMPLE_MAP), str(tmp_path / "missing" / "d.nemap")))
     cases.append(("convert", str(EXAMPLE_MAP), str(tmp_path / "e.nemap"), "--resolution", "-2"))
+    cases.append(("convert", str(EXAMPLE_MAP), str(tmp_path / "f.nemap"), "--region-size", "4"))
+    cases.append(("convert", str(EXAMPLE_MAP), str(tmp_path / "g.nemap"), "--region-size", "65"))
     for args in cases:
         r = run(*args)
         assert r.returncode == 1, (args, r.stderr)

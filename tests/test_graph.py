@@ -16,7 +16,7 @@ from scipy.spatial import cKDTree
 from fixtures.synthetic_maps import random_chain
 from nemap.converters.graph_io import read_graph, write_graph
 from nemap.errors import NemapError
-from nemap.graph import (PeakGraph, climb_fast, cluster, discrete_roots, extract, screen, seed_grid_shape,
+from nemap.graph import (PeakGraph, climb_fast, cluster, discrete_roots, extract, screen, screen_box, seed_grid_shape,
                          seed_positions, threshold_for)
 from nemap.graph_score import match_one_to_one, score
 
@@ -70,6 +70,20 @@ def test_fast_finds_the_paper_nodes_with_far_fewer_evaluations(atoms) -> None:
     assert np.mean(d < 0.1) >= 0.99
     assert paper.stats["climb_evaluations"] >= 10 * fast.stats["climb_evaluations"]
     assert paper.stats["screening_evaluations"] == fast.stats["screening_evaluations"]
+
+
+def test_one_screening_serves_several_thresholds(atoms) -> None:
+    field, calls = gaussian_field(atoms)
+    screened = screen_box(field, BOX)
+    assert screened.shape == seed_grid_shape(*BOX) and calls["points"] == screened.size
+    for threshold in (0.05, 0.5):
+        fresh = extract(field, BOX, 1.5, threshold)
+        calls["points"] = 0
+        reused = extract(field, BOX, 1.5, threshold, screened=screened)
+        assert calls["points"] < screened.size and reused.stats["screening_evaluations"] == 0
+        assert np.array_equal(reused.pos, fresh.pos) and reused.stats["seeds"] == fresh.stats["seeds"]
+    with pytest.raises(NemapError, match="seed grid"):
+        extract(field, BOX, 1.5, 0.05, screened=screened[1:])
 
 
 def test_isolated_nodes_and_seeds_leaving_the_map_are_dropped() -> None:
