@@ -98,10 +98,8 @@ def seed_positions(flat: np.ndarray, lo: np.ndarray, shape: tuple[int, int, int]
     return lo + np.stack(np.unravel_index(flat, shape), axis=1) * SEED_SPACING
 
 
-def screen(field_fn: Field, lo: np.ndarray, shape: tuple[int, int, int], threshold: float,
-           spacing: float = SEED_SPACING) -> tuple[np.ndarray, np.ndarray]:
-    """Density on the whole seed grid (float32 [nx, ny, nz], NaN outside the map) and the flat
-    indices of the seeds (density ≥ threshold)."""
+def screen(field_fn: Field, lo: np.ndarray, shape: tuple[int, int, int], spacing: float = SEED_SPACING) -> np.ndarray:
+    """Density on the whole seed grid from ``lo`` (Å): float32 [nx, ny, nz], x-major, NaN outside the map."""
     nx, ny, nz = shape
     values = np.empty(shape, dtype=np.float32)
     ys, zs = lo[1] + np.arange(ny) * spacing, lo[2] + np.arange(nz) * spacing
@@ -110,9 +108,20 @@ def screen(field_fn: Field, lo: np.ndarray, shape: tuple[int, int, int], thresho
         xs = lo[0] + np.arange(i0, min(nx, i0 + planes)) * spacing
         pts = np.stack(np.meshgrid(xs, ys, zs, indexing="ij"), axis=-1).reshape(-1, 3)
         values[i0:i0 + len(xs)] = field_fn(pts, False)[0].reshape(len(xs), ny, nz)
+    return values
+
+
+def screen_box(field_fn: Field, box: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """``screen`` over the seed grid of ``box`` (lo, hi Å). Pass it to ``extract(screened=...)`` to build
+    graphs at several thresholds from one screening."""
+    lo = np.asarray(box[0], dtype=np.float64)
+    return screen(field_fn, lo, seed_grid_shape(lo, box[1]))
+
+
+def seeds_above(values: np.ndarray, threshold: float) -> np.ndarray:
+    """Flat indices of the seed-grid points with density ≥ threshold (NaN, outside the map, never)."""
     with np.errstate(invalid="ignore"):
-        seeds = np.flatnonzero(values >= threshold)
-    return values, seeds
+        return np.flatnonzero(values >= threshold)
 
 
 def _unit(g: np.ndarray) -> np.ndarray:
@@ -331,13 +340,6 @@ def link(pos: np.ndarray, max_length: float) -> tuple[np.ndarray, np.ndarray]:
     return edge_index, np.concatenate([lengths, lengths])
 
 
-def screen_box(field_fn: Field, box: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """Density on the seed grid of ``box`` (lo, hi Å): float32 [nx, ny, nz], x-major, NaN outside the
-    map. Pass it to ``extract(screened=...)`` to build graphs at several thresholds from one screening."""
-    lo = np.asarray(box[0], dtype=np.float64)
-    return screen(field_fn, lo, seed_grid_shape(lo, box[1]), np.inf)[0]
-
-
 def extract(field_fn: Field, box: tuple[np.ndarray, np.ndarray], resolution: float, threshold: float,
             method: str = "fast", progress: Callable[[str], None] | None = None,
             screened: np.ndarray | None = None) -> PeakGraph:
@@ -352,15 +354,12 @@ def extract(field_fn: Field, box: tuple[np.ndarray, np.ndarray], resolution: flo
     t0 = time.perf_counter()
     lo = np.asarray(box[0], dtype=np.float64)
     shape = seed_grid_shape(lo, box[1])
-    if screened is None:
-        values, seeds = screen(field_fn, lo, shape, threshold)
-    else:
-        if tuple(screened.shape) != shape:
-            raise NemapError(f"screened grid {screened.shape} is not this box's seed grid {shape}", code="BAD_ARGUMENT")
-        values = screened
-        with np.errstate(invalid="ignore"):
-            seeds = np.flatnonzero(values >= threshold)
-    counts.update(seed_grid=list(shape), screening_evaluations=0 if screened is not None else int(np.prod(shape)), seeds=int(len(seeds)))
+    if screened is not None and tuple(screened.shape) != shape:
+        raise NemapError(f"screened grid {screened.shape} is not this box's seed grid {shape}", code="BAD_ARGUMENT")
+    values = screen(field_fn, lo, shape) if screened is None else screened
+    seeds = seeds_above(values, threshold)
+    counts.update(seed_grid=list(shape), screening_evaluations=0 if screened is not None else int(np.prod(shape)),
+                  seeds=int(len(seeds)))
     say(f"{len(seeds)} seeds of {int(np.prod(shape))} grid points (0.5 Å) at density ≥ {threshold:.4g}")
     t1 = time.perf_counter()
     if method == "fast":

@@ -17,7 +17,7 @@ from fixtures.synthetic_maps import random_chain
 from nemap.converters.graph_io import read_graph, write_graph
 from nemap.errors import NemapError
 from nemap.graph import (PeakGraph, climb_fast, cluster, discrete_roots, extract, screen, screen_box, seed_grid_shape,
-                         seed_positions, threshold_for)
+                         seed_positions, seeds_above, threshold_for)
 from nemap.graph_score import match_one_to_one, score
 
 SIGMA = 0.225 * 1.5  # Å: a 1.5 Å map
@@ -261,7 +261,8 @@ def test_fast_finds_weak_peaks_beside_strong_ones() -> None:
     # and the grid maxima alone would not have: the steered roots are what finds them
     lo = np.asarray(BOX[0], float)
     shape = seed_grid_shape(lo, BOX[1])
-    values, seeds = screen(field, lo, shape, 0.3)
+    values = screen(field, lo, shape)
+    seeds = seeds_above(values, 0.3)
     ends, _, _ = climb_fast(field, seed_positions(np.unique(discrete_roots(values, seeds)), lo, shape))
     d_grid, _ = cKDTree(ends).query(paper.pos)
     assert np.any(d_grid > 0.1)
