@@ -114,18 +114,26 @@ def describe_fit(args, overrides: dict) -> str:
     return ", ".join(parts)
 
 
+def cached_neural_map(name: str, preset: str, overrides: dict, device: str = "cpu") -> tuple[Path, float | None]:
+    """The neural map of ``name`` in CACHE, converted with ``preset`` and ``overrides`` if missing:
+    (path, seconds the conversion took, or None when it was cached)."""
+    mrc_rel, _, resolution = MAPS[name]
+    nm = CACHE / f"{name}_{preset}{fit_label(overrides)}.nemap"
+    if nm.exists():
+        return nm, None
+    CACHE.mkdir(parents=True, exist_ok=True)
+    mrc = simulated_map(resolution) if mrc_rel is None else SHARED / mrc_rel
+    t0 = time.perf_counter()
+    mrc_to_nemap(mrc, nm, options_for(preset, device=device, **overrides), progress=False, resolution=resolution)
+    return nm, round(time.perf_counter() - t0, 1)
+
+
 def one_map(name: str, args) -> tuple[list[dict], list[dict]]:
     """(table rows, sweep points) of one map."""
     mrc_rel, model_rel, resolution = MAPS[name]
     mrc = simulated_map(resolution) if mrc_rel is None else SHARED / mrc_rel
     overrides = fit_overrides(name, args)
-    nm = CACHE / f"{name}_{args.preset}{fit_label(overrides)}.nemap"
-    fit_s = None
-    if not nm.exists():
-        t0 = time.perf_counter()
-        options = options_for(args.preset, device=args.device, **overrides)
-        mrc_to_nemap(mrc, nm, options, progress=False, resolution=resolution)
-        fit_s = round(time.perf_counter() - t0, 1)
+    nm, fit_s = cached_neural_map(name, args.preset, overrides, args.device)
     atoms = read_model(SHARED / model_rel)
     grid = read_mrc(mrc)
     voxels = np.asarray(grid.values, dtype=np.float64)

@@ -35,9 +35,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 import nemap  # noqa: E402
-from graph_quality import CACHE, MAPS, SHARED, simulated_map  # noqa: E402
-from nemap.converters.convert import mrc_to_nemap  # noqa: E402
-from nemap.encode import options_for  # noqa: E402
+from graph_quality import FIT, MAPS, cached_neural_map  # noqa: E402
 from nemap.graph import climb_paper, saddle_points  # noqa: E402
 
 
@@ -62,12 +60,8 @@ def main() -> None:
     ap.add_argument("--sigma", type=float, default=3.0)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
-    mrc_rel, _, resolution = MAPS[args.map]
-    CACHE.mkdir(parents=True, exist_ok=True)
-    nm = CACHE / f"{args.map}_{args.preset}.nemap"
-    if not nm.exists():
-        mrc = simulated_map(resolution) if mrc_rel is None else SHARED / mrc_rel
-        mrc_to_nemap(mrc, nm, options_for(args.preset, device="cpu"), progress=False, resolution=resolution)
+    resolution = MAPS[args.map][2]
+    nm, _ = cached_neural_map(args.map, args.preset, dict(FIT.get(args.map, {})))
     result: dict = {"map": args.map, "preset": args.preset, "resolution": resolution}
     graphs = {}
     with nemap.open(nm) as m:

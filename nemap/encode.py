@@ -356,16 +356,15 @@ def fit_regions_sampled(pools: list[tuple[np.ndarray, np.ndarray]], heldout: lis
     held_y = torch.as_tensor(np.stack([h[1] for h in heldout]), dtype=torch.float32, device=device)
     gen = torch.Generator(device=device).manual_seed(int(options.seed) * 7919 + int(indices[0]))
     batch = min(options.points_per_step, pool_u.shape[1])
-    max_steps = options.max_steps
     while True:
         step = int(stack.steps.max())
-        if step % options.eval_every == 0 or step >= max_steps:
+        if step % options.eval_every == 0 or step >= options.max_steps:
             with torch.no_grad():
                 loss = (stack.forward(held_u) - held_y).pow(2).mean(dim=1).double().cpu()
             stack.record(loss)
             done = [(i, "plateau") for i in range(len(stack.active)) if stack.since[i] >= options.patience]
             done += [(i, "schedule-end") for i in range(len(stack.active))
-                     if stack.steps[i] >= max_steps and stack.since[i] < options.patience]
+                     if stack.steps[i] >= options.max_steps and stack.since[i] < options.patience]
             if done:
                 keep = [i for i in range(len(stack.active)) if i not in {d[0] for d in done}]
                 if not _finish(stack, done, on_done):
@@ -378,7 +377,7 @@ def fit_regions_sampled(pools: list[tuple[np.ndarray, np.ndarray]], heldout: lis
         u_b = torch.gather(pool_u, 1, pick.unsqueeze(-1).expand(-1, -1, 3))
         y_b = torch.gather(pool_y, 1, pick)
         (stack.forward(u_b) - y_b).pow(2).mean(dim=1).sum().backward()
-        progress = min(1.0, step / max(1, max_steps))
+        progress = min(1.0, step / max(1, options.max_steps))
         lr = options.final_learning_rate + 0.5 * (options.learning_rate - options.final_learning_rate) * (
             1 + math.cos(math.pi * progress))
         stack.adam(lr)
@@ -591,14 +590,13 @@ def encode(grid: Grid, options: EncodeOptions, *, resume: Path | None = None, re
 def _recipe(options: EncodeOptions) -> dict[str, Any]:
     """The loss and stop rule of a fit, as recorded in the provenance."""
     if options.method == "sampled":
-        steps = options.max_steps
         return {"loss": (f"MSE on the [−1, 1] scale over mini-batches of {options.points_per_step} points drawn from "
                          f"the voxel centres and {options.pool_factor:g} random points per voxel between them; "
                          "targets between voxel centres are the cubic B-spline interpolant of the voxels"),
                 "learning_rate_schedule": {"name": "cosine", "from": options.learning_rate,
-                                           "to": options.final_learning_rate, "steps": steps},
+                                           "to": options.final_learning_rate, "steps": options.max_steps},
                 "stop_rule": {"heldout_points": options.heldout_points, "eval_every": options.eval_every,
-                              "patience": options.patience, "max_steps": steps,
+                              "patience": options.patience, "max_steps": options.max_steps,
                               "flat_tolerance": options.flat_tolerance, "keeps": "best held-out weights"}}
     return {"loss": "MSE over all voxels of the region (full batch), on the [−1, 1] scale",
             "stop_rule": {"exit_loss": options.exit_loss, "plateau_loss": options.plateau_loss,
