@@ -38,7 +38,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from fixtures.synthetic_maps import chain_map, molmap_values  # noqa: E402
-from nemap.encode import encode, options_for  # noqa: E402
+from nemap.fit.fit_map import fit_map as encode
+from nemap.fit.options import options_for  # noqa: E402
 
 RESOLUTION = 3.0
 
@@ -79,7 +80,7 @@ def fit(grid, preset: str, **overrides):
     t0 = time.perf_counter()
     content = encode(grid, options_for(preset, device="cpu", **overrides))
     wall = time.perf_counter() - t0
-    from nemap.engine import Engine
+    from nemap.engine.query import Engine
 
     engine = Engine(content.geometry, content.normalization, content.regions, content.layers,
                     content.weights, content.biases)
@@ -130,8 +131,8 @@ def map_mode(args) -> dict:
     import tempfile
 
     import nemap
-    from nemap.converters.mrc import read_mrc, write_mrc
-    from nemap.geometry import Geometry
+    from nemap.io.mrc import read_mrc, write_mrc
+    from nemap.format.geometry import Geometry
 
     work = Path(tempfile.mkdtemp(prefix="nemap_convert_speed_"))
     if args.mrc is None:

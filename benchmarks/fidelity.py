@@ -25,10 +25,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from fixtures.synthetic_maps import chain_map  # noqa: E402
-from nemap.converters.convert import mrc_to_nemap, nemap_to_mrc  # noqa: E402
-from nemap.converters.mrc import read_mrc, write_mrc  # noqa: E402
-from nemap.encode import options_for  # noqa: E402
-from nemap.geometry import Geometry  # noqa: E402
+from nemap.tools.convert import mrc_to_nemap, nemap_to_mrc  # noqa: E402
+from nemap.io.mrc import read_mrc, write_mrc  # noqa: E402
+from nemap.fit.options import options_for  # noqa: E402
+from nemap.format.geometry import Geometry  # noqa: E402
 
 SHARED = Path(os.environ.get("NEMAP_SHARED_DATA", REPO.parent / "shared" / "data"))
 REAL = {

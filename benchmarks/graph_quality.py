@@ -41,13 +41,13 @@ sys.path.insert(0, str(REPO))
 
 import nemap  # noqa: E402
 from nemap import graph  # noqa: E402
-from nemap.converters.convert import mrc_to_nemap  # noqa: E402
-from nemap.converters.models import read_model  # noqa: E402
-from nemap.converters.mrc import read_mrc, write_mrc  # noqa: E402
-from nemap.converters.simulate import simulate  # noqa: E402
-from nemap.encode import options_for  # noqa: E402
-from nemap.geometry import Geometry  # noqa: E402
-from nemap.graph_score import score  # noqa: E402
+from nemap.tools.convert import mrc_to_nemap  # noqa: E402
+from nemap.io.models import read_model  # noqa: E402
+from nemap.io.mrc import read_mrc, write_mrc  # noqa: E402
+from nemap.tools.simulate import simulate  # noqa: E402
+from nemap.fit.options import options_for  # noqa: E402
+from nemap.format.geometry import Geometry  # noqa: E402
+from nemap.graph.score import score  # noqa: E402
 
 SHARED = Path(os.environ.get("NEMAP_SHARED_DATA", REPO.parent / "shared" / "data"))
 CACHE = REPO / "benchmarks" / ".cache"

@@ -39,9 +39,10 @@ from scipy.spatial import cKDTree
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from nemap.converters.simulate import CUTOFF_SIGMAS, SIGMA_FACTOR, read_atoms, simulate  # noqa: E402
-from nemap.encode import encode, options_for  # noqa: E402
-from nemap.engine import Engine  # noqa: E402
+from nemap.tools.simulate import CUTOFF_SIGMAS, SIGMA_FACTOR, read_atoms, simulate  # noqa: E402
+from nemap.fit.fit_map import fit_map as encode
+from nemap.fit.options import options_for  # noqa: E402
+from nemap.engine.query import Engine  # noqa: E402
 
 SHARED = Path(os.environ.get("NEMAP_SHARED_DATA", REPO.parent / "shared" / "data"))
 CONTROL_VOXEL = 0.2  # Å

@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import sys
-
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -19,6 +17,3 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "INDEX.md").is_file():
         pytest.skip(f"real-data test: {SHARED_DATA} not found (set NEMAP_SHARED_DATA)")
     return SHARED_DATA
-
-if str(REPO) not in sys.path:  # so tests can import fixtures.*
-    sys.path.insert(0, str(REPO))

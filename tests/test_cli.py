@@ -137,7 +137,7 @@ def test_convert_refuses_bad_input_in_one_line(tmp_path: Path) -> None:
 
 
 def test_fidelity_report_of_a_big_map_lists_the_worst_regions() -> None:
-    from nemap.cli import _format_fidelity
+    from nemap.cli.convert import format_fidelity as _format_fidelity
 
     n = 30
     regions = [{"rmse": 0.01, "max_abs_error": 0.01 * (i % 7), "correlation": 0.99} for i in range(n)]

@@ -16,11 +16,12 @@ import pytest
 
 import nemap
 from nemap.cli import main
-from nemap.codes import CODES
+from nemap.format.codes import CODES
 from nemap.conformance import numpy_reader
-from nemap.conformance.harness import builtin_reader, load_suite, run_suite
-from nemap.converters.mrc import read_mrc
-from nemap.validate import validate
+from nemap.conformance.harness import load_suite, run_suite
+from nemap.conformance.readers import builtin_reader
+from nemap.io.mrc import read_mrc
+from nemap.format.validate import validate
 
 from fixtures.conformance import generate
 from fixtures.conformance.generate import SUITE

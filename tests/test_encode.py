@@ -10,14 +10,17 @@ import pytest
 import torch
 
 import nemap
-from nemap import siren
-from nemap.content import siren_layers
-from nemap.converters.convert import mrc_to_nemap, nemap_to_mrc
-from nemap.converters.mrc import read_mrc, write_mrc
-from nemap.encode import encode, fit_regions, local_inputs, options_for
-from nemap.errors import NemapError
-from nemap.geometry import Geometry, Grid
-from nemap.reference import evaluate_map
+from nemap.engine import siren
+from nemap.format.content import siren_layers
+from nemap.tools.convert import mrc_to_nemap, nemap_to_mrc
+from nemap.io.mrc import read_mrc, write_mrc
+from nemap.fit.fit_map import fit_map
+from nemap.fit.full_batch import fit_regions
+from nemap.fit.options import options_for
+from nemap.fit.stack import local_inputs
+from nemap.format.errors import NemapError
+from nemap.format.geometry import Geometry, Grid
+from nemap.format.reference import evaluate_map
 from fixtures.synthetic_maps import chain_map
 
 QUICK = dict(width=64, sine_layers=2, max_steps=150, device="cpu")
@@ -168,7 +171,7 @@ def test_interrupted_conversion_resumes(small_map, tmp_path, caplog, monkeypatch
     reference = tmp_path / "ref.nemap"
     mrc_to_nemap(small_map, reference, opts, progress=False)
 
-    import nemap.encode as enc
+    import nemap.fit.full_batch as enc
 
     real = enc.fit_regions
     calls = {"n": 0}
@@ -182,7 +185,7 @@ def test_interrupted_conversion_resumes(small_map, tmp_path, caplog, monkeypatch
     monkeypatch.setattr(enc, "fit_regions", dying)
     with pytest.raises(KeyboardInterrupt):
         mrc_to_nemap(small_map, out, opts, progress=False)
-    assert not out.exists() and not list(tmp_path.glob("*.partial"))
+    assert not out.exists() and not list(tmp_path.glob("*partial*"))
     saved = sorted((tmp_path / "r.nemap.resume").glob("region_*.npz"))
     assert len(saved) == 3
     monkeypatch.setattr(enc, "fit_regions", real)
@@ -212,7 +215,7 @@ def test_constant_map_is_stored_as_constants(tmp_path) -> None:
 def test_axis_of_one_voxel_is_a_plane(tmp_path) -> None:
     grid, _ = chain_map((16, 14, 14), resolution=2.0, seed=2)
     plane = Grid(np.ascontiguousarray(grid.values[:, :, 7:8]), Geometry((16, 14, 1), (1, 1, 1), (0, 0, 0)))
-    content = encode(plane, quick(max_steps=200))
+    content = fit_map(plane, quick(max_steps=200))
     nemap.write(tmp_path / "p.nemap", content)
     with nemap.open(tmp_path / "p.nemap") as m:
         d = m.sample().values
@@ -234,7 +237,7 @@ def test_nonfinite_voxels_are_refused(tmp_path) -> None:
 
 
 def test_map_too_large_for_memory_is_refused_before_reading(small_map, tmp_path, monkeypatch) -> None:
-    import nemap.encode as enc
+    import nemap.fit.memory as enc
 
     monkeypatch.setattr(enc, "available_memory_bytes", lambda: 10 * 2**20)
     with pytest.raises(NemapError, match="GiB to convert, but only") as err:
@@ -244,7 +247,7 @@ def test_map_too_large_for_memory_is_refused_before_reading(small_map, tmp_path,
 
 def test_outputs_are_never_overwritten_and_need_a_directory(small_map, fitted, tmp_path) -> None:
     before = fitted.read_bytes()
-    with pytest.raises(NemapError, match="exists; use --force"):
+    with pytest.raises(NemapError, match="exists; use force=True"):
         mrc_to_nemap(small_map, fitted, quick(), progress=False)
     assert fitted.read_bytes() == before
     with pytest.raises(NemapError, match="does not exist"):
@@ -272,7 +275,7 @@ def test_flat_regions_become_constants(tmp_path, method: str) -> None:
     values = np.zeros((30, 14, 12), np.float32)
     values[:12] = grid.values  # solvent beyond x = 12
     flat_map = Grid(values, Geometry((30, 14, 12), grid.geometry.voxel_size, grid.geometry.origin))
-    content = encode(flat_map, options_for("fast", device="cpu", max_region_size=12, width=32, sine_layers=2,
+    content = fit_map(flat_map, options_for("fast", device="cpu", max_region_size=12, width=32, sine_layers=2,
                                            max_steps=60, eval_every=20, points_per_step=1024, method=method))
     assert content.provenance["training"]["options"]["flat_tolerance"] == 2e-3
     stops = [r["stop_reason"] for r in content.provenance["training"]["regions"]]
@@ -289,7 +292,8 @@ def test_flat_regions_become_constants(tmp_path, method: str) -> None:
 def test_streamed_statistics_match_whole_grid_numpy() -> None:
     """Normalization and the fidelity report are computed slab by slab (bounded memory); they must
     equal the whole-grid float64 figures, including for a large offset and for constant grids."""
-    from nemap.encode import _agreement, fidelity, normalization_for, slabs
+    from nemap.fit.fidelity import agreement as _agreement, fidelity
+    from nemap.fit.normalization import normalization_for, slabs
 
     rng = np.random.default_rng(5)
     values = (rng.normal(size=(23, 17, 11)) + 0.3).astype(np.float32)
@@ -329,7 +333,7 @@ def test_fast_preset_is_the_paper_recipe_plus_flat_regions() -> None:
     assert dataclasses.replace(options_for("fast"), preset="paper", flat_tolerance=0.0) == options_for("paper")
     grid, _ = chain_map((14, 12, 12), resolution=2.0, seed=5, atoms=40, margin=0.0)
     small = dict(device="cpu", max_region_size=8, width=16, sine_layers=2, max_steps=5)
-    fast, paper = encode(grid, options_for("fast", **small)), encode(grid, options_for("paper", **small))
+    fast, paper = fit_map(grid, options_for("fast", **small)), fit_map(grid, options_for("paper", **small))
     assert fast.regions.network_count == paper.regions.network_count == paper.regions.count
     for a, b in zip(fast.weights + fast.biases, paper.weights + paper.biases):
         np.testing.assert_array_equal(a, b)

@@ -14,11 +14,11 @@ import pytest
 from scipy.spatial import cKDTree
 
 from fixtures.synthetic_maps import random_chain
-from nemap.converters.graph_io import read_graph, write_graph
-from nemap.errors import NemapError
+from nemap.io.graph_files import read_graph, write_graph
+from nemap.format.errors import NemapError
 from nemap.graph import (PeakGraph, climb_fast, cluster, discrete_roots, extract, screen, screen_box, seed_grid_shape,
                          seed_positions, seeds_above, threshold_for)
-from nemap.graph_score import match_one_to_one, score
+from nemap.graph.score import match_one_to_one, score
 
 SIGMA = 0.225 * 1.5  # Å: a 1.5 Å map
 BOX = (np.zeros(3), np.full(3, 20.0))
@@ -182,8 +182,8 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_graph_and_evaluate_from_the_command_line(tmp_path) -> None:
-    from nemap.converters.convert import mrc_to_nemap
-    from nemap.encode import options_for
+    from nemap.tools.convert import mrc_to_nemap
+    from nemap.fit.options import options_for
 
     example = Path(__file__).resolve().parents[1] / "fixtures" / "maps" / "chain_32.mrc"
     nm = tmp_path / "c.nemap"

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 import nemap
-from nemap.converters.convert import mrc_to_nemap
-from nemap.converters.mrc import read_mrc
-from nemap.encode import options_for
+from nemap.tools.convert import mrc_to_nemap
+from nemap.io.mrc import read_mrc
+from nemap.fit.options import options_for
 
 pytest.importorskip("matplotlib")
-from nemap.converters.plot import parse_slice, slice_plot  # noqa: E402
+from nemap.tools.plot import parse_slice, slice_plot  # noqa: E402
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "maps" / "chain_32.mrc"
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import nemap
-from nemap.reference import evaluate_map
-from nemap.tiling import blend_weights, coverage_gaps, paper_axis_starts, paper_tiling
+from nemap.format.reference import evaluate_map
+from nemap.format.tiling import blend_weights, coverage_gaps, paper_axis_starts, paper_tiling
 from fixtures.random_nemap import random_content
 
 

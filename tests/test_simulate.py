@@ -11,9 +11,9 @@ import gemmi
 import numpy as np
 import pytest
 
-from nemap.converters.mrc import read_mrc
-from nemap.converters.simulate import SIGMA_FACTOR, gaussian_sum, molmap_geometry, read_atoms, simulate
-from nemap.geometry import Geometry
+from nemap.io.mrc import read_mrc
+from nemap.tools.simulate import SIGMA_FACTOR, gaussian_sum, molmap_geometry, read_atoms, simulate
+from nemap.format.geometry import Geometry
 
 
 def brute_force(geometry: Geometry, xyz: np.ndarray, z: np.ndarray, sigma: float) -> np.ndarray:

@@ -11,10 +11,10 @@ import numpy as np
 import jsonschema
 
 import nemap
-from nemap.codes import CODES
-from nemap.container import digest, load_schema
-from nemap.reference import evaluate_map
-from nemap.validate import validate
+from nemap.format.codes import CODES
+from nemap.format.container import digest, load_schema
+from nemap.format.reference import evaluate_map
+from nemap.format.validate import validate
 
 REPO = Path(__file__).resolve().parents[1]
 SPEC = REPO / "spec" / "0.1"

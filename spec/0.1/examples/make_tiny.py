@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 import nemap
-from nemap.content import Layer, NeuralMapContent, Normalization, Regions
-from nemap.geometry import Geometry
-from nemap.reference import evaluate
+from nemap.format.content import Layer, NeuralMapContent, Normalization, Regions
+from nemap.format.geometry import Geometry
+from nemap.format.reference import evaluate
 
 HERE = Path(__file__).resolve().parent
 
@@ -49,8 +49,8 @@ def tiny() -> NeuralMapContent:
 
 def trace(c: NeuralMapContent, p: np.ndarray) -> None:
     """Print every intermediate value of §9 at one point (float64)."""
-    from nemap.reference import local_coordinates, network_forward
-    from nemap.tiling import blend_weights
+    from nemap.format.reference import local_coordinates, network_forward
+    from nemap.format.tiling import blend_weights
 
     q = c.geometry.to_index(p[None])
     print("q (index) =", q[0].tolist())

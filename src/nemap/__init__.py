@@ -1,0 +1,35 @@
+"""nemap: neural cryo-EM maps — the .nemap format, its reader/writer and query engine.
+
+    import nemap
+    with nemap.open("map.nemap") as m:
+        print(m.geometry.grid_shape, m.geometry.voxel_size)   # (nx, ny, nz), Å
+
+Coordinates are in Å in the frame of the source map's atomic models, axis order (x, y, z). Errors are
+``nemap.NemapError`` (with a stable ``code``), warnings ``nemap.NemapWarning``. ``import nemap`` loads no
+torch: the networks are built on the first query.
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib.metadata import PackageNotFoundError, version as _version
+
+try:
+    __version__ = _version("nemap")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0+unknown"
+
+from nemap.engine.neuralmap import NeuralMap, open  # noqa: E402
+from nemap.format.container import FORMAT_VERSION, VERSION_STRING as FORMAT_VERSION_STRING, write  # noqa: E402
+from nemap.format.content import Layer, NeuralMapContent, Normalization, Regions, siren_layers  # noqa: E402
+from nemap.format.errors import ArgumentError, FormatError, NemapError, NemapWarning  # noqa: E402
+from nemap.format.geometry import Geometry, Grid  # noqa: E402
+from nemap.format.validate import Report, validate  # noqa: E402
+
+logging.getLogger("nemap").addHandler(logging.NullHandler())  # a library logs; the application shows
+
+__all__ = [
+    "open", "write", "validate", "Report", "NeuralMap", "NeuralMapContent", "Geometry", "Grid", "Layer",
+    "Normalization", "Regions", "siren_layers", "NemapError", "FormatError", "ArgumentError", "NemapWarning",
+    "FORMAT_VERSION", "FORMAT_VERSION_STRING", "__version__",
+]

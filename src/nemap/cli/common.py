@@ -1,0 +1,70 @@
+"""What every subcommand shares: the -v/-q options, number lists, and how library errors and warnings
+are shown (one line, the library's parameter names replaced by this program's flags)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import sys
+import warnings
+from typing import Any
+
+from nemap.format.errors import NemapError, NemapWarning
+
+log = logging.getLogger("nemap")
+
+# Library parameter → the flag that sets it. Library messages quote parameters ('voxel_size') or write
+# force=True; the command line shows the flag instead.
+FLAGS = {
+    "force": "--force", "voxel_size": "--voxel-size", "box": "--box", "fill": "--fill", "device": "--device",
+    "resolution": "--resolution", "contour": "--contour", "threshold": "--threshold", "sigma": "--sigma",
+    "preset": "--preset", "width": "--width", "sine_layers": "--depth", "max_steps": "--max-steps",
+    "exit_loss": "--exit-loss", "max_region_size": "--region-size", "seed": "--seed", "slice": "--slice",
+    "within": "--within", "sigma_factor": "--sigma-factor", "origin_convention": "--origin-convention",
+    "suite": "--suite", "reader": "--reader",
+}
+
+
+def flag_message(err: NemapError) -> str:
+    """``str(err)`` with the library's parameter names replaced by the command line's flags."""
+    text = str(err).replace("force=True", FLAGS["force"])
+    return re.sub(r"'([a-z_]+)'", lambda m: FLAGS.get(m.group(1), m.group(0)), text)
+
+
+def common_options() -> argparse.ArgumentParser:
+    """-v and -q, accepted before and after the subcommand."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", help="debug logging and tracebacks")
+    common.add_argument("-q", "--quiet", action="store_true", help="errors only on stderr")
+    return common
+
+
+def floats(text: str) -> list[float]:
+    """'1,2,3' or '1 2 3' → [1.0, 2.0, 3.0] (an argparse type)."""
+    try:
+        return [float(v) for v in text.replace(",", " ").split()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers, got {text!r}") from None
+
+
+def setup_logging(verbose: bool, quiet: bool) -> tuple[Any, ...]:
+    """Send nemap's log and warnings to stderr as 'nemap: message'; returns what to restore."""
+    level = logging.DEBUG if verbose else (logging.ERROR if quiet else logging.INFO)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("nemap: %(levelname)s: %(message)s" if verbose else "nemap: %(message)s"))
+    saved = (log.handlers[:], log.level, log.propagate, warnings.showwarning)
+    log.handlers[:] = [handler]
+    log.setLevel(level)
+    log.propagate = False
+
+    def show(message: Any, category: type, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+        if not issubclass(category, NemapWarning):  # nemap's own are logged where they are issued
+            saved[3](message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    return saved
+
+
+def restore_logging(saved: tuple[Any, ...]) -> None:
+    log.handlers[:], log.level, log.propagate, warnings.showwarning = saved

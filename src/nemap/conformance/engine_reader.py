@@ -1,0 +1,47 @@
+"""The reference implementation (``nemap.open`` + its torch engine, ``nemap.validate``) behind the
+harness protocol of spec/0.1/conformance.md §3:
+
+    python -m nemap.conformance.engine_reader      # JSON lines on stdin → JSON lines on stdout
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import numpy as np
+
+from nemap import __version__
+from nemap.format import container
+from nemap.format.errors import NemapError
+from nemap.engine.neuralmap import open as open_nemap
+from nemap.format.validate import validate
+
+from nemap.conformance.protocol import error_answer, json_floats, serve
+
+
+def handle(request: dict[str, Any]) -> dict[str, Any]:
+    """Answer one protocol request (hello, query, validate)."""
+    op = request.get("op")
+    if op == "hello":
+        return {"name": "nemap (reference engine)", "version": __version__,
+                "spec_versions": [container.VERSION_STRING], "ops": ["query", "validate"]}
+    if op == "validate":
+        return validate(request["file"]).to_json()
+    if op == "query":
+        points = np.array(request["points"], dtype=np.float64)  # null → NaN
+        try:
+            with open_nemap(request["file"]) as m:
+                density, gradient = m.evaluate(points.reshape(-1, 3))
+        except NemapError as exc:
+            return error_answer(exc.code, str(exc))
+        return {"density": json_floats(density), "gradient": json_floats(gradient)}
+    return error_answer("UNSUPPORTED_OP", f"unknown op {op!r}")
+
+
+def main() -> int:
+    return serve(handle)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

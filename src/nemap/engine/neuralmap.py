@@ -1,0 +1,188 @@
+"""The opened neural map: ``nemap.open(path)``.
+
+Geometry, normalization and regions are read and checked when the file opens; the network
+weights are read (and checked for NaN/Inf) on first use, or at once with ``verify=True``,
+which also checks every SHA-256 digest.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nemap.format import container
+from nemap.format.content import Layer, Normalization, Regions
+from nemap.format.errors import FormatError, NemapError
+from nemap.format.geometry import Geometry, Grid, grid_over_box
+
+
+class NeuralMap:
+    """A .nemap file opened for reading. Use as a context manager, or call ``close()``.
+
+    Attributes (all NumPy / plain Python; coordinates in Å, axis order x, y, z):
+    header (the JSON header as a dict), version ("MAJOR.MINOR" of the file), geometry,
+    normalization, regions, layers, resolution (Å or None), contour_level (source units or None).
+    """
+
+    def __init__(self, path: str | os.PathLike, *, verify: bool = False):
+        self.path = Path(path)
+        ins, f, datasets = container.inspect(self.path, strict=True, values=verify, verify=verify)
+        assert f is not None and ins.header is not None
+        self._file = f
+        self._datasets = datasets
+        self.notices = [i for i in ins.issues if i.severity != container.ERROR]
+        self.header: dict[str, Any] = ins.header
+        self.version = self.header["nemap_version"]
+        bounds, net_index, constants = (datasets[p][()] for p in container.REGION_DATASETS)
+        self.geometry: Geometry
+        self.normalization: Normalization
+        self.regions: Regions
+        self.layers: list[Layer]
+        self.geometry, self.normalization, self.regions, self.layers = container.content_from_header(
+            self.header, bounds, net_index, constants)
+        self._engines: dict[tuple[str, Any], Any] = {}
+        self._weights: list[np.ndarray] | None = None
+        self._biases: list[np.ndarray] | None = None
+        if verify:
+            self._load_network()
+
+    # -- lazily loaded arrays ---------------------------------------------------------------
+    def _load_network(self) -> None:
+        if self._file is None:
+            raise FormatError("the file is closed", path=self.path, code="IO_CLOSED")
+        ins = container.Inspector(self.path, strict=True)
+        weights, biases = [], []
+        for i in range(len(self.layers)):
+            wp, bp = container.layer_paths(i)
+            w, b = self._datasets[wp][()], self._datasets[bp][()]
+            ins.check_finite(wp, w)
+            ins.check_finite(bp, b)
+            weights.append(w.astype(np.float32, copy=False))
+            biases.append(b.astype(np.float32, copy=False))
+        self._weights, self._biases = weights, biases
+
+    @property
+    def weights(self) -> list[np.ndarray]:
+        """Per layer, float32 [network_count, out, in] (W in ``a = W @ h + b``)."""
+        if self._weights is None:
+            self._load_network()
+        return self._weights  # type: ignore[return-value]
+
+    @property
+    def biases(self) -> list[np.ndarray]:
+        """Per layer, float32 [network_count, out]."""
+        if self._biases is None:
+            self._load_network()
+        return self._biases  # type: ignore[return-value]
+
+    # -- queries (spec §9) -------------------------------------------------------------------
+    def engine(self, device: str = "cpu", dtype: Any = None) -> Any:
+        """The query engine on ``device`` ("cpu", "cuda", "auto"), built once per device and dtype.
+        ``dtype``: the networks' torch dtype, float32 by default (the conformant precision, spec §9.5);
+        torch.float64 for numerical checks that need it (slower)."""
+        import torch
+
+        from nemap.engine.query import Engine
+
+        dtype = torch.float32 if dtype is None else dtype
+        key = (device, dtype)
+        if key not in self._engines:
+            self._engines[key] = Engine.from_content(self, device=device, dtype=dtype)
+        return self._engines[key]
+
+    def evaluate(self, xyz: Any, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+        """Density [N] (source units) and gradient [N, 3] (per Å) at Å positions xyz [N, 3] (x, y, z)."""
+        d, g = self.engine(device).evaluate(xyz, gradient=True)
+        return d, g
+
+    def density(self, xyz: Any, device: str = "cpu") -> np.ndarray:
+        """Density [N] in source units at Å positions xyz [N, 3]; NaN outside the map."""
+        return self.engine(device).evaluate(xyz, gradient=False)[0]
+
+    def gradient(self, xyz: Any, device: str = "cpu") -> np.ndarray:
+        """Gradient [N, 3] of the density, in density units per Å, at Å positions xyz [N, 3]."""
+        return self.evaluate(xyz, device)[1]
+
+    def graph(self, resolution: float | None = None, *, threshold: float | None = None, sigma: float | None = None,
+              contour: bool = False, method: str = "fast", device: str = "cpu") -> Any:
+        """The graph of density peaks (``nemap.graph.PeakGraph``: pos [N, 3] Å, density, edge_index
+        [2, E] both directions, edge_length Å; ``.to_networkx()``). Threshold: ``threshold`` (source
+        units), the file's contour level (``contour=True``) or μ + ``sigma``·σ (default 3) of the
+        normalized densities. Resolution (Å): the argument or the file's header."""
+        from nemap import graph
+
+        res = resolution if resolution is not None else self.resolution
+        if res is None:
+            raise NemapError("no resolution: the file has none; give 'resolution'", path=self.path, parameter="resolution",
+                             code="NO_RESOLUTION")
+        level = None
+        if contour:
+            level = self.contour_level
+            if level is None:
+                raise NemapError("the file has no contour level; give 'threshold' or 'sigma'", path=self.path, parameter="contour",
+                                 code="NO_THRESHOLD")
+        t = graph.threshold_for(self.normalization, threshold=threshold, sigma=sigma, contour=level,
+                                path=str(self.path))
+        engine = self.engine(device)
+        return graph.extract(lambda xyz, grad: engine.evaluate(xyz, gradient=grad), self.geometry.extent,
+                             float(res), t, method=method)
+
+    def sample(self, voxel_size: Any = None, origin: Any = None, shape: Any = None, device: str = "cpu") -> Grid:
+        """Density on a regular grid: positions origin + (i, j, k)·voxel_size exactly (Å, x, y, z).
+
+        Defaults: the map's own grid; with only voxel_size, the map's box from its first voxel
+        centre. Samples outside the map are NaN. Returns a Grid (values[i, j, k]).
+        """
+        g = self.geometry
+        step = g.voxel_size if voxel_size is None else tuple(np.broadcast_to(np.asarray(voxel_size, float), (3,)))
+        start = g.origin if origin is None else tuple(np.asarray(origin, float))
+        target = grid_over_box(start, g.extent[1], step) if shape is None else Geometry(tuple(shape), step, start)
+        return self.engine(device).sample(target)
+
+    @property
+    def resolution(self) -> float | None:
+        res = self.header.get("resolution")
+        return float(res["value"]) if res else None
+
+    @property
+    def contour_level(self) -> float | None:
+        level = self.header.get("contour_level")
+        return float(level["value"]) if level else None
+
+    @property
+    def provenance(self) -> dict[str, Any]:
+        return self.header.get("provenance", {})
+
+    def source_mrc_header(self) -> bytes | None:
+        """The raw 1024-byte MRC header of the source map, if stored."""
+        ds = self._datasets.get("/source/mrc_header")
+        return None if ds is None else bytes(ds[()].tobytes())
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __enter__(self) -> "NeuralMap":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        g = self.geometry
+        return (f"<NeuralMap {self.path.name!r} v{self.version} grid {g.grid_shape} @ {g.voxel_size} Å, "
+                f"{self.regions.count} regions ({self.regions.network_count} networks)>")
+
+
+def open(path: str | os.PathLike, *, verify: bool = False) -> NeuralMap:  # noqa: A001 - mirrors mrcfile.open
+    """Open a .nemap file for reading (a context manager).
+
+    verify=True reads every array at once, checking NaN/Inf and every SHA-256 digest.
+    Raises FormatError (one line: file, problem, code) for anything the spec forbids.
+    """
+    return NeuralMap(path, verify=verify)

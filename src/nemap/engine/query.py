@@ -1,0 +1,141 @@
+"""The query engine: density and gradient of a neural map at any Å positions (spec §9).
+
+Positions are (N, 3) Å in x, y, z order; densities come back in source units, gradients in
+density units per Å; NaN outside the grid box. Networks run in PyTorch (float32 by default, never
+TF32); blending and the chain rule run in float64 NumPy.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from nemap.engine import siren
+from nemap.engine.device import no_tf32, resolve_device
+from nemap.format.content import Layer, Normalization, Regions
+from nemap.format.geometry import Geometry, Grid, grid_points
+from nemap.format.tiling import blend_weights
+
+log = logging.getLogger("nemap")
+
+CHUNK_POINTS = 1 << 15
+
+
+class Engine:
+    """Evaluates one neural map; build it with :meth:`Engine.from_content`."""
+
+    def __init__(self, geometry: Geometry, normalization: Normalization, regions: Regions,
+                 layers: Sequence[Layer], weights: Sequence[np.ndarray], biases: Sequence[np.ndarray],
+                 device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
+        self.geometry = geometry
+        self.normalization = normalization
+        self.regions = regions
+        self.layers = list(layers)
+        self.device = resolve_device(device)
+        self.dtype = dtype
+        if self.device.type == "cuda":
+            no_tf32()
+        self.weights = [torch.as_tensor(np.asarray(w), device=self.device).to(dtype) for w in weights]
+        self.biases = [torch.as_tensor(np.asarray(b), device=self.device).to(dtype) for b in biases]
+        self.bounds = np.asarray(regions.bounds, dtype=np.int64)
+
+    @classmethod
+    def from_content(cls, content: Any, device: str | torch.device = "cpu",
+                     dtype: torch.dtype = torch.float32) -> "Engine":
+        """The engine of a neural map: a ``NeuralMapContent`` or an opened ``NeuralMap`` (anything with
+        geometry, normalization, regions, layers, weights and biases)."""
+        return cls(content.geometry, content.normalization, content.regions, content.layers, content.weights,
+                   content.biases, device=device, dtype=dtype)
+
+    def evaluate(self, xyz: Any, gradient: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """Density [N] (source units) and, if asked, gradient [N, 3] (per Å) at Å positions [N, 3]."""
+        p = np.asarray(xyz, dtype=np.float64).reshape(-1, 3)
+        n = p.shape[0]
+        inside = self.geometry.contains(p)
+        q = self.geometry.clamp_index(self.geometry.to_index(np.where(inside[:, None], p, 0.0)))
+        s_w = np.zeros(n)
+        s_wy = np.zeros(n)
+        s_wdy = np.zeros((n, 3)) if gradient else None
+        s_dwy = np.zeros((n, 3)) if gradient else None
+        s_dw = np.zeros((n, 3)) if gradient else None
+        idx_inside = np.nonzero(inside)[0]
+        qi = q[idx_inside]
+        if qi.shape[0]:  # only regions whose box meets the points' bounding box
+            near = np.all((self.bounds[:, 1] >= qi.min(axis=0)) & (self.bounds[:, 0] <= qi.max(axis=0)), axis=1)
+        else:
+            near = np.zeros(self.bounds.shape[0], dtype=bool)
+        for r in np.nonzero(near)[0]:
+            first, last = self.bounds[r, 0], self.bounds[r, 1]
+            sel = np.all((qi >= first) & (qi <= last), axis=1)
+            if not np.any(sel):
+                continue
+            pts = idx_inside[sel]
+            w, dw = blend_weights(q[pts], self.bounds[r:r + 1], self.geometry.grid_shape, self.regions.ramp_width)
+            w, dw = w[:, 0], dw[:, 0]
+            keep = w > 0
+            if not np.any(keep):
+                continue
+            pts, w, dw = pts[keep], w[keep], dw[keep]
+            y, dy_dq = self._region_output(r, q[pts], gradient)
+            s_w[pts] += w
+            s_wy[pts] += w * y
+            if gradient:
+                s_wdy[pts] += w[:, None] * dy_dq
+                s_dwy[pts] += dw * y[:, None]
+                s_dw[pts] += dw
+        with np.errstate(invalid="ignore", divide="ignore"):
+            blended = s_wy / s_w
+            density = self.normalization.decode(blended)
+            grad = None
+            if gradient:
+                grad_q = (s_wdy + s_dwy - blended[:, None] * s_dw) / s_w[:, None]
+                scale = 0.5 * (self.normalization.value_max - self.normalization.value_min)
+                grad = grad_q * scale / np.asarray(self.geometry.voxel_size)
+        bad = ~inside | ~(s_w > 0)
+        density[bad] = np.nan
+        if grad is not None:
+            grad[bad] = np.nan
+        return density, grad
+
+    def _region_output(self, r: int, q: np.ndarray, gradient: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """Region r's output y and dy/dq at index-space points q [M, 3]."""
+        slot = int(self.regions.network_index[r])
+        if slot < 0:
+            value = float(self.regions.constant_value[r])
+            return np.full(q.shape[0], value), (np.zeros_like(q) if gradient else None)
+        first, last = self.bounds[r, 0].astype(np.float64), self.bounds[r, 1].astype(np.float64)
+        span = last - first
+        du_dq = np.where(span > 0, 2.0 / np.where(span > 0, span, 1.0), 0.0)
+        u = np.where(span > 0, (q - first) * du_dq - 1.0, 0.0)
+        ws = [w[slot:slot + 1] for w in self.weights]
+        bs = [b[slot:slot + 1] for b in self.biases]
+        ys, grads = [], []
+        for start in range(0, u.shape[0], CHUNK_POINTS):
+            ut = torch.as_tensor(u[start:start + CHUNK_POINTS], device=self.device, dtype=self.dtype)
+            if gradient:
+                with torch.enable_grad():
+                    ut.requires_grad_(True)
+                    y = siren.forward(ut, ws, bs, self.layers)[0]
+                    (g,) = torch.autograd.grad(y.sum(), ut)
+                grads.append(g.detach().cpu().double().numpy())
+            else:
+                with torch.inference_mode():
+                    y = siren.forward(ut, ws, bs, self.layers)[0]
+            ys.append(y.detach().cpu().double().numpy())
+        y_all = np.concatenate(ys)
+        return y_all, (np.concatenate(grads) * du_dq if gradient else None)
+
+    def sample(self, geometry: Geometry, fill: float = np.nan, chunk_planes: int = 8) -> Grid:
+        """Density on a regular grid (positions exactly origin + i·Δ); ``fill`` outside the map."""
+        nx, ny, nz = geometry.grid_shape
+        values = np.empty((nx, ny, nz), dtype=np.float32)
+        for i0 in range(0, nx, chunk_planes):
+            planes = slice(i0, min(nx, i0 + chunk_planes))
+            d, _ = self.evaluate(grid_points(geometry, planes), gradient=False)
+            values[planes] = d.reshape(-1, ny, nz)
+        if not np.isnan(fill):
+            values[np.isnan(values)] = fill
+        return Grid(values, geometry)

@@ -1,0 +1,92 @@
+"""The errors and warnings of the nemap library, with their registered codes.
+
+Every error is a :class:`NemapError` with a stable upper-snake ``code``: a validation code of the spec
+(``nemap.format.codes.CODES``, spec/0.1/nemap.md §14) or one of :data:`ERROR_CODES` below. Messages are
+one line, name the file (``PATH: problem``) and speak in the library's parameter names, never in
+command-line flags: ``err.parameter`` says which argument was refused, so a front end (``nemap.cli``)
+can name its own flag instead. Warnings are :class:`NemapWarning` issued with :func:`warn`, so scripts
+can filter them or turn them into errors with the ``warnings`` module.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+
+# Codes of errors that are not about a .nemap file's content (those are nemap.format.codes.CODES).
+ERROR_CODES: dict[str, str] = {
+    "ERROR": "an unclassified error",
+    "BAD_ARGUMENT": "an argument out of its range or of the wrong form",
+    "DEVICE_UNAVAILABLE": "the requested torch device does not exist on this machine",
+    "MISSING_DEPENDENCY": "an optional package needed for this is not installed",
+    "FILE_NOT_FOUND": "an input file does not exist",
+    "FILE_UNREADABLE": "an input file cannot be read (permissions)",
+    "OUTPUT_EXISTS": "the output exists and overwriting was not asked for",
+    "OUTPUT_DIR_MISSING": "the output's directory does not exist",
+    "WRITE_FAILED": "the output could not be written",
+    "IO_CLOSED": "the file was closed before its arrays were read",
+    "NOT_MRC": "not an MRC/CCP4 map",
+    "MRC_BAD_HEADER": "an MRC header field that makes no sense",
+    "MRC_NO_VOXEL_SIZE": "an MRC header without a usable voxel size",
+    "MRC_NONORTHOGONAL": "an MRC map with a non-orthogonal cell",
+    "MRC_BAD_ORIGIN": "an MRC ORIGIN that cannot be used",
+    "MRC_TRUNCATED": "an MRC file shorter than its header says",
+    "MRC_UNSUPPORTED_MODE": "an MRC data mode nemap does not read",
+    "MRC_UNREADABLE": "an MRC file that cannot be read for another reason",
+    "NONFINITE_VOXELS": "a map with NaN or infinite voxels, which cannot be fitted",
+    "OUT_OF_MEMORY": "a conversion that would not fit in the memory at hand",
+    "BAD_MODEL": "not a readable atomic model, or a model without atoms",
+    "BAD_GRAPH": "not a readable graph file",
+    "NO_BOX": "a graph file without the map box, and no map given",
+    "NO_RESOLUTION": "no resolution in the file or the arguments",
+    "NO_THRESHOLD": "no contour level in the file for a contour threshold",
+    "NOT_A_SUITE": "a folder that is not a conformance suite",
+    "READER_FAILED": "a reader program under test exited or answered garbage",
+}
+
+
+class NemapError(Exception):
+    """A file or an argument that nemap cannot accept.
+
+    ``code``: a registered upper-snake identifier (see the module docstring); ``path``: the offending
+    file, if any; ``parameter``: the library argument that was refused, if any. ``str(err)`` is one
+    line: ``PATH: message``.
+    """
+
+    def __init__(self, message: str, *, path: str | os.PathLike | None = None, code: str = "ERROR",
+                 parameter: str | None = None):
+        self.message = message
+        self.path = os.fspath(path) if path is not None else None
+        self.code = code
+        self.parameter = parameter
+        super().__init__(f"{self.path}: {message}" if self.path else message)
+
+    def with_path(self, path: str | os.PathLike) -> "NemapError":
+        """The same error naming ``path`` (when it named no file), of the same class."""
+        if self.path is not None:
+            return self
+        return type(self)(self.message, path=path, code=self.code, parameter=self.parameter)
+
+
+class FormatError(NemapError):
+    """The file is not a conformant .nemap file (or not a readable MRC map, model or graph)."""
+
+
+class ArgumentError(NemapError, ValueError):
+    """An argument out of range or of the wrong form; ``parameter`` names it."""
+
+    def __init__(self, message: str, *, parameter: str, code: str = "BAD_ARGUMENT",
+                 path: str | os.PathLike | None = None):
+        super().__init__(message, path=path, code=code, parameter=parameter)
+
+
+class NemapWarning(UserWarning):
+    """Something nemap did that the user should know about (an assumption about a file, a lossy choice)."""
+
+
+def warn(message: str, *, stacklevel: int = 2) -> None:
+    """Issue ``message`` as a :class:`NemapWarning` attributed to the caller's caller, and log it on the
+    ``nemap`` logger (which has only a ``NullHandler`` until an application adds one)."""
+    warnings.warn(message, NemapWarning, stacklevel=stacklevel + 1)
+    logging.getLogger("nemap").warning("%s", message)

@@ -1,0 +1,564 @@
+"""MRC/CCP4 map reading and writing, with explicit geometry.
+
+Conventions (see ../shared/notes/ecosystem.md §1):
+
+* Positions are in Å, in (x, y, z) order, in the frame of the PDB/mmCIF model.
+* ``Grid.values[i, j, k]`` is the voxel at index (i, j, k) along (x, y, z), after the
+  MAPC/MAPR/MAPS axis permutation has been applied (mrcfile never applies it).
+* Voxel size Δ = CELLA / (MX, MY, MZ) (not CELLA / N).
+* The position of index (0, 0, 0) ("origin") comes from ORIGIN or NSTART·Δ according to
+  ``origin_convention``; ``"auto"`` is ChimeraX's rule for ``.mrc`` files, for every suffix.
+
+Every failure to read a file is a :class:`~nemap.errors.FormatError` (one line, naming the
+file); failures to write are :class:`~nemap.errors.NemapError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import mrcfile
+import numpy as np
+
+from nemap.format.errors import FormatError, NemapError, warn
+from nemap.format.files import atomic_output, check_output_path
+from nemap.format.geometry import Geometry, Grid
+
+__all__ = [
+    "ORIGIN_CONVENTIONS",
+    "SUPPORTED_MODES",
+    "read_mrc",
+    "read_mrc_header",
+    "mrc_info",
+    "write_mrc",
+]
+
+log = logging.getLogger("nemap")
+
+
+def _warn(fmt: str, *args: object) -> None:
+    """A NemapWarning (and a log record) of ``fmt % args``."""
+    warn(fmt % args, stacklevel=3)
+
+ORIGIN_CONVENTIONS = ("auto", "origin", "nstart", "sum", "zero")
+SUPPORTED_MODES = (0, 1, 2, 6, 12)
+_MODE_NAMES = {
+    0: "int8",
+    1: "int16",
+    2: "float32",
+    3: "complex int16",
+    4: "complex",
+    6: "uint16",
+    12: "float16",
+    101: "4-bit packed",
+}
+MRC_SUFFIXES = (".mrc", ".map", ".ccp4", ".mrcs", ".rec")
+_CCP4_SUFFIXES = (".map", ".ccp4")
+_COMPRESSION_SUFFIXES = (".gz", ".bz2")
+_ANGLE_TOL_DEG = 1e-3
+_WHOLE_VOXEL_TOL = 1e-6  # voxels, plus float32 precision (2⁻²² |q|): rounding to NSTART moves nothing real
+
+
+# --------------------------------------------------------------------------------------------
+# Header interpretation (shared by read_mrc, read_mrc_header and mrc_info)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Header:
+    """The MRC header fields nemap uses, as plain Python values, plus the derived geometry."""
+
+    geometry: Geometry
+    inv: tuple[int, int, int]  # inv[a] = file axis (0=c, 1=r, 2=s) holding spatial axis a
+    shape_crs: tuple[int, int, int]
+    mode: int
+    stats: dict[str, float]
+
+
+def _fmt(v: Any) -> str:
+    return "(" + ", ".join(f"{float(x):.6g}" for x in v) + ")"
+
+
+def _suffix(path: str) -> str:
+    name = os.path.basename(path).lower()
+    for comp in _COMPRESSION_SUFFIXES:
+        if name.endswith(comp):
+            name = name[: -len(comp)]
+    return os.path.splitext(name)[1]
+
+
+def _labels(header: Any) -> list[str]:
+    raw = [bytes(lbl) for lbl in header.label]
+    nlabl = int(header.nlabl)
+    if 1 <= nlabl <= len(raw):
+        raw = raw[:nlabl]
+    out = []
+    for b in raw:
+        text = b.decode("ascii", errors="replace").rstrip(" \x00")
+        if text:
+            out.append(text)
+    return out
+
+
+def _valid_origin(origin: np.ndarray, step: np.ndarray) -> bool:
+    """ChimeraX ``valid_origin``: finite, and not so large that x + Δ == x."""
+    if not np.all(np.isfinite(origin)):
+        return False
+    return not any(s > 0 and x + s == x for x, s in zip(origin.tolist(), step.tolist()))
+
+
+def _interpret_header(header: Any, path: str, origin_convention: str, ignore_cell_angles: bool) -> _Header:
+    """Validate an mrcfile header and derive the geometry (no data access)."""
+    def fail(msg: str, code: str = "MRC_BAD_HEADER") -> FormatError:
+        return FormatError(msg, path=path, code=code)
+
+    mode = int(header.mode)
+    if mode not in SUPPORTED_MODES:
+        name = _MODE_NAMES.get(mode, "unknown")
+        raise fail(
+            f"unsupported MRC mode {mode} ({name}); nemap reads modes 0, 1, 2, 6 and 12",
+            "MRC_UNSUPPORTED_MODE",
+        )
+
+    shape_crs = (int(header.nx), int(header.ny), int(header.nz))
+    if min(shape_crs) < 1:
+        raise fail(f"bad grid size NC, NR, NS = {shape_crs}; each must be >= 1")
+
+    ispg = int(header.ispg)
+    if 401 <= ispg <= 630:
+        raise fail(f"ISPG {ispg} marks a volume stack; nemap reads single volumes only")
+
+    axes = (int(header.mapc), int(header.mapr), int(header.maps))
+    if sorted(axes) != [1, 2, 3]:
+        raise fail(f"invalid axis order MAPC, MAPR, MAPS = {axes}; must be a permutation of 1, 2, 3")
+    crs_to_xyz = tuple(a - 1 for a in axes)
+    inv = [0, 0, 0]
+    for f, a in enumerate(crs_to_xyz):
+        inv[a] = f
+    inv_t = (inv[0], inv[1], inv[2])
+
+    mxyz = np.array([int(header.mx), int(header.my), int(header.mz)], dtype=np.int64)
+    cella = np.array([float(header.cella.x), float(header.cella.y), float(header.cella.z)], dtype=np.float64)
+    cellb = [float(header.cellb.alpha), float(header.cellb.beta), float(header.cellb.gamma)]
+    for axis, m, c in zip("XYZ", mxyz, cella):
+        if m <= 0 or not np.isfinite(c) or c <= 0:
+            raise fail(
+                f"voxel size unknown: CELLA/M{axis} is {c:g}/{int(m)} "
+                f"(CELLA = {_fmt(cella)} Å, MX, MY, MZ = {tuple(int(x) for x in mxyz)})",
+                "MRC_NO_VOXEL_SIZE",
+            )
+    step = cella / mxyz  # float64, already x, y, z
+
+    cell_angles_ignored = False
+    if all(a == 0.0 for a in cellb):
+        _warn("%s: cell angles are 0, 0, 0 (unset); assuming 90°", path)
+    elif any(not math.isfinite(a) or abs(a - 90.0) > _ANGLE_TOL_DEG for a in cellb):
+        if not ignore_cell_angles:
+            raise fail(
+                f"non-orthogonal cell (angles {_fmt(cellb)}°) is unsupported; nemap needs 90° cells",
+                "MRC_NONORTHOGONAL",
+            )
+        cell_angles_ignored = True
+        _warn(
+            "%s: cell angles %s° treated as 90° (ignore_cell_angles): positions are approximate",
+            path,
+            _fmt(cellb),
+        )
+
+    nstart_crs = [int(header.nxstart), int(header.nystart), int(header.nzstart)]
+    nstart_xyz = np.array([nstart_crs[inv_t[a]] for a in range(3)], dtype=np.float64)
+    shape_xyz = tuple(shape_crs[inv_t[a]] for a in range(3))
+    limit = 10 * max(int(mxyz.max()), max(shape_xyz))
+    nstart_garbage = bool(np.any(np.abs(nstart_xyz) > limit))
+    if nstart_garbage:
+        nstart_xyz = np.zeros(3)
+    from_nstart = nstart_xyz * step
+
+    header_origin = np.array(
+        [float(header.origin.x), float(header.origin.y), float(header.origin.z)], dtype=np.float64
+    )
+    origin_ok = _valid_origin(header_origin, step)
+    origin_nonzero = bool(np.any(header_origin != 0.0))
+    nstart_nonzero = bool(np.any(nstart_xyz != 0.0))
+
+    if origin_convention == "auto":
+        if origin_nonzero and not origin_ok:
+            _warn(
+                "%s: header ORIGIN %s is not usable (NaN/Inf or uninitialised); ignored",
+                path,
+                _fmt(header_origin),
+            )
+        used = "origin" if (origin_nonzero and origin_ok) else "nstart"
+    else:
+        used = origin_convention
+        if used in ("origin", "sum") and not origin_ok:
+            raise fail(
+                f"header ORIGIN {_fmt(header_origin)} is not usable (NaN/Inf or uninitialised); "
+                f"use origin convention 'nstart' or 'zero'",
+                "MRC_BAD_ORIGIN",
+            )
+
+    if nstart_garbage and used in ("nstart", "sum"):
+        _warn(
+            "%s: NSTART %s exceeds 10·max(M, N) = %d; treated as uninitialised (0), as ChimeraX does",
+            path,
+            nstart_crs,
+            limit,
+        )
+    if used == "origin":
+        origin = header_origin
+        rule = "header ORIGIN; NSTART ignored"
+    elif used == "nstart":
+        origin = from_nstart
+        if not origin_nonzero:
+            rule = "NSTART·Δ (ORIGIN is zero)"
+        elif not origin_ok:
+            rule = "NSTART·Δ (ORIGIN unusable)"
+        else:
+            rule = "NSTART·Δ; ORIGIN ignored"
+    elif used == "sum":
+        origin = header_origin + from_nstart
+        rule = "ORIGIN + NSTART·Δ (CryoREAD style)"
+    else:
+        origin = np.zeros(3)
+        rule = "zero; ORIGIN and NSTART ignored"
+    how = " (ChimeraX .mrc rule)" if origin_convention == "auto" else " (requested)"
+    log.info("%s: origin %s Å from %s%s", path, _fmt(origin), rule, how)
+
+    if (
+        origin_nonzero
+        and origin_ok
+        and nstart_nonzero
+        and not np.allclose(header_origin, from_nstart, rtol=0.0, atol=1e-3 * float(step.min()))
+    ):
+        if used == "origin":
+            other = "gemmi/Coot/servalcat would use NSTART·Δ, CryoREAD the sum"
+        elif used == "nstart":
+            other = "ChimeraX (.mrc) would use ORIGIN, CryoREAD the sum"
+        elif used == "sum":
+            other = "ChimeraX (.mrc) would use ORIGIN, gemmi/Coot NSTART·Δ"
+        else:
+            other = "ChimeraX (.mrc) would use ORIGIN, gemmi/Coot NSTART·Δ"
+        _warn(
+            "%s: header ORIGIN %s Å and NSTART·Δ %s Å are both set and disagree; using %s; %s",
+            path,
+            _fmt(header_origin),
+            _fmt(from_nstart),
+            used,
+            other,
+        )
+    if origin_nonzero and _suffix(path) in _CCP4_SUFFIXES:
+        _warn(
+            "%s: a %s file with non-zero ORIGIN %s Å: CCP4 tools (gemmi, Coot, servalcat, ChimeraX "
+            "for .map/.ccp4) ignore ORIGIN, so they may place this map differently",
+            path,
+            _suffix(path),
+            _fmt(header_origin),
+        )
+
+    source: dict[str, Any] = {
+        "format": "mrc",
+        "filename": os.path.basename(path),
+        "mode": mode,
+        "axis_order": list(axes),
+        "grid_shape_crs": list(shape_crs),
+        "nstart_crs": nstart_crs,
+        "mxyz": [int(m) for m in mxyz],
+        "cella": cella.tolist(),
+        "cellb": cellb,
+        "header_origin": header_origin.tolist(),
+        "ispg": ispg,
+        "origin_convention": used,
+        "origin_convention_requested": origin_convention,
+        "labels": _labels(header),
+    }
+    if cell_angles_ignored:
+        source["cell_angles_ignored"] = True
+    try:
+        geometry = Geometry(shape_xyz, tuple(step.tolist()), tuple(origin.tolist()), source)
+    except ValueError as exc:  # e.g. an ORIGIN + NSTART sum that overflows
+        raise fail(f"bad geometry: {exc}") from exc
+    stats = {
+        "dmin": float(header.dmin),
+        "dmax": float(header.dmax),
+        "dmean": float(header.dmean),
+        "rms": float(header.rms),
+    }
+    return _Header(geometry, inv_t, shape_crs, mode, stats)
+
+
+# --------------------------------------------------------------------------------------------
+# Opening files, turning mrcfile's exceptions into FormatError
+# --------------------------------------------------------------------------------------------
+
+
+def _translate_mrcfile_error(path: str, exc: Exception) -> FormatError:
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, FileNotFoundError):
+        return FormatError("no such file", path=path, code="FILE_NOT_FOUND")
+    if isinstance(exc, PermissionError):
+        return FormatError("permission denied", path=path, code="FILE_UNREADABLE")
+    if "enough bytes for MRC header" in msg:
+        try:
+            size = os.path.getsize(path)
+            detail = f" ({size} bytes; an MRC header is 1024)"
+        except OSError:
+            detail = ""
+        return FormatError(f"not an MRC map: too short for an MRC header{detail}", path=path, code="NOT_MRC")
+    if "Map ID string not found" in msg:
+        return FormatError(
+            "not an MRC map: no 'MAP ' identifier in header word 53 (not MRC/CCP4, or corrupt)",
+            path=path,
+            code="NOT_MRC",
+        )
+    m = re.search(r"Expected (\d+) bytes in (data block|extended header) but (?:limit is|could only read) (\d+)", msg)
+    if m:
+        return FormatError(
+            f"truncated MRC file: the {m.group(2)} needs {m.group(1)} bytes but only {m.group(3)} are present",
+            path=path,
+            code="MRC_TRUNCATED",
+        )
+    m = re.search(r"Unrecognised mode '?(-?\d+)", msg)
+    if m:
+        mode = int(m.group(1))
+        return FormatError(
+            f"unsupported MRC mode {mode} ({_MODE_NAMES.get(mode, 'unknown')}); "
+            "nemap reads modes 0, 1, 2, 6 and 12",
+            path=path,
+            code="MRC_UNSUPPORTED_MODE",
+        )
+    if isinstance(exc, (EOFError,)) or "compressed file ended" in msg.lower():
+        return FormatError(f"truncated compressed MRC file: {msg}", path=path, code="MRC_TRUNCATED")
+    return FormatError(f"cannot read MRC file: {msg}", path=path, code="MRC_UNREADABLE")
+
+
+def _check_path(path: str) -> None:
+    if not os.path.exists(path):
+        raise FormatError("no such file", path=path, code="FILE_NOT_FOUND")
+    if os.path.isdir(path):
+        raise FormatError("is a directory, not an MRC file", path=path, code="NOT_MRC")
+
+
+def _read(
+    path: str | os.PathLike,
+    origin_convention: str,
+    ignore_cell_angles: bool,
+    with_data: bool,
+) -> tuple[_Header, np.ndarray | None]:
+    p = os.fspath(path)
+    if origin_convention not in ORIGIN_CONVENTIONS:
+        raise ValueError(f"origin_convention must be one of {ORIGIN_CONVENTIONS}, got {origin_convention!r}")
+    _check_path(p)
+    # Header first (never reads the data block), so that unsupported modes etc. are rejected
+    # before any data is read.
+    try:
+        with mrcfile.open(p, mode="r", permissive=False, header_only=True) as mrc:
+            hdr = _interpret_header(mrc.header, p, origin_convention, ignore_cell_angles)
+    except NemapError:
+        raise
+    except Exception as exc:  # mrcfile/numpy/gzip errors: one clean line, never a traceback
+        raise _translate_mrcfile_error(p, exc) from exc
+    if not with_data:
+        return hdr, None
+
+    try:
+        with mrcfile.open(p, mode="r", permissive=False) as mrc:
+            data = mrc.data
+    except Exception as exc:
+        raise _translate_mrcfile_error(p, exc) from exc
+    if data is None:
+        raise FormatError("truncated MRC file: no data block", path=p, code="MRC_TRUNCATED")
+    nc, nr, ns = hdr.shape_crs
+    if data.size != nc * nr * ns:
+        raise FormatError(
+            f"data block has {data.size} values, header says {nc}×{nr}×{ns}", path=p, code="MRC_TRUNCATED"
+        )
+    data = data.reshape(ns, nr, nc)  # axes (s, r, c); 2-D images come back from mrcfile as (r, c)
+    # data axis (2 - f) holds file axis f (0=c, 1=r, 2=s); spatial axis a is file axis inv[a].
+    values = data.transpose([2 - hdr.inv[a] for a in range(3)])
+    if values.dtype != np.float32:  # other modes, or big-endian float32
+        values = values.astype(np.float32)
+    return hdr, values
+
+
+def is_mrc(path: str | os.PathLike) -> bool:
+    """True for the names of MRC/CCP4 maps: .mrc .map .ccp4 .mrcs .rec, optionally .gz or .bz2."""
+    name = os.path.basename(os.fspath(path)).lower()
+    for comp in _COMPRESSION_SUFFIXES:
+        if name.endswith(comp):
+            name = name[: -len(comp)]
+    return name.endswith(MRC_SUFFIXES)
+
+
+# --------------------------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------------------------
+
+
+def read_mrc(
+    path: str | os.PathLike,
+    origin_convention: str = "auto",
+    *,
+    ignore_cell_angles: bool = False,
+) -> Grid:
+    """Read an MRC/CCP4 map (modes 0, 1, 2, 6, 12) as a float32 :class:`Grid`.
+
+    ``grid.values[i, j, k]`` is the voxel at index (i, j, k) along x, y, z (a transposed,
+    possibly read-only view of mrcfile's ``data[s, r, c]``). Voxel size (Å, x, y, z) is
+    CELLA / (MX, MY, MZ); origin (Å, x, y, z, the position of index (0, 0, 0)) follows
+    ``origin_convention``:
+
+    * ``"auto"``: ChimeraX's ``.mrc`` rule: header ORIGIN if it is valid and non-zero
+      (NSTART ignored), else NSTART·Δ (NSTART permuted to x, y, z).
+    * ``"origin"``: ORIGIN only; ``"nstart"``: NSTART·Δ only; ``"sum"``: ORIGIN + NSTART·Δ
+      (CryoREAD); ``"zero"``: (0, 0, 0).
+
+    ``ignore_cell_angles=True`` reads a non-orthogonal cell as if its angles were 90°
+    (approximate positions, logged); by default such files raise :class:`FormatError`.
+    NaN/Inf voxels are not rejected here. Raises :class:`FormatError` (naming the file) for
+    anything that cannot be read.
+    """
+    hdr, values = _read(path, origin_convention, ignore_cell_angles, with_data=True)
+    assert values is not None
+    return Grid(values, hdr.geometry)
+
+
+def read_mrc_header(
+    path: str | os.PathLike,
+    origin_convention: str = "auto",
+    *,
+    ignore_cell_angles: bool = False,
+) -> Geometry:
+    """The :class:`Geometry` that :func:`read_mrc` would give (Å, x, y, z), reading only the header."""
+    hdr, _ = _read(path, origin_convention, ignore_cell_angles, with_data=False)
+    return hdr.geometry
+
+
+def mrc_info(
+    path: str | os.PathLike,
+    origin_convention: str = "auto",
+    *,
+    ignore_cell_angles: bool = True,
+) -> dict[str, Any]:
+    """A JSON-serialisable summary of an MRC header (no data read).
+
+    Describes non-orthogonal cells too (with a warning; ``cellb`` shows the angles) unless
+    ``ignore_cell_angles=False``.
+
+    Keys: format, filename, grid_shape [nx, ny, nz], voxel_size [3] Å, origin [3] Å (position
+    of index (0, 0, 0)), axis_order [mapc, mapr, maps], mode, dtype, origin_convention (the rule
+    used), origin_convention_requested, nstart_crs, header_origin, mxyz, cella, cellb, ispg,
+    labels, and the header statistics dmin, dmax, dmean, rms (as stored, not recomputed).
+    """
+    hdr, _ = _read(path, origin_convention, ignore_cell_angles, with_data=False)
+    g = hdr.geometry
+    src = g.source
+    info: dict[str, Any] = {
+        "format": "mrc",
+        "filename": src["filename"],
+        "grid_shape": list(g.grid_shape),
+        "voxel_size": list(g.voxel_size),
+        "origin": list(g.origin),
+        "axis_order": src["axis_order"],
+        "mode": hdr.mode,
+        "dtype": _MODE_NAMES[hdr.mode],
+        "origin_convention": src["origin_convention"],
+        "origin_convention_requested": src["origin_convention_requested"],
+        "nstart_crs": src["nstart_crs"],
+        "header_origin": src["header_origin"],
+        "grid_shape_crs": src["grid_shape_crs"],
+        "mxyz": src["mxyz"],
+        "cella": src["cella"],
+        "cellb": src["cellb"],
+        "ispg": src["ispg"],
+        "labels": src["labels"],
+    }
+    info.update(hdr.stats)
+    return info
+
+
+def _sanitise_label(label: str) -> str:
+    text = "".join(ch if 32 <= ord(ch) < 127 else "?" for ch in str(label).replace("\n", " ").replace("\t", " "))
+    return text[:80]
+
+
+def _offset_fields(origin: np.ndarray, step: np.ndarray, shape: tuple[int, int, int]) -> tuple[list[int], list[float]]:
+    """(NSTART x,y,z, ORIGIN x,y,z) for a map whose index (0,0,0) sits at ``origin`` Å.
+
+    Exactly one of them is non-zero: NSTART when origin/Δ is a whole number of voxels on all
+    axes (and small enough that ChimeraX does not take it for uninitialised), else ORIGIN.
+    """
+    q = origin / step
+    r = np.round(q)
+    limit = 10 * max(shape)  # MX = NX when we write
+    if np.all(np.abs(q - r) <= _WHOLE_VOXEL_TOL + np.abs(q) * 2.0 ** -22) and np.all(np.abs(r) <= limit):
+        return [int(v) for v in r], [0.0, 0.0, 0.0]
+    return [0, 0, 0], [float(v) for v in origin]
+
+
+def write_mrc(
+    path: str | os.PathLike,
+    values_xyz: np.ndarray,
+    geometry: Geometry,
+    *,
+    label: str | None = None,
+    force: bool = False,
+) -> None:
+    """Write ``values_xyz`` (indexed [x, y, z]) as a mode-2 (float32) MRC map.
+
+    Header: MAPC/MAPR/MAPS = 1, 2, 3; MX, MY, MZ = NX, NY, NZ; CELLA = N·Δ (Å); angles 90°;
+    ISPG 1; NVERSION 20141; DMIN/DMAX/DMEAN/RMS from the data; ``label`` (sanitised to ≤ 80
+    printable ASCII characters) if given. The offset goes in exactly one field: NSTART =
+    round(origin/Δ) with ORIGIN = 0 when origin/Δ is within 1e-6 + 2⁻²²·|origin/Δ| of whole numbers on all axes,
+    else ORIGIN = origin (Å) with NSTART = 0. The file is written to a temporary name in the
+    same directory and renamed into place when complete. Refuses to overwrite an existing file
+    unless ``force`` (:class:`NemapError`).
+    """
+    p = os.fspath(path)
+    values = np.asarray(values_xyz)
+    if values.ndim != 3 or tuple(values.shape) != geometry.grid_shape:
+        raise ValueError(f"values shape {values.shape} does not match grid_shape {geometry.grid_shape}")
+    check_output_path(p, force)
+    step = np.asarray(geometry.voxel_size, dtype=np.float64)
+    origin = np.asarray(geometry.origin, dtype=np.float64)
+    nstart, header_origin = _offset_fields(origin, step, geometry.grid_shape)
+    if any(header_origin) and _suffix(p) in _CCP4_SUFFIXES:
+        _warn(
+            "%s: origin %s Å is not a whole number of voxels, so it is written to ORIGIN; CCP4 tools "
+            "(gemmi, Coot, ChimeraX for .map/.ccp4) ignore ORIGIN: prefer a .mrc name",
+            p,
+            _fmt(origin),
+        )
+    data = np.ascontiguousarray(values.astype(np.float32, copy=False).transpose(2, 1, 0))
+
+    with atomic_output(p, force=force) as tmp:
+        with mrcfile.new(tmp, overwrite=False) as mrc:
+            mrc.set_data(data)
+            h = mrc.header
+            h.mapc, h.mapr, h.maps = 1, 2, 3
+            h.mx, h.my, h.mz = data.shape[2], data.shape[1], data.shape[0]
+            mrc.voxel_size = tuple(step.tolist())  # CELLA = MX·Δ
+            h.cellb.alpha = h.cellb.beta = h.cellb.gamma = 90.0
+            h.ispg = 1
+            h.nversion = 20141
+            h.nxstart, h.nystart, h.nzstart = nstart  # MAPC..MAPS = 1,2,3: c,r,s == x,y,z
+            h.origin.x, h.origin.y, h.origin.z = header_origin
+            if label is not None:
+                text = _sanitise_label(label)
+                if text:
+                    h.nlabl = 0
+                    h.label[:] = b""
+                    mrc.add_label(text)
+            mrc.update_header_stats()
+    log.info(
+        "%s: wrote %s voxels @ %s Å, offset in %s",
+        p,
+        "×".join(str(n) for n in geometry.grid_shape),
+        _fmt(step),
+        "ORIGIN" if any(header_origin) else "NSTART",
+    )

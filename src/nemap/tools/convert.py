@@ -1,0 +1,172 @@
+"""MRC ⇄ .nemap conversion: the work behind ``nemap convert IN OUT``.
+
+MRC → nemap reads the map (geometry as spec §13), fits the networks (``nemap.fit``) with a
+resume folder beside the output, and writes the file atomically. nemap → MRC samples the map on
+its own grid or on any voxel size / box (Å) and writes a mode-2 MRC file.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import gzip
+import hashlib
+import math
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from nemap import __version__
+from nemap.engine.neuralmap import open as open_nemap
+from nemap.fit.fit_map import fit_map
+from nemap.fit.memory import check_memory
+from nemap.fit.options import FitOptions
+from nemap.fit.resume import remove_resume_folder
+from nemap.format import container
+from nemap.format.errors import ArgumentError, NemapError, warn
+from nemap.format.files import check_output_path, is_nemap  # noqa: F401 - is_nemap, is_mrc: for callers
+from nemap.format.geometry import Geometry, grid_over_box
+from nemap.io.mrc import is_mrc, read_mrc, read_mrc_header, write_mrc  # noqa: F401
+
+log = logging.getLogger("nemap")
+
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def raw_mrc_header(path: str | os.PathLike) -> bytes | None:
+    """The first 1024 bytes of an MRC file (decompressed for .gz)."""
+    opener = gzip.open if os.fspath(path).lower().endswith(".gz") else open
+    with opener(path, "rb") as fh:  # type: ignore[operator]
+        data = fh.read(1024)
+    return data if len(data) == 1024 else None
+
+
+class _Progress:
+    """A per-region progress bar with ETA on stderr (tqdm); silent when not wanted."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.bar = None
+
+    def __call__(self, done: int, total: int, stats: dict[str, Any] | None) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=done, unit="region", file=sys.stderr, dynamic_ncols=True,
+                            desc="fitting", mininterval=0.5)
+            return
+        self.bar.update(done - self.bar.n)
+        if stats:
+            self.bar.set_postfix(last=f"{stats['steps']} steps, {stats['stop_reason']}", refresh=False)
+
+    def step(self, step: int, best_loss: float) -> None:
+        """Inside a region: show its step and best loss (the bar refreshes at most twice a second)."""
+        if self.bar is not None:
+            self.bar.set_postfix(step=step, loss=f"{best_loss:.2e}", refresh=False)
+            self.bar.update(0)  # redraws when mininterval has passed
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def mrc_to_nemap(src: str | os.PathLike, dst: str | os.PathLike, options: FitOptions, *, force: bool = False,
+                 resolution: float | None = None, contour: float | None = None, origin_convention: str = "auto",
+                 ignore_cell_angles: bool = False, progress: bool = True, command: Sequence[str] | None = None,
+                 ) -> dict[str, Any]:
+    """Fit ``src`` (MRC) and write ``dst`` (.nemap). Returns the header written.
+
+    A conversion that is interrupted leaves ``DST.resume/`` with its finished regions; running the
+    same conversion again picks them up. The output appears only when complete.
+    """
+    src, dst = Path(src), Path(dst)
+    check_output_path(dst, force)
+    if resolution is not None and not (resolution > 0 and math.isfinite(resolution)):
+        raise ArgumentError(f"'resolution' must be a finite number > 0 Å, got {resolution}", parameter="resolution")
+    if contour is not None and not math.isfinite(contour):
+        raise ArgumentError(f"'contour' must be a finite number, got {contour}", parameter="contour")
+    previous = log.level
+    log.setLevel(logging.ERROR)  # the full read below logs the geometry; say it once
+    try:
+        geometry = read_mrc_header(src, origin_convention, ignore_cell_angles=ignore_cell_angles)
+    finally:
+        log.setLevel(previous)
+    check_memory(geometry.grid_shape, options, str(src))
+    grid = read_mrc(src, origin_convention, ignore_cell_angles=ignore_cell_angles)
+    digest = file_sha256(src)
+    key = {"source_sha256": digest, "options": options.to_json(), "origin_convention": origin_convention,
+           "format": container.VERSION_STRING}
+    resume = dst.with_name(dst.name + ".resume")
+    bar = _Progress(progress)
+    try:
+        try:
+            content = fit_map(grid, options, resume=resume, resume_key=key, progress=bar)
+        except NemapError as exc:
+            raise exc.with_path(src) from exc
+    finally:
+        bar.close()
+    if resolution is not None:
+        content.resolution = {"value": float(resolution), "source": "user"}
+    if contour is not None:
+        content.contour_level = {"value": float(contour), "source": "user"}
+    content.source_mrc_header = raw_mrc_header(src)
+    content.provenance = {
+        "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "generator": {"name": "nemap", "version": __version__},
+        "source": {"filename": src.name, "sha256": digest,
+                   **({"mrc_header": "/source/mrc_header"} if content.source_mrc_header else {})},
+        **content.provenance,
+        "history": [{"step": "convert", "command": list(command) if command else None}],
+    }
+    header = container.write(dst, content, force=force)
+    remove_resume_folder(resume)
+    return header
+
+
+def target_geometry(native: Geometry, voxel_size: Sequence[float] | None, box: Sequence[float] | None) -> Geometry:
+    """The grid to decode on: native, or a new voxel size (Å) over the native box or a given box
+    (xmin, ymin, zmin, xmax, ymax, zmax in Å). The first sample sits at the box's low corner."""
+    if voxel_size is None and box is None:
+        return native
+    step = np.asarray(native.voxel_size if voxel_size is None else
+                      (list(voxel_size) * 3 if len(voxel_size) == 1 else voxel_size), dtype=np.float64)
+    if step.shape != (3,) or not np.all(np.isfinite(step)) or np.any(step <= 0):
+        raise ArgumentError("'voxel_size' takes one or three finite values > 0 (Å)", parameter="voxel_size")
+    if box is not None and (len(box) != 6 or not np.all(np.isfinite(box))):
+        raise ArgumentError("'box' takes xmin ymin zmin xmax ymax zmax (Å), finite", parameter="box")
+    lo, hi = native.extent if box is None else (np.asarray(box[:3], float), np.asarray(box[3:], float))
+    if np.any(hi < lo):
+        raise ArgumentError("'box' takes xmin ymin zmin xmax ymax zmax (Å) with max ≥ min", parameter="box")
+    return grid_over_box(lo, hi, step, {"resampled_from": list(native.voxel_size)})
+
+
+def nemap_to_mrc(src: str | os.PathLike, dst: str | os.PathLike, *, voxel_size: Sequence[float] | None = None,
+                 box: Sequence[float] | None = None, fill: float = 0.0, force: bool = False,
+                 device: str = "cpu") -> Geometry:
+    """Decode ``src`` (.nemap) to an MRC file on its native grid, or a new voxel size / box."""
+    src, dst = Path(src), Path(dst)
+    check_output_path(dst, force)
+    with open_nemap(src) as m:
+        geometry = target_geometry(m.geometry, voxel_size, box)
+        if voxel_size is not None and m.resolution and max(geometry.voxel_size) > m.resolution / 2:
+            warn(f"voxel size {list(geometry.voxel_size)} Å is coarser than half the resolution "
+                 f"({m.resolution:g} Å): the map is under-sampled")
+        grid = m.engine(device).sample(geometry)
+        outside = int(np.count_nonzero(np.isnan(grid.values)))
+        if outside:
+            log.info("%d of %d samples lie outside the map; written as %g", outside, grid.values.size, fill)
+            grid.values[np.isnan(grid.values)] = fill
+        source = m.provenance.get("source", {}).get("filename", src.name)
+        label = f"nemap {__version__} from {source} (.nemap {m.version})"
+    write_mrc(dst, grid.values, geometry, label=label, force=force)
+    return geometry

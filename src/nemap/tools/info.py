@@ -1,0 +1,54 @@
+"""What a map file holds, as a JSON-serialisable summary: ``describe(path)`` for .nemap and MRC files."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from nemap.engine.neuralmap import open as open_nemap
+from nemap.io.mrc import is_mrc, mrc_info
+
+
+def describe(path: str | os.PathLike, *, with_provenance: bool = False, origin_convention: str = "auto"
+             ) -> dict[str, Any]:
+    """The summary of an MRC map (header only) or a .nemap file (geometry, networks, fidelity)."""
+    p = os.fspath(path)
+    if is_mrc(p):
+        info = mrc_info(p, origin_convention=origin_convention)
+        info.setdefault("path", p)
+        return info
+    return describe_nemap(p, with_provenance=with_provenance)
+
+
+def describe_nemap(path: str, with_provenance: bool = False) -> dict[str, Any]:
+    """A JSON-serialisable summary of a .nemap file (geometry in Å, x, y, z; regions, networks,
+    normalization, fidelity); with_provenance adds the whole provenance (per-region fit and fidelity)."""
+
+    with open_nemap(path) as m:
+        g = m.geometry
+        params = sum(layer.out_features * (layer.in_features + 1) for layer in m.layers)
+        return {
+            "format": "nemap",
+            "path": path,
+            "nemap_version": m.version,
+            "grid_shape": list(g.grid_shape),
+            "voxel_size": list(g.voxel_size),
+            "origin": list(g.origin),
+            "axis_order": list(g.source.get("axis_order", [1, 2, 3])),
+            "origin_convention": g.source.get("origin_convention"),
+            "resolution": m.header.get("resolution"),
+            "contour_level": m.header.get("contour_level"),
+            "normalization": m.header["normalization"],
+            "regions": m.regions.count,
+            "networks": m.regions.network_count,
+            "constant_regions": m.regions.count - m.regions.network_count,
+            "layers": [layer.to_json() for layer in m.layers],
+            "parameters_per_network": params,
+            "blend": m.header["regions"]["blend"],
+            "extensions_used": m.header.get("extensions_used", []),
+            "generator": m.provenance.get("generator"),
+            "source": m.provenance.get("source", {}).get("filename"),
+            "fidelity": m.provenance.get("fidelity", {}).get("overall"),
+            "notices": [i.message for i in m.notices],
+            **({"provenance": m.provenance} if with_provenance else {}),
+        }

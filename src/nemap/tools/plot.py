@@ -1,0 +1,117 @@
+"""A slice through a neural map as a PNG (matplotlib): source voxels, neural map, their difference.
+
+The slice is the voxel plane of the source map (or, without a source, of the neural map's own grid)
+nearest to the requested Å coordinate; the neural map is evaluated at exactly those voxel centres,
+so the difference panel is the error at voxel centres. Points (graph nodes or atoms from a PDB/mmCIF,
+or ``pos`` [N, 3] Å from an .npz) within half a voxel (at least 0.5 Å; or ``within`` Å) of the plane
+are overlaid.
+Image axes are the two in-plane axes in Å, in (x, y, z) order.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from nemap.format.errors import NemapError
+
+AXES = "xyz"
+
+
+def parse_slice(text: str) -> tuple[int, float]:
+    """'z=12.5' → (2, 12.5) (axis index, Å)."""
+    name, _, value = text.partition("=")
+    name = name.strip().lower()
+    try:
+        if name not in AXES or not value:
+            raise ValueError
+        return AXES.index(name), float(value)
+    except ValueError:
+        raise NemapError(f"'slice' takes AXIS=Å with AXIS one of x, y, z (e.g. z=12.5), got {text!r}",
+                         code="BAD_ARGUMENT") from None
+
+
+def load_points(path: str | os.PathLike) -> np.ndarray:
+    """Å positions [N, 3] from .npz (array ``pos``) or a PDB/mmCIF file (every atom, via gemmi)."""
+    p = os.fspath(path)
+    if p.endswith(".npz"):
+        try:
+            with np.load(p) as data:
+                return np.asarray(data["pos"], dtype=np.float64).reshape(-1, 3)
+        except (OSError, KeyError, ValueError) as exc:
+            raise NemapError(f"not an .npz with a 'pos' array ({exc})", path=p, code="BAD_ARGUMENT") from None
+    from nemap.tools.simulate import read_atoms
+
+    return read_atoms(p)[0]
+
+
+def slice_plot(nemap_path: str | os.PathLike, out: str | os.PathLike, axis: int, value: float, *,
+               source: str | os.PathLike | None = None, points: str | os.PathLike | None = None,
+               within: float | None = None, force: bool = False) -> dict:
+    """Write the PNG; returns what was drawn (plane index, Å, RMSE and max |error| on it)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from nemap.format.files import atomic_output, check_output_path
+    from nemap.engine.neuralmap import open as open_nemap
+
+    from nemap.io.mrc import read_mrc
+
+    out = check_output_path(out, force)
+    with open_nemap(nemap_path) as m:
+        grid = read_mrc(source) if source is not None else None
+        g = grid.geometry if grid is not None else m.geometry
+        k = int(round((value - g.origin[axis]) / g.voxel_size[axis]))
+        if not 0 <= k < g.grid_shape[axis]:
+            lo, hi = g.origin[axis], g.origin[axis] + (g.grid_shape[axis] - 1) * g.voxel_size[axis]
+            raise NemapError(f"{AXES[axis]} = {value:g} Å is outside the map ({lo:.2f} … {hi:.2f} Å)",
+                             path=nemap_path, code="BAD_ARGUMENT")
+        a, b = [i for i in range(3) if i != axis]
+        ia, ib = np.arange(g.grid_shape[a]), np.arange(g.grid_shape[b])
+        q = np.zeros((len(ia), len(ib), 3))
+        q[..., a], q[..., b] = np.meshgrid(ia, ib, indexing="ij")
+        q[..., axis] = k
+        xyz = g.to_physical(q.reshape(-1, 3))
+        neural = m.density(xyz).reshape(len(ia), len(ib))
+    plane = float(g.origin[axis] + k * g.voxel_size[axis])
+    panels = [("neural map", neural)]
+    drawn = {"axis": AXES[axis], "index": k, "position": plane}
+    if grid is not None:
+        src = np.take(grid.values, k, axis=axis).astype(np.float64)
+        diff = neural - src
+        panels = [("source voxels", src), ("neural map", neural), ("neural − source", diff)]
+        ok = np.isfinite(diff)
+        drawn.update(rmse=float(np.sqrt(np.mean(diff[ok] ** 2))) if ok.any() else float("nan"),
+                     max_abs_error=float(np.max(np.abs(diff[ok]))) if ok.any() else float("nan"))
+    extent = [g.origin[a], g.origin[a] + (len(ia) - 1) * g.voxel_size[a],
+              g.origin[b], g.origin[b] + (len(ib) - 1) * g.voxel_size[b]]
+    overlay = None
+    if points is not None:
+        pos = load_points(points)
+        near = np.abs(pos[:, axis] - plane) <= (within if within is not None else max(0.5 * g.voxel_size[axis], 0.5))
+        overlay = pos[near]
+        drawn["points_on_plane"] = int(near.sum())
+    shown = np.concatenate([p[1].ravel() for p in panels[:2]])  # one grey scale for source and neural
+    shown = shown[np.isfinite(shown)]
+    vmin, vmax = (float(shown.min()), float(shown.max())) if shown.size else (0.0, 1.0)
+    fig, axs = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.2), squeeze=False)
+    for ax, (title, img) in zip(axs[0], panels):
+        if title.startswith("neural −"):
+            lim = float(np.nanmax(np.abs(img))) or 1.0
+            im = ax.imshow(img.T, origin="lower", extent=extent, cmap="RdBu_r", vmin=-lim, vmax=lim)
+        else:
+            im = ax.imshow(img.T, origin="lower", extent=extent, cmap="gray", vmin=vmin, vmax=vmax)
+        if overlay is not None and len(overlay):
+            ax.scatter(overlay[:, a], overlay[:, b], s=8, c="tab:orange", edgecolors="none")
+        ax.set(title=title, xlabel=f"{AXES[a]} (Å)", ylabel=f"{AXES[b]} (Å)")
+        fig.colorbar(im, ax=ax, shrink=0.8)
+    fig.suptitle(f"{Path(nemap_path).name}: {AXES[axis]} = {plane:.2f} Å (voxel plane {k})", fontsize=10)
+    fig.tight_layout()
+    with atomic_output(out, force=force) as partial:
+        fig.savefig(partial, dpi=110, format="png")
+    plt.close(fig)
+    return drawn
