@@ -12,13 +12,8 @@ torch: the networks are built on the first query.
 from __future__ import annotations
 
 import logging
-from importlib.metadata import PackageNotFoundError, version as _version
 
-try:
-    __version__ = _version("nemap")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0+unknown"
-
+from nemap._version import __version__
 from nemap.engine.neuralmap import NeuralMap, open  # noqa: E402
 from nemap.format.container import FORMAT_VERSION, VERSION_STRING as FORMAT_VERSION_STRING, write  # noqa: E402
 from nemap.format.content import Layer, NeuralMapContent, Normalization, Regions, siren_layers  # noqa: E402

@@ -1,4 +1,4 @@
-"""Build spec/0.1/examples/tiny.nemap, the worked example of spec §11, and print its numbers.
+"""Build spec/0.1/examples/tiny.nemap, the worked example of spec §12, and print its numbers.
 
     python spec/0.1/examples/make_tiny.py [--write]
 

@@ -13,7 +13,7 @@ import sys
 import warnings
 from typing import Sequence
 
-from nemap import __version__
+from nemap._version import __version__
 from nemap.cli import common, conformance, convert, graph, info, plot, simulate, validate
 from nemap.cli.common import flag_message, restore_logging, setup_logging
 from nemap.format.container import VERSION_STRING

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from nemap import __version__
+from nemap._version import __version__
 from nemap.format import container
 from nemap.format.errors import NemapError
 from nemap.engine.neuralmap import open as open_nemap

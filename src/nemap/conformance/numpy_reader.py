@@ -95,6 +95,15 @@ def _is_int(x: Any) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
+def _need_geometry_members(shape: Any, vs: Any, org: Any, aff: Any) -> None:
+    """§6: grid_shape, voxel_size, origin and index_to_physical of the right forms."""
+    _need(isinstance(shape, list) and len(shape) == 3 and all(_is_int(n) and 1 <= n <= 65536 for n in shape), "grid_shape")
+    _need(isinstance(vs, list) and len(vs) == 3 and all(_is_num(v) and v > 0 for v in vs), "voxel_size")
+    _need(isinstance(org, list) and len(org) == 3 and all(_is_num(v) for v in org), "origin")
+    _need(isinstance(aff, list) and len(aff) == 3 and all(isinstance(r, list) and len(r) == 4 and all(_is_num(v) for v in r)
+                                                            for r in aff), "index_to_physical")
+
+
 class NemapFile:
     """One opened, checked .nemap file; all arrays are read into memory (small files are the aim)."""
 
@@ -203,6 +212,19 @@ class NemapFile:
 
     # §4–§8: the members this reader needs, checked as far as evaluation depends on them
     def _interpret(self, h: dict[str, Any]) -> None:
+        self._interpret_versions(h)
+        for key in ("geometry", "normalization", "regions", "network", "integrity"):
+            _need(isinstance(h.get(key), dict), f"member {key}")
+        self._interpret_geometry(h["geometry"])
+        self._interpret_normalization(h["normalization"])
+        self._interpret_regions(h["regions"])
+        self._interpret_network(h["network"])
+        arrays = h["integrity"].get("arrays")
+        _need(isinstance(arrays, dict), "integrity.arrays")
+        self.digests = arrays
+
+    # §4
+    def _interpret_versions(self, h: dict[str, Any]) -> None:
         if h.get("nemap_version") != f"{self.version[0]}.{self.version[1]}":
             _fail("VERSION_MISMATCH", "header and attribute versions differ")
         used, required = h.get("extensions_used", []), h.get("extensions_required", [])
@@ -211,15 +233,11 @@ class NemapFile:
             if name not in used:
                 _fail("EXTENSION_UNDECLARED", f"{name} required but not used")
             _fail("EXTENSION_REQUIRED_UNSUPPORTED", f"{name}")  # 0.1 defines no extensions
-        for key in ("geometry", "normalization", "regions", "network", "integrity"):
-            _need(isinstance(h.get(key), dict), f"member {key}")
-        geo, nrm, reg, net = h["geometry"], h["normalization"], h["regions"], h["network"]
+
+    # §6
+    def _interpret_geometry(self, geo: dict[str, Any]) -> None:
         shape, vs, org, aff = geo.get("grid_shape"), geo.get("voxel_size"), geo.get("origin"), geo.get("index_to_physical")
-        _need(isinstance(shape, list) and len(shape) == 3 and all(_is_int(n) and 1 <= n <= 65536 for n in shape), "grid_shape")
-        _need(isinstance(vs, list) and len(vs) == 3 and all(_is_num(v) and v > 0 for v in vs), "voxel_size")
-        _need(isinstance(org, list) and len(org) == 3 and all(_is_num(v) for v in org), "origin")
-        _need(isinstance(aff, list) and len(aff) == 3 and all(isinstance(r, list) and len(r) == 4 and all(_is_num(v) for v in r)
-                                                                for r in aff), "index_to_physical")
+        _need_geometry_members(shape, vs, org, aff)
         # R-GEO-01: diagonal, equal to voxel_size and origin, exactly
         for i in range(3):
             for j in range(3):
@@ -232,14 +250,18 @@ class NemapFile:
         self.shape = np.array(shape, dtype=np.int64)
         self.voxel = np.array(vs, dtype=np.float64)
         self.origin = np.array(org, dtype=np.float64)
-        # §7
+
+    # §7
+    def _interpret_normalization(self, nrm: dict[str, Any]) -> None:
         _need(nrm.get("method") == "minmax", "normalization.method")
         _need(_is_num(nrm.get("value_min")) and _is_num(nrm.get("value_max")), "normalization values")
         _need(isinstance(nrm.get("clamp_negative"), bool), "clamp_negative")
         if not nrm["value_max"] > nrm["value_min"]:
             _fail("NORMALIZATION_INVALID", "value_max <= value_min")
         self.vmin, self.vmax = float(nrm["value_min"]), float(nrm["value_max"])
-        # §8.1, §9.2
+
+    # §8.1, §9.2
+    def _interpret_regions(self, reg: dict[str, Any]) -> None:
         blend = reg.get("blend")
         _need(isinstance(blend, dict) and blend.get("method") == "smoothstep-product", "blend.method")
         _need(_is_num(blend.get("ramp_width")) and blend["ramp_width"] > 0, "ramp_width")
@@ -247,7 +269,9 @@ class NemapFile:
         _need(_is_int(reg.get("network_count")) and 0 <= reg["network_count"] <= MAX_REGIONS, "regions.network_count")
         self.rho = float(blend["ramp_width"])
         self.count, self.nets = reg["count"], reg["network_count"]
-        # §8.2
+
+    # §8.2
+    def _interpret_network(self, net: dict[str, Any]) -> None:
         layers = net.get("layers")
         _need(isinstance(layers, list) and 1 <= len(layers) <= MAX_LAYERS, "network.layers")
         for layer in layers:
@@ -261,9 +285,6 @@ class NemapFile:
         if chain_in != [3] + chain_out[:-1] or chain_out[-1] != 1:
             _fail("NETWORK_SHAPE_CHAIN_BROKEN", "layer sizes do not chain 3 → … → 1")
         self.layers = layers
-        arrays = h["integrity"].get("arrays")
-        _need(isinstance(arrays, dict), "integrity.arrays")
-        self.digests = arrays
 
     def _dataset(self, datasets: dict[str, h5py.Dataset], path: str, shape: tuple[int, ...], dtype: str) -> h5py.Dataset:
         ds = datasets.get(path)

@@ -1,7 +1,7 @@
 """Stable validation codes of the .nemap format, with their severities.
 
 A code never changes meaning once released; new checks get new codes. The spec's requirement
-table (spec/0.1/nemap.md, section 12) maps each requirement to one of these codes.
+table (spec/0.1/nemap.md §14) maps each requirement to one of these codes.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ CODES: dict[str, Code] = {
     "HEADER_NOT_JSON": Code(ERROR, "the header is not a JSON object (or has NaN, Infinity, duplicate keys)"),
     "SCHEMA_VIOLATION": Code(ERROR, "the header does not match the JSON Schema"),
     "LIMIT_EXCEEDED": Code(ERROR, "a count or size exceeds a limit of the spec"),
-    # semantics (spec §6–9)
+    # semantics (spec §6–§9)
     "GEOMETRY_INCONSISTENT": Code(ERROR, "index_to_physical is not diagonal or disagrees with voxel_size/origin"),
     "NORMALIZATION_INVALID": Code(ERROR, "value_max is not greater than value_min"),
     "NETWORK_SHAPE_CHAIN_BROKEN": Code(ERROR, "layer sizes do not chain from 3 inputs to 1 output"),

@@ -1,4 +1,4 @@
-"""Float64 reference evaluation of a neural map, written as spec/0.1/nemap.md §8 states it.
+"""Float64 reference evaluation of a neural map, written as spec/0.1/nemap.md §9 states it.
 
 Slow and simple on purpose (NumPy, one region at a time): it defines expected values for the
 worked example and conformance fixtures, and the fast engine is tested against it.

@@ -1,6 +1,6 @@
 """Region layout and blending weights, in index space (x, y, z; voxel centres at integers).
 
-This module is pure NumPy and mirrors spec/0.1/nemap.md §7 (regions) and §8 (blending).
+This module is pure NumPy and mirrors spec/0.1/nemap.md §8.1 (regions) and §9.2 (blending).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from nemap._version import __version__
 from nemap.format import container
 from nemap.format.codes import ERROR, INFO, WARNING
 
@@ -39,8 +40,6 @@ class Report:
         return sum(1 for i in self.issues if i.severity == severity)
 
     def to_json(self) -> dict[str, Any]:
-        from nemap import __version__
-
         return {
             "path": self.path,
             "valid": self.valid,

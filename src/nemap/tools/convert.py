@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from nemap import __version__
+from nemap._version import __version__
 from nemap.engine.neuralmap import open as open_nemap
 from nemap.fit.fit_map import fit_map
 from nemap.fit.memory import check_memory

@@ -1,4 +1,4 @@
-"""The encoder, the query engine and MRC ⇄ nemap conversion, on small synthetic maps."""
+"""Fitting (nemap.fit): stop rules, batches, presets, flat and constant regions, statistics."""
 
 from __future__ import annotations
 
@@ -23,98 +23,7 @@ from nemap.format.geometry import Geometry, Grid
 from nemap.format.reference import evaluate_map
 from fixtures.synthetic_maps import chain_map
 
-QUICK = dict(width=64, sine_layers=2, max_steps=150, device="cpu")
-
-
-def quick(**kw):
-    return options_for("small", **{**QUICK, **kw})
-
-
-@pytest.fixture(scope="module")
-def small_map(tmp_path_factory) -> Path:
-    grid, _ = chain_map((20, 18, 16), voxel_size=1.2, origin=(5.0, -3.0, 7.5), resolution=4.0, seed=3)
-    path = tmp_path_factory.mktemp("maps") / "small.mrc"
-    write_mrc(path, grid.values, grid.geometry)
-    return path
-
-
-@pytest.fixture(scope="module")
-def fitted(small_map, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("fit") / "small.nemap"
-    mrc_to_nemap(small_map, out, quick(max_region_size=12, max_steps=300), progress=False, resolution=4.0)
-    return out
-
-
-def test_round_trip_reproduces_the_voxels(small_map, fitted, tmp_path) -> None:
-    back = tmp_path / "back.mrc"
-    nemap_to_mrc(fitted, back)
-    a, b = read_mrc(small_map), read_mrc(back)
-    assert b.geometry.grid_shape == a.geometry.grid_shape
-    np.testing.assert_allclose(b.geometry.origin, a.geometry.origin, atol=1e-5)
-    np.testing.assert_allclose(b.geometry.voxel_size, a.geometry.voxel_size, rtol=1e-6)
-    corr = np.corrcoef(a.values.ravel(), b.values.ravel())[0, 1]
-    assert corr > 0.99
-    with nemap.open(fitted, verify=True) as m:
-        fid = m.provenance["fidelity"]["overall"]
-        assert fid["correlation"] == pytest.approx(corr, abs=1e-4)  # the stored report is the real one
-        assert len(m.provenance["fidelity"]["regions"]) == m.regions.count == 8
-        assert m.resolution == 4.0
-        assert m.provenance["source"]["filename"] == "small.mrc"
-        assert len(m.source_mrc_header()) == 1024
-        training = m.provenance["training"]
-        assert training["options"]["max_steps"] == 300
-        assert {r["stop_reason"] for r in training["regions"]} <= {"exit-loss", "natural-fit", "step-cap"}
-        assert all(r["steps"] <= 300 and r["device"] == "cpu" and r["wall_time_s"] > 0 for r in training["regions"])
-    with mrc_header_labels(back) as labels:
-        assert any("small.mrc" in label and "nemap" in label for label in labels)
-
-
-class mrc_header_labels:
-    def __init__(self, path):
-        import mrcfile
-
-        self.m = mrcfile.open(path)
-
-    def __enter__(self):
-        return [lab.decode() if isinstance(lab, bytes) else str(lab) for lab in self.m.header.label[: self.m.header.nlabl]]
-
-    def __exit__(self, *a):
-        self.m.close()
-
-
-def test_engine_matches_the_reference_and_finite_differences(fitted) -> None:
-    with nemap.open(fitted) as m:
-        lo, hi = m.geometry.extent
-        rng = np.random.default_rng(0)
-        p = lo + (hi - lo) * rng.uniform(-0.02, 1.02, (3000, 3))
-        d, g = m.evaluate(p)
-        dr, gr = evaluate_map(m, p)
-        assert np.array_equal(np.isnan(d), np.isnan(dr))
-        span = np.nanmax(dr) - np.nanmin(dr)
-        assert np.nanmax(np.abs(d - dr)) < 1e-4 * span
-        assert np.nanmax(np.abs(g - gr)) < 1e-3 * np.nanmax(np.abs(gr))
-        np.testing.assert_array_equal(m.density(p), d)
-        inner = p[np.all((p > lo + 0.1) & (p < hi - 0.1), axis=1)][:300]
-        h = 1e-3
-        fd = np.stack([(m.density(inner + h * e) - m.density(inner - h * e)) / (2 * h) for e in np.eye(3)], axis=1)
-        np.testing.assert_allclose(m.gradient(inner), fd, atol=2e-3 * np.abs(fd).max())
-
-
-def test_sample_on_the_native_grid_is_the_decoded_map(fitted, tmp_path) -> None:
-    with nemap.open(fitted) as m:
-        grid = m.sample()
-        assert grid.geometry == m.geometry and not np.isnan(grid.values).any()
-        fine = m.sample(voxel_size=0.6)
-        assert fine.geometry.voxel_size == (0.6, 0.6, 0.6) and fine.geometry.origin == m.geometry.origin
-        np.testing.assert_allclose(fine.values[::2, ::2, ::2], grid.values[: fine.values[::2].shape[0], : fine.values[:, ::2].shape[1], : fine.values[:, :, ::2].shape[2]], atol=1e-5)
-    nemap_to_mrc(fitted, tmp_path / "n.mrc")
-    np.testing.assert_allclose(read_mrc(tmp_path / "n.mrc").values, grid.values, atol=1e-6)
-    big = tmp_path / "big.mrc"
-    geo = nemap_to_mrc(fitted, big, voxel_size=[2.0], box=[0, -5, 5, 40, 30, 30], fill=-1.0)
-    out = read_mrc(big)
-    assert out.geometry.grid_shape == geo.grid_shape == (21, 18, 13)
-    assert out.values[0, 0, 0] == -1.0 and np.isfinite(out.values).all()  # (0, -5, 5) Å lies outside the map
-
+from tests.conftest import quick  # noqa: F401 - the fitted maps come from tests/conftest.py
 
 def test_stop_rules() -> None:
     u = local_inputs((6, 5, 4))
@@ -165,42 +74,6 @@ def test_batched_regions_fit_like_one_at_a_time() -> None:
             np.testing.assert_allclose(a, b, atol=1e-4)
 
 
-def test_interrupted_conversion_resumes(small_map, tmp_path, caplog, monkeypatch) -> None:
-    out = tmp_path / "r.nemap"
-    opts = quick(max_region_size=12, max_steps=40)
-    reference = tmp_path / "ref.nemap"
-    mrc_to_nemap(small_map, reference, opts, progress=False)
-
-    import nemap.fit.full_batch as enc
-
-    real = enc.fit_regions
-    calls = {"n": 0}
-
-    def dying(*a, **kw):
-        calls["n"] += 1
-        if calls["n"] == 4:
-            raise KeyboardInterrupt
-        return real(*a, **kw)
-
-    monkeypatch.setattr(enc, "fit_regions", dying)
-    with pytest.raises(KeyboardInterrupt):
-        mrc_to_nemap(small_map, out, opts, progress=False)
-    assert not out.exists() and not list(tmp_path.glob("*partial*"))
-    saved = sorted((tmp_path / "r.nemap.resume").glob("region_*.npz"))
-    assert len(saved) == 3
-    monkeypatch.setattr(enc, "fit_regions", real)
-    fitted_again = []
-    monkeypatch.setattr(enc, "fit_regions", lambda *a, **kw: (fitted_again.append(a[2]), real(*a, **kw)))
-    with caplog.at_level(logging.INFO, logger="nemap"):
-        mrc_to_nemap(small_map, out, opts, progress=False)
-    assert "resuming: 3 of 8 regions were already fitted" in caplog.text
-    assert sum(len(x) for x in fitted_again) == 5
-    assert not (tmp_path / "r.nemap.resume").exists()
-    with nemap.open(out) as a, nemap.open(reference) as b:
-        for wa, wb in zip(a.weights, b.weights):
-            np.testing.assert_array_equal(wa, wb)  # same seeds per region: identical to an uninterrupted run
-
-
 def test_constant_map_is_stored_as_constants(tmp_path) -> None:
     geo = Geometry((10, 9, 8), (1.0, 1.0, 1.0), (0, 0, 0))
     path = tmp_path / "flat.mrc"
@@ -234,26 +107,6 @@ def test_nonfinite_voxels_are_refused(tmp_path) -> None:
     with pytest.raises(NemapError, match="2 voxel\\(s\\) are NaN or infinite") as err:
         mrc_to_nemap(path, tmp_path / "nan.nemap", quick(), progress=False)
     assert str(path) in str(err.value)
-
-
-def test_map_too_large_for_memory_is_refused_before_reading(small_map, tmp_path, monkeypatch) -> None:
-    import nemap.fit.memory as enc
-
-    monkeypatch.setattr(enc, "available_memory_bytes", lambda: 10 * 2**20)
-    with pytest.raises(NemapError, match="GiB to convert, but only") as err:
-        mrc_to_nemap(small_map, tmp_path / "x.nemap", quick(), progress=False)
-    assert err.value.code == "OUT_OF_MEMORY"
-
-
-def test_outputs_are_never_overwritten_and_need_a_directory(small_map, fitted, tmp_path) -> None:
-    before = fitted.read_bytes()
-    with pytest.raises(NemapError, match="exists; use force=True"):
-        mrc_to_nemap(small_map, fitted, quick(), progress=False)
-    assert fitted.read_bytes() == before
-    with pytest.raises(NemapError, match="does not exist"):
-        mrc_to_nemap(small_map, tmp_path / "no" / "x.nemap", quick(), progress=False)
-    with pytest.raises(NemapError, match="does not exist"):
-        nemap_to_mrc(fitted, tmp_path / "no" / "x.mrc")
 
 
 def test_paper_preset_is_the_published_recipe() -> None:

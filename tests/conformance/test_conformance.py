@@ -26,7 +26,7 @@ from nemap.format.validate import validate
 from fixtures.conformance import generate
 from fixtures.conformance.generate import SUITE
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SPEC = REPO / "spec" / "0.1"
 CASES = load_suite(SUITE)
 

@@ -12,7 +12,7 @@ import numpy as np
 import nemap
 from fixtures.random_nemap import random_content
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_MAP = REPO / "fixtures" / "maps" / "chain_32.mrc"
 
 

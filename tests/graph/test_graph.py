@@ -185,7 +185,7 @@ def test_graph_and_evaluate_from_the_command_line(tmp_path) -> None:
     from nemap.tools.convert import mrc_to_nemap
     from nemap.fit.options import options_for
 
-    example = Path(__file__).resolve().parents[1] / "fixtures" / "maps" / "chain_32.mrc"
+    example = Path(__file__).resolve().parents[2] / "fixtures" / "maps" / "chain_32.mrc"
     nm = tmp_path / "c.nemap"
     mrc_to_nemap(example, nm, options_for("small", width=48, sine_layers=2, max_steps=250, device="cpu"),
                  progress=False)

@@ -17,7 +17,7 @@ from nemap.fit.options import options_for
 pytest.importorskip("matplotlib")
 from nemap.tools.plot import parse_slice, slice_plot  # noqa: E402
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "maps" / "chain_32.mrc"
+EXAMPLE = Path(__file__).resolve().parents[2] / "fixtures" / "maps" / "chain_32.mrc"
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from nemap.format.errors import FormatError, NemapError
 from nemap.format.validate import validate
 from fixtures.conformance.generate import INVALID, SUITE
 
-SPEC = Path(__file__).resolve().parents[1] / "spec" / "0.1"
+SPEC = Path(__file__).resolve().parents[2] / "spec" / "0.1"
 from fixtures.random_nemap import random_content
 
 

@@ -1,0 +1,165 @@
+"""The tree is the architecture: each layer of src/nemap imports only the layers below it (read from
+the code's own imports), `import nemap` and `nemap validate` load no torch, no function is too complex,
+and every § cited in code and docs exists in the spec document it names."""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE = REPO / "src" / "nemap"
+
+# What each folder of src/nemap may import from nemap (besides itself and nemap._version).
+# graph sits below engine (it sees only a field callable; NeuralMap.graph() offers it on an opened map);
+# fit sits above engine: it trains the engine's networks and measures fidelity with the engine's sampler.
+ALLOWED = {
+    "format": set(),
+    "graph": {"format"},
+    "engine": {"format", "graph"},
+    "fit": {"format", "engine"},
+    "io": {"format", "graph"},
+    "tools": {"format", "engine", "fit", "graph", "io"},
+    "conformance": {"format", "engine"},
+    "cli": {"format", "engine", "fit", "graph", "io", "tools", "conformance"},
+}
+ROOT_MODULES = {"__init__": {"format", "engine"}, "__main__": {"cli"}, "_version": set()}
+MAX_COMPLEXITY = 20  # radon grade D starts at 21; the aim is 15
+
+
+def nemap_imports(path: Path) -> set[str]:
+    """Every nemap module that ``path`` imports (absolute names; relative imports resolved)."""
+    package = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts[:-1])
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.split(".")[0] == "nemap"}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[:len(parts) - node.level + 1] + ([base] if base else []))
+            if base.split(".")[0] == "nemap":
+                found |= {f"{base}.{a.name}" for a in node.names} if base == "nemap" else {base}
+    return found
+
+
+def layer_of(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else None
+
+
+def test_layers_import_only_the_layers_below() -> None:
+    wrong = []
+    modules = sorted(PACKAGE.rglob("*.py"))
+    assert len(modules) > 30
+    for path in modules:
+        rel = path.relative_to(PACKAGE)
+        own = rel.parts[0] if len(rel.parts) > 1 else None
+        allowed = ALLOWED[own] | {own} if own else ROOT_MODULES[rel.stem]
+        for module in nemap_imports(path):
+            target = layer_of(module)
+            if target not in allowed | {"_version"}:
+                wrong.append(f"{rel} imports {module}")
+    assert not wrong, "upward or sideways imports:\n" + "\n".join(wrong)
+
+
+def test_every_layer_folder_is_known() -> None:
+    folders = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").is_file()}
+    assert folders == set(ALLOWED)
+
+
+def test_independent_reader_imports_nothing_of_nemap() -> None:
+    assert nemap_imports(PACKAGE / "conformance" / "numpy_reader.py") == set()
+
+
+def test_the_layering_test_sees_an_upward_import(tmp_path: Path) -> None:
+    bad = PACKAGE / "format" / "_probe_upward.py"
+    bad.write_text("from nemap.engine.query import Engine\nfrom ..tools import convert\n")
+    try:
+        assert nemap_imports(bad) == {"nemap.engine.query", "nemap.tools"}
+        with pytest.raises(AssertionError, match="format/_probe_upward.py imports nemap.engine.query"):
+            test_layers_import_only_the_layers_below()
+    finally:
+        bad.unlink()
+
+
+@pytest.mark.parametrize("code", [
+    "import nemap",
+    "import nemap.format.validate, nemap.format.container, nemap.io.mrc, nemap.graph",
+    "from nemap.cli import main; import sys; sys.argv = ['nemap']; main(['validate', '{file}'])",
+    "from nemap.cli import build_parser; build_parser()",
+])
+def test_no_torch_is_loaded(code: str) -> None:
+    file = PACKAGE / "conformance" / "suite" / "0.1" / "valid" / "one_region" / "map.nemap"
+    probe = code.format(file=file) + "\nimport sys\nprint('torch' in sys.modules)"
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_no_function_is_too_complex() -> None:
+    from radon.complexity import cc_visit
+
+    too_complex = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for block in cc_visit(path.read_text(encoding="utf-8")):
+            if block.complexity > MAX_COMPLEXITY:
+                too_complex.append(f"{path.relative_to(PACKAGE)}:{block.lineno} {block.name} ({block.complexity})")
+    assert not too_complex, f"cyclomatic complexity above {MAX_COMPLEXITY}:\n" + "\n".join(too_complex)
+
+
+# -- § citations ------------------------------------------------------------------------------------
+
+SPEC = REPO / "spec" / "0.1"
+CITATION = re.compile(r"§\s?(\d+(?:\.\d+)?)")
+DOC_NAME = re.compile(r"([\w./-]+\.md)")
+
+
+def spec_sections(doc: Path) -> set[str]:
+    """Section numbers of a spec document's headings ('## 9. Evaluation' → 9, '### 9.4 …' → 9.4)."""
+    return {m.group(1) for m in re.finditer(r"^#{2,4} (\d+(?:\.\d+)?)\.? ", doc.read_text(), re.M)}
+
+
+def cited_document(text: str, at: int, default: str) -> str | None:
+    """The spec document a § at ``at`` refers to: the nearest *.md named just before it on the same
+    line (None when that is not one of ours), else ``default``."""
+    line_start = text.rfind("\n", 0, at) + 1
+    names = DOC_NAME.findall(text[line_start:at])
+    if not names:
+        return default
+    name = Path(names[-1]).name
+    return name if (SPEC / name).is_file() else None
+
+
+def citing_files() -> list[tuple[Path, str]]:
+    files = [(p, "nemap.md") for p in sorted((REPO / "src").rglob("*.py"))]
+    files += [(p, "nemap.md") for p in sorted((REPO / "fixtures").rglob("*.py"))]
+    files += [(p, "nemap.md") for p in sorted((REPO / "benchmarks").rglob("*.py"))]
+    files += [(p, "nemap.md") for p in sorted((REPO / "tests").rglob("*.py")) if p.name != Path(__file__).name]
+    files += [(p, p.name) for p in sorted(SPEC.glob("*.md"))]
+    files += [(REPO / "README.md", "nemap.md"), (SPEC / "examples" / "make_tiny.py", "nemap.md")]
+    return files
+
+
+def test_every_cited_section_exists() -> None:
+    sections = {doc.name: spec_sections(doc) for doc in SPEC.glob("*.md")}
+    assert {"3.6", "9.4", "14"} <= sections["nemap.md"] and {"3", "4"} <= sections["conformance.md"]
+    missing, count = [], 0
+    for path, default in citing_files():
+        text = path.read_text(encoding="utf-8")
+        for m in CITATION.finditer(text):
+            doc = cited_document(text, m.start(), default)
+            if doc is None:
+                continue
+            count += 1
+            if m.group(1) not in sections[doc]:
+                line = text.count("\n", 0, m.start()) + 1
+                missing.append(f"{path.relative_to(REPO)}:{line} cites {doc} §{m.group(1)}")
+    assert count > 30
+    assert not missing, "citations of sections that do not exist:\n" + "\n".join(missing)
