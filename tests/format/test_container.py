@@ -132,7 +132,7 @@ def test_newer_minor_with_unknown_members_opens() -> None:
         assert m.weights[0].shape == (1, 16, 3)
 
 
-# One substring of the one-line message per invalid fixture (fixtures/conformance/0.1/invalid/).
+# One substring of the one-line message per invalid fixture (src/nemap/conformance/suite/0.1/invalid/).
 MESSAGES = {
     "wrong_format_tag": "not a .nemap file", "unknown_major_version": "not supported", "version_malformed": "MAJOR.MINOR",
     "version_mismatch": "disagrees", "version_missing": "nemap_version is missing", "version_not_scalar": "scalar string",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shlex
 import subprocess
+import tempfile
 from importlib import resources
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from nemap.conformance.materialize import materialize
 from nemap.conformance.protocol import Handler, float_array
 from nemap.format.errors import NemapError
 
@@ -42,9 +44,11 @@ class Case:
     def name(self) -> str:
         return f"{self.meta['kind']}/{self.meta['name']}"
 
+    built: Path | None = None  # the file, when it was built at run time (materialize)
+
     @property
     def file(self) -> Path:
-        return self.folder / self.meta["file"]
+        return self.built or self.folder / self.meta["file"]
 
 
 def check_suite(root: Path) -> None:
@@ -54,8 +58,19 @@ def check_suite(root: Path) -> None:
                          parameter="suite")
 
 
-def load_suite(root: Path) -> list[Case]:
-    """Every case under root/valid and root/invalid, in name order."""
+_WORKDIR: list[tempfile.TemporaryDirectory] = []
+
+
+def _workdir() -> Path:
+    """A folder for files built at run time, removed when the process ends."""
+    if not _WORKDIR:
+        _WORKDIR.append(tempfile.TemporaryDirectory(prefix="nemap-conformance-"))
+    return Path(_WORKDIR[0].name)
+
+
+def load_suite(root: Path, workdir: Path | None = None) -> list[Case]:
+    """Every case under root/valid and root/invalid, in name order; files too large to ship are built
+    in ``workdir`` (default: a temporary folder of this process)."""
     check_suite(root)
     cases = []
     for kind in ("valid", "invalid"):
@@ -63,6 +78,8 @@ def load_suite(root: Path) -> list[Case]:
             meta = json.loads((folder / "case.json").read_text())
             queries = json.loads((folder / meta["queries"]).read_text())
             case = Case(folder, meta, queries["points"])
+            if "materialize" in meta:
+                case.built = materialize(folder, meta, workdir or _workdir())
             if kind == "valid":
                 case.density = float_array(queries["density"])
                 case.gradient = float_array(queries["gradient"]).reshape(-1, 3)

@@ -6,7 +6,7 @@ conformance harness runs. It is also a program that speaks the harness protocol
 (spec/0.1/conformance.md §3), so it can be copied as a starting point for readers in other
 languages:
 
-    python conformance/numpy_reader.py [--float32]      # JSON lines on stdin → JSON lines on stdout
+    python -m nemap.conformance.numpy_reader [--float32]      # JSON lines on stdin → JSON lines on stdout
 
 Library use::
 
