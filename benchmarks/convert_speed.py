@@ -1,6 +1,6 @@
 """Conversion speed and accuracy: the paper preset vs the fast preset, on the same machine, in one run.
 
-    python benchmarks/convert_speed.py region [--size 64] [--kind protein|solvated] [--skip-paper]
+    python -m benchmarks.convert_speed region [--size 64] [--kind protein|solvated] [--skip-paper]
                                               [--paper-max-steps N]
         one SIZE³ region of a simulated map with known ground truth (a molmap-like sum of Gaussians,
         R = 3 Å at R/3 voxels; "protein": a chain at one atom per 20 Å³ filling the box, as a region
@@ -8,7 +8,7 @@
         and their ratio, voxel RMSE, and the MAE between voxel centres against the analytic truth (and
         against the cubic B-spline, which the fast preset learns), beside trilinear and cubic B-spline
         interpolation of the same voxels. --fast-set KEY=VALUE overrides fast-preset options.
-    python benchmarks/convert_speed.py map [--size 128 | --mrc FILE [--pad-to N]]
+    python -m benchmarks.convert_speed map [--size 128 | --mrc FILE [--pad-to N]]
         a whole map converted with the fast preset in a child process: wall time, peak
         memory (RSS of the child), regions fitted and stored as constants, and the size of the .nemap
         file beside the MRC file's. The map is simulated (--size, a sparse chain in solvent) or read from
@@ -34,12 +34,11 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-from fixtures.synthetic_maps import chain_map, molmap_values  # noqa: E402
+from benchmarks.common import results_dir, write_json
+from fixtures.synthetic_maps import chain_map, molmap_values
 from nemap.fit.fit_map import fit_map as encode
-from nemap.fit.options import options_for  # noqa: E402
+from nemap.fit.options import options_for
 
 RESOLUTION = 3.0
 
@@ -120,7 +119,7 @@ def region_mode(args) -> dict:
     if "paper" in result:
         capped = "step-cap" in result["paper"]["stop"]  # then the paper preset's time is a lower bound
         key = "speedup_fast_vs_paper" + ("_at_least (paper stopped by --paper-max-steps)" if capped else "")
-        result[key] = round(result["paper"]["wall_s"] / result["fast"]["wall_s"], 2)
+        result[key] = round(result["paper"]["wall_s"] / max(result["fast"]["wall_s"], 1e-9), 2)
     return result
 
 
@@ -153,7 +152,7 @@ def map_mode(args) -> dict:
     src, out = work / "map.mrc", work / "map.nemap"
     write_mrc(src, values, geometry, label="nemap convert_speed benchmark")
     del grid, values
-    child = ("import json, sys; from nemap.encode import options_for; from nemap.converters.convert import mrc_to_nemap; "
+    child = ("import json, sys; from nemap.fit.options import options_for; from nemap.tools.convert import mrc_to_nemap; "
              "mrc_to_nemap(sys.argv[1], sys.argv[2], options_for('fast', device='cpu', **json.loads(sys.argv[3])), "
              "progress=False)")
     command = [sys.executable, "-c", child, str(src), str(out), json.dumps(parse_overrides(args.fast_set))]
@@ -176,7 +175,7 @@ def map_mode(args) -> dict:
     return result
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("mode", choices=["region", "map"])
     ap.add_argument("--size", type=int, default=None)
@@ -190,17 +189,20 @@ def main() -> None:
     ap.add_argument("--fast-set", nargs="*", default=[], metavar="KEY=VALUE", help="fast-preset overrides")
     ap.add_argument("--mrc", type=Path, default=None, help="map mode: convert this MRC (.gz allowed) instead")
     ap.add_argument("--pad-to", type=int, default=None, help="map mode: centre the map in an N³ box of zeros")
-    ap.add_argument("--json", type=Path, default=None)
-    args = ap.parse_args()
+    ap.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results/convert_speed)")
+    ap.add_argument("--name", default=None, help="result file name (default convert_speed_<mode>_<size>)")
+    ap.add_argument("--toy", action="store_true", help="CI smoke run: a 16³ region and map, 2 steps")
+    args = ap.parse_args(argv)
+    if args.toy:
+        args.size, args.points, args.paper_max_steps = 16, 1000, 2
+        args.fast_set = args.fast_set or ["max_steps=2", "width=16", "sine_layers=2"]
     args.size = args.size or (64 if args.mode == "region" else 128)
     args.kind = args.kind or ("protein" if args.mode == "region" else "solvated")
     result = region_mode(args) if args.mode == "region" else map_mode(args)
-    result["machine"] = (f"{platform.machine()}, {os.cpu_count()} cpus, torch {torch.__version__}, "
-                         f"{torch.get_num_threads()} threads")
     for k, v in result.items():
         print(f"{k:26s} {v}")
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=1))
+    name = args.name or f"convert_speed_{args.mode}_{args.size}"
+    write_json(results_dir("convert_speed", args.out) / f"{name}.json", result, "convert_speed")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Fidelity of MRC → nemap → MRC with a preset (the paper's by default).
 
-    python benchmarks/fidelity.py --synthetic 48          # molmap-like 48³ map made by our own code
-    python benchmarks/fidelity.py --map emd6272 --crop 48 # a crop of a shared real map
+    python -m benchmarks.fidelity --synthetic 48          # molmap-like 48³ map made by our own code
+    python -m benchmarks.fidelity --map emd6272 --crop 48 # a crop of a shared real map
 
 Prints voxel RMSE, max error (and as % of the range), correlation, steps per region and wall time,
 after a full round trip through the files (nemap convert, then decode to MRC on the native grid).
@@ -21,16 +21,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from benchmarks.common import SHARED, results_dir, write_json
+from fixtures.synthetic_maps import chain_map
+from nemap.tools.convert import mrc_to_nemap, nemap_to_mrc
+from nemap.io.mrc import read_mrc, write_mrc
+from nemap.fit.options import options_for
+from nemap.format.geometry import Geometry
 
-from fixtures.synthetic_maps import chain_map  # noqa: E402
-from nemap.tools.convert import mrc_to_nemap, nemap_to_mrc  # noqa: E402
-from nemap.io.mrc import read_mrc, write_mrc  # noqa: E402
-from nemap.fit.options import options_for  # noqa: E402
-from nemap.format.geometry import Geometry  # noqa: E402
-
-SHARED = Path(os.environ.get("NEMAP_SHARED_DATA", REPO.parent / "shared" / "data"))
 REAL = {
     "emd6272": "emd6272_rotavirus_vp6/6272_zone4A.mrc",
     "emd5778": "emd5778_trpv1_chainA/5578_ChainA.mrc",
@@ -62,7 +59,7 @@ def make_source(args: argparse.Namespace, folder: Path) -> Path:
     return path
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--synthetic", type=int, default=None, help="edge of a synthetic cubic map (voxels)")
     ap.add_argument("--map", choices=sorted(REAL), default="emd6272")
@@ -70,8 +67,11 @@ def main() -> None:
     ap.add_argument("--preset", default="paper")
     ap.add_argument("--max-steps", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
-    args = ap.parse_args()
+    ap.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results/fidelity)")
+    ap.add_argument("--toy", action="store_true", help="CI smoke run: a synthetic 20³ map, small preset, 5 steps")
+    args = ap.parse_args(argv)
+    if args.toy:
+        args.synthetic, args.preset, args.max_steps = 20, "small", 5
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         src = make_source(args, folder)
@@ -87,7 +87,6 @@ def main() -> None:
     span = a.max() - a.min()
     regions = header["provenance"]["training"]["regions"]
     result = {
-        "machine": f"{platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, torch {torch.__version__}",
         "device": header["provenance"]["training"]["device"],
         "preset": args.preset, "grid": list(a.shape), "regions": len(regions),
         "rmse": float(np.sqrt(np.mean(diff ** 2))), "max_abs_error": float(np.abs(diff).max()),
@@ -99,8 +98,8 @@ def main() -> None:
     }
     for k, v in result.items():
         print(f"{k:28s} {v}")
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=1))
+    name = f"synthetic{args.synthetic}" if args.synthetic else f"{args.map}_crop{args.crop}"
+    write_json(results_dir("fidelity", args.out) / f"fidelity_{name}_{args.preset}.json", result, "fidelity")
 
 
 if __name__ == "__main__":

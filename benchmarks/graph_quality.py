@@ -1,6 +1,6 @@
 """Graph quality on the shared real maps and a simulated atomic-resolution map, beside a naive baseline.
 
-    python benchmarks/graph_quality.py [--preset quick|fast|paper|small] [--maps 6272 5778 0093 21457 6z6u]
+    python -m benchmarks.graph_quality [--preset quick|fast|paper|small] [--maps 6272 5778 0093 21457 6z6u]
                                        [--method fast|paper] [--region-size N] [--max-steps N]
                                        [--sweep K ...] [--out benchmarks/results]
 
@@ -36,47 +36,24 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-import nemap  # noqa: E402
-from nemap import graph  # noqa: E402
-from nemap.tools.convert import mrc_to_nemap  # noqa: E402
-from nemap.io.models import read_model  # noqa: E402
-from nemap.io.mrc import read_mrc, write_mrc  # noqa: E402
-from nemap.tools.simulate import simulate  # noqa: E402
-from nemap.fit.options import options_for  # noqa: E402
-from nemap.format.geometry import Geometry  # noqa: E402
-from nemap.graph.score import score  # noqa: E402
+import nemap
+from benchmarks.common import (CACHE, FIT, MAPS, SHARED, TOY_FIT, cached_neural_map, fit_label,
+                               require_shared, results_dir, simulated_map, write_json, write_record)
+from nemap import graph
+from nemap.tools.convert import mrc_to_nemap
+from nemap.io.models import read_model
+from nemap.io.mrc import read_mrc, write_mrc
+from nemap.tools.simulate import simulate
+from nemap.fit.options import options_for
+from nemap.format.geometry import Geometry
+from nemap.graph.score import score
 
-SHARED = Path(os.environ.get("NEMAP_SHARED_DATA", REPO.parent / "shared" / "data"))
-CACHE = REPO / "benchmarks" / ".cache"
-MAPS = {  # name: (map, model, resolution Å)
-    "6272": ("emd6272_rotavirus_vp6/6272_zone4A.mrc", "emd6272_rotavirus_vp6/pdb3j9s.ent", 2.6),
-    "5778": ("emd5778_trpv1_chainA/5578_ChainA.mrc", "emd5778_trpv1_chainA/pdb3j5p.pdb", 3.27),
-    "0093": ("emd0093_hcn4/emd_0093_m4A_chainA_crop.mrc", "emd0093_hcn4/6gyn_in_chainA_crop.pdb", 3.4),
-    "21457": ("emd21457_spike_ntd_segment/emd_21457_seg.mrc", "emd21457_spike_ntd_segment/6vyb_Ndom.pdb", 3.2),
-    "6z6u": (None, "models_for_simulation/6z6u.pdb", 1.25),
-}
-FIT = {"5778": {"max_region_size": 32, "max_steps": 1000}}  # per-map fit overrides (see the docstring)
 SWEEP = (0.6, 0.8, 1.0, 1.2, 1.4, 1.6, 1.8, 2.0)  # k of the common thresholds mean + kσ of the non-zero voxels
 PAPER = {"atomic (≤ 1.6 Å)": "atoms 85.2 % covered, 88.4 % of nodes on an atom (1 Å), RMSD 0.19 Å, Cα coverage 99.4 %",
          "near-atomic": "Cα within 3 Å 84.5 %, RMSD 1.13 Å, node precision 61.9 %"}
 
 
-def simulated_map(resolution: float, edge: int = 64) -> Path:
-    """6Z6U simulated at ``resolution`` (molmap, grid R/3) on an edge³ box around the first chain's middle atom."""
-    path = CACHE / f"6z6u_sim_{resolution:g}_{edge}.mrc"
-    if not path.exists():
-        atoms = read_model(SHARED / MAPS["6z6u"][1])
-        step = resolution / 3
-        # apoferritin is a hollow shell: centre the box on the first chain's middle atom, not the cavity
-        first = atoms.xyz[:1000]
-        centre = first[np.argmin(np.linalg.norm(first - np.median(first, axis=0), axis=1))]
-        geometry = Geometry((edge,) * 3, (step,) * 3, tuple(centre - step * (edge - 1) / 2))
-        grid = simulate(atoms.xyz, atoms.atomic_number, resolution, geometry=geometry)
-        write_mrc(path, grid.values, grid.geometry, label="6Z6U molmap 1.25 A crop (nemap benchmark)")
-    return path
 
 
 def nonzero_stats(values: np.ndarray) -> tuple[float, float]:
@@ -93,16 +70,14 @@ def naive_peaks(values: np.ndarray, geometry: Geometry, threshold: float) -> np.
 
 def fit_overrides(name: str, args) -> dict:
     """The EncodeOptions overrides of this map: the command line's, else FIT's."""
+    if args.toy:
+        return dict(TOY_FIT)
     given = {"max_region_size": args.region_size, "max_steps": args.max_steps}
     if any(v is not None for v in given.values()):
         return {k: v for k, v in given.items() if v is not None}
     return dict(FIT.get(name, {}))
 
 
-def fit_label(overrides: dict) -> str:
-    """Cache-name suffix and label of the overrides: '_r32_s1000' for regions ≤ 32³, 1,000 steps."""
-    return (f"_r{overrides['max_region_size']}" if "max_region_size" in overrides else "") + \
-           (f"_s{overrides['max_steps']}" if "max_steps" in overrides else "")
 
 
 def describe_fit(args, overrides: dict) -> str:
@@ -114,26 +89,14 @@ def describe_fit(args, overrides: dict) -> str:
     return ", ".join(parts)
 
 
-def cached_neural_map(name: str, preset: str, overrides: dict, device: str = "cpu") -> tuple[Path, float | None]:
-    """The neural map of ``name`` in CACHE, converted with ``preset`` and ``overrides`` if missing:
-    (path, seconds the conversion took, or None when it was cached)."""
-    mrc_rel, _, resolution = MAPS[name]
-    nm = CACHE / f"{name}_{preset}{fit_label(overrides)}.nemap"
-    if nm.exists():
-        return nm, None
-    CACHE.mkdir(parents=True, exist_ok=True)
-    mrc = simulated_map(resolution) if mrc_rel is None else SHARED / mrc_rel
-    t0 = time.perf_counter()
-    mrc_to_nemap(mrc, nm, options_for(preset, device=device, **overrides), progress=False, resolution=resolution)
-    return nm, round(time.perf_counter() - t0, 1)
 
 
 def one_map(name: str, args) -> tuple[list[dict], list[dict]]:
     """(table rows, sweep points) of one map."""
     mrc_rel, model_rel, resolution = MAPS[name]
-    mrc = simulated_map(resolution) if mrc_rel is None else SHARED / mrc_rel
+    mrc = simulated_map(resolution, args.edge) if mrc_rel is None else SHARED / mrc_rel
     overrides = fit_overrides(name, args)
-    nm, fit_s = cached_neural_map(name, args.preset, overrides, args.device)
+    nm, fit_s = cached_neural_map(name, args.preset, overrides, args.device, edge=args.edge)
     atoms = read_model(SHARED / model_rel)
     grid = read_mrc(mrc)
     voxels = np.asarray(grid.values, dtype=np.float64)
@@ -233,7 +196,7 @@ def plot_curves(sweep: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--maps", nargs="+", default=list(MAPS), choices=list(MAPS))
     ap.add_argument("--preset", default="quick", choices=["quick", "fast", "paper", "small"])
@@ -244,12 +207,16 @@ def main() -> None:
     ap.add_argument("--sweep", type=float, nargs="*", default=list(SWEEP),
                     help=f"k of the common thresholds mean + kσ (default {' '.join(map(str, SWEEP))})")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
-    args = ap.parse_args()
-    if not (SHARED / "INDEX.md").is_file():
-        sys.exit(f"graph benchmark: {SHARED} not found (set NEMAP_SHARED_DATA)")
+    ap.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results/graph_quality)")
+    ap.add_argument("--toy", action="store_true", help="CI smoke run: a 16³ crop of the 6Z6U simulation, 5 steps")
+    args = ap.parse_args(argv)
+    args.edge = 64
+    if args.toy:
+        args.maps, args.preset, args.sweep, args.edge = ["6z6u"], "small", [1.0], 16
+    require_shared()
     CACHE.mkdir(parents=True, exist_ok=True)
-    args.out.mkdir(parents=True, exist_ok=True)
+    args.out = results_dir("graph_quality", args.out)
+    write_record(args.out, "graph_quality")
     rows, sweep = [], []
     for name in args.maps:
         t0 = time.perf_counter()
@@ -266,7 +233,7 @@ def main() -> None:
     (args.out / f"{stem}.md").write_text(
         f"{text}\n\nGraph time: screening the 0.5 Å seed grid plus the graph. Threshold sweep (both methods at "
         f"mean + kσ of the non-zero voxels):\n\n{sweep_table(sweep)}\n\nThe paper's figures (115 maps):\n{paper}\n\n"
-        f"Machine: {machine}. Command: python benchmarks/graph_quality.py {' '.join(sys.argv[1:])}\n")
+        f"Machine: {machine}. Command: python -m benchmarks.graph_quality {' '.join(sys.argv[1:])}\n")
     (args.out / f"{stem}.json").write_text(json.dumps({"machine": machine, "rows": rows, "sweep": sweep}, indent=1))
     if sweep:
         plot_curves(sweep, args.out / f"{stem}.png")

@@ -1,6 +1,6 @@
 """The fast graph method against the paper's walk, on the same neural map and machine, in one run.
 
-    python benchmarks/graph_speed.py [--map 21457] [--preset quick] [--sigma 3]
+    python -m benchmarks.graph_speed [--map 21457] [--preset quick] [--sigma 3]
 
 Uses the cached neural map of benchmarks/graph_quality.py (converting it if missing). Reports for both
 methods: seeds, walkers, climbing evaluations (one evaluation = density and gradient at one point) and
@@ -30,13 +30,9 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-import nemap  # noqa: E402
-from graph_quality import FIT, MAPS, cached_neural_map  # noqa: E402
-from nemap.graph import climb_paper, saddle_points  # noqa: E402
+import nemap
+from benchmarks.common import FIT, MAPS, TOY_FIT, cached_neural_map, require_shared, results_dir, write_json
+from nemap.graph import climb_paper, saddle_points
 
 
 FINE_STEP = 0.001  # Å, the peak test's ascent step
@@ -53,15 +49,20 @@ def peak_test(field, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.linalg.norm(ends - pos, axis=1) < PEAK_RADIUS, saddle_points(field, pos, step=HESSIAN_STEP)[0]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--map", default="21457", choices=list(MAPS))
     ap.add_argument("--preset", default="quick", choices=["quick", "fast", "paper", "small"])
     ap.add_argument("--sigma", type=float, default=3.0)
-    ap.add_argument("--json", type=Path, default=None)
-    args = ap.parse_args()
+    ap.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results/graph_speed)")
+    ap.add_argument("--toy", action="store_true", help="CI smoke run: a 16³ crop of the 6Z6U simulation, 5 steps")
+    args = ap.parse_args(argv)
+    require_shared()
+    if args.toy:
+        args.map, args.preset = "6z6u", "small"
     resolution = MAPS[args.map][2]
-    nm, _ = cached_neural_map(args.map, args.preset, dict(FIT.get(args.map, {})))
+    fit = dict(TOY_FIT) if args.toy else dict(FIT.get(args.map, {}))
+    nm, _ = cached_neural_map(args.map, args.preset, fit, edge=16 if args.toy else 64)
     result: dict = {"map": args.map, "preset": args.preset, "resolution": resolution}
     graphs = {}
     with nemap.open(nm) as m:
@@ -103,11 +104,9 @@ def main() -> None:
     result["climb_evaluations_paper_over_fast"] = round(
         result["paper"]["climb_evaluations"] / max(1, result["fast"]["climb_evaluations"]), 1)
     result["speedup_wall"] = round(result["paper"]["wall_s"] / max(1e-9, result["fast"]["wall_s"]), 1)
-    result["machine"] = f"{platform.machine()}, {os.cpu_count()} cpus, torch {torch.__version__}"
     for k, v in result.items():
         print(f"{k:44s} {v}")
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=1))
+    write_json(results_dir("graph_speed", args.out) / f"graph_speed_{args.map}.json", result, "graph_speed")
 
 
 if __name__ == "__main__":

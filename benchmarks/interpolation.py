@@ -1,6 +1,6 @@
 """How well does each representation interpolate a map? Trilinear, cubic B-spline and the neural map.
 
-    python benchmarks/interpolation.py [--models 5PTI ...] [--resolutions 1.2 2 3 4] [--neural quick|fast|paper|none]
+    python -m benchmarks.interpolation [--models 5PTI ...] [--resolutions 1.2 2 3 4] [--neural quick|fast|paper|none]
                                        [--points 200000] [--out benchmarks/results]
 
 For each shared model (../shared/data/models_for_simulation) and resolution R: an input map made by
@@ -36,15 +36,13 @@ import torch
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-from nemap.tools.simulate import CUTOFF_SIGMAS, SIGMA_FACTOR, read_atoms, simulate  # noqa: E402
+from benchmarks.common import SHARED, TOY_FIT, results_dir, write_record
+from nemap.tools.simulate import CUTOFF_SIGMAS, SIGMA_FACTOR, read_atoms, simulate
 from nemap.fit.fit_map import fit_map as encode
-from nemap.fit.options import options_for  # noqa: E402
-from nemap.engine.query import Engine  # noqa: E402
+from nemap.fit.options import options_for
+from nemap.engine.query import Engine
 
-SHARED = Path(os.environ.get("NEMAP_SHARED_DATA", REPO.parent / "shared" / "data"))
 CONTROL_VOXEL = 0.2  # Å
 MODEL_FILES = {"5PTI": "5PTI.cif.gz", "1YJP": "1YJP.cif", "4E43": "4E43.pdb", "1HVR": "1hvr.pdb",
                "1A28": "1a28.pdb.gz", "19HC": "19hc.pdb.gz", "3KPR": "3KPR.cif.gz", "6Z6U": "6z6u.pdb",
@@ -124,7 +122,7 @@ def one_case(name: str, resolution: float, args) -> dict:
     for label, order in (("trilinear", 1), ("cubic B-spline", 3)):
         results[label] = classical(grid.values, grid.geometry, points, order)
     if args.neural != "none":
-        options = options_for(args.neural, device=args.device)
+        options = options_for(args.neural, device=args.device, **args.fit)
         t0 = time.perf_counter()
         content = encode(grid, options)
         wall = time.perf_counter() - t0
@@ -180,7 +178,7 @@ def plot(cases: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", default=["5PTI"], choices=sorted(MODEL_FILES))
     ap.add_argument("--resolutions", nargs="+", type=float, default=[1.2, 2.0, 3.0, 4.0])
@@ -188,11 +186,16 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--points", type=int, default=200_000, help="control voxels sampled per case")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
-    args = ap.parse_args()
+    ap.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results/interpolation)")
+    ap.add_argument("--toy", action="store_true", help="CI smoke run: 1YJP at 4 Å, small networks, 5 steps")
+    args = ap.parse_args(argv)
+    args.fit = dict(TOY_FIT) if args.toy else {}
+    if args.toy:
+        args.models, args.resolutions, args.neural, args.points, args.device = ["1YJP"], [4.0], "small", 1000, "cpu"
     if not (SHARED / "models_for_simulation").is_dir():
         sys.exit(f"interpolation benchmark: {SHARED / 'models_for_simulation'} not found (set NEMAP_SHARED_DATA)")
-    args.out.mkdir(parents=True, exist_ok=True)
+    args.out = results_dir("interpolation", args.out)
+    write_record(args.out, "interpolation")
     cases = []
     for name in args.models:
         for r in args.resolutions:
@@ -204,7 +207,7 @@ def main() -> None:
     print(text)
     (args.out / "interpolation.md").write_text(
         f"{text}\n\nMAE as a fraction of the map maximum; ∠∇: median angle to the analytic gradient; Δ|∇|: median "
-        f"relative error of its magnitude. Machine: {machine}. Command: python benchmarks/interpolation.py "
+        f"relative error of its magnitude. Machine: {machine}. Command: python -m benchmarks.interpolation "
         f"{' '.join(sys.argv[1:])}\n")
     (args.out / "interpolation.json").write_text(json.dumps({"machine": machine, "cases": cases}, indent=1))
     try:
