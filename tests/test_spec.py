@@ -76,3 +76,12 @@ def test_worked_example_numbers_in_the_spec() -> None:
     # the digests quoted in §12 are the file's
     with nemap.open(EXAMPLES / "tiny.nemap") as m:
         assert digest(m.biases[0]).startswith("sha256:856ed651")
+
+
+def test_packaged_schemas_are_the_spec_schemas() -> None:
+    """src/nemap/format/schema/0.1 (package data the reader loads) is a byte copy of spec/0.1/schema."""
+    packaged = REPO / "src" / "nemap" / "format" / "schema" / "0.1"
+    names = sorted(p.name for p in (SPEC / "schema").glob("*.json"))
+    assert names == sorted(p.name for p in packaged.glob("*.json")) and names
+    for name in names:
+        assert (packaged / name).read_bytes() == (SPEC / "schema" / name).read_bytes(), name
