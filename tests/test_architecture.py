@@ -29,7 +29,7 @@ ALLOWED = {
     "cli": {"format", "engine", "fit", "graph", "io", "tools", "conformance"},
 }
 ROOT_MODULES = {"__init__": {"format", "engine"}, "__main__": {"cli"}, "_version": set()}
-MAX_COMPLEXITY = 20  # radon grade D starts at 21; the aim is 15
+MAX_COMPLEXITY = 15  # the house rule (radon grade C ends at 20, the hard limit)
 
 
 def nemap_imports(path: Path) -> set[str]:

@@ -46,7 +46,7 @@ def test_an_unknown_or_missing_device_is_an_argument_error() -> None:
         assert ei.value.code == "DEVICE_UNAVAILABLE" and ei.value.parameter == "device"
 
 
-def test_warnings_can_be_caught(tmp_path: Path) -> None:
+def test_warnings_can_be_caught_and_raised(tmp_path: Path) -> None:
     from nemap.format.geometry import Geometry
     from nemap.io.mrc import read_mrc, write_mrc
 
@@ -55,3 +55,9 @@ def test_warnings_can_be_caught(tmp_path: Path) -> None:
         write_mrc(path, np.ones((2, 2, 2), np.float32), Geometry((2, 2, 2), (1.0, 1.0, 1.0), (0.25, 0, 0)))
     with pytest.warns(NemapWarning, match="ignore ORIGIN"):
         read_mrc(path)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NemapWarning)
+        with pytest.raises(NemapWarning, match="ignore ORIGIN"):
+            read_mrc(path)

@@ -95,13 +95,17 @@ def _is_int(x: Any) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
+def _is_list_of(x: Any, length: int, ok: Any) -> bool:
+    """x is a list of ``length`` items that each satisfy ``ok``."""
+    return isinstance(x, list) and len(x) == length and all(ok(v) for v in x)
+
+
 def _need_geometry_members(shape: Any, vs: Any, org: Any, aff: Any) -> None:
     """§6: grid_shape, voxel_size, origin and index_to_physical of the right forms."""
-    _need(isinstance(shape, list) and len(shape) == 3 and all(_is_int(n) and 1 <= n <= 65536 for n in shape), "grid_shape")
-    _need(isinstance(vs, list) and len(vs) == 3 and all(_is_num(v) and v > 0 for v in vs), "voxel_size")
-    _need(isinstance(org, list) and len(org) == 3 and all(_is_num(v) for v in org), "origin")
-    _need(isinstance(aff, list) and len(aff) == 3 and all(isinstance(r, list) and len(r) == 4 and all(_is_num(v) for v in r)
-                                                            for r in aff), "index_to_physical")
+    _need(_is_list_of(shape, 3, lambda n: _is_int(n) and 1 <= n <= 65536), "grid_shape")
+    _need(_is_list_of(vs, 3, lambda v: _is_num(v) and v > 0), "voxel_size")
+    _need(_is_list_of(org, 3, _is_num), "origin")
+    _need(_is_list_of(aff, 3, lambda row: _is_list_of(row, 4, _is_num)), "index_to_physical")
 
 
 class NemapFile:
@@ -311,27 +315,35 @@ class NemapFile:
         self.bounds = values["/regions/bounds"].astype(np.int64)
         self.slot = values["/regions/network_index"].astype(np.int64)
         self.constant = values["/regions/constant_value"].astype(np.float64)
+        self._check_regions(N)
+        for p, v in values.items():
+            if v.dtype.kind == "f" and not np.all(np.isfinite(v)):
+                _fail("NUMERIC_NONFINITE", p)
+        self.weights = [values[f"/network/layer_{i:02d}/weight"] for i in range(len(self.layers))]
+        self.biases = [values[f"/network/layer_{i:02d}/bias"] for i in range(len(self.layers))]
+        if verify:
+            self._verify(datasets)
+
+    # §8.1
+    def _check_regions(self, networks: int) -> None:
         first, last = self.bounds[:, 0], self.bounds[:, 1]
         if np.any(first < 0) or np.any(last > self.shape - 1) or np.any(first > last):
             _fail("REGION_OUT_OF_GRID", "region bounds outside the grid")
         if np.any((first == last) & (self.shape > 1)):
             _fail("REGION_DEGENERATE", "a region one voxel thick where the grid is not")
         used = np.sort(self.slot[self.slot != -1])
-        if not np.array_equal(used, np.arange(N)):
+        if not np.array_equal(used, np.arange(networks)):
             _fail("REGION_NETWORK_INDEX_INVALID", "network_index is not a bijection onto 0..N-1")
-        for p, v in values.items():
-            if v.dtype.kind == "f" and not np.all(np.isfinite(v)):
-                _fail("NUMERIC_NONFINITE", p)
-        self.weights = [values[f"/network/layer_{i:02d}/weight"] for i in range(len(self.layers))]
-        self.biases = [values[f"/network/layer_{i:02d}/bias"] for i in range(len(self.layers))]
-        if verify:  # §10: SHA-256 of the values, little-endian, C order
-            for p, want in self.digests.items():
-                if p not in datasets:
-                    _fail("INTEGRITY_DIGEST_ORPHAN", p)
-                v = np.asarray(datasets[p][()])
-                canonical = np.ascontiguousarray(v, dtype=v.dtype.newbyteorder("<"))
-                if "sha256:" + hashlib.sha256(canonical.tobytes()).hexdigest() != want:
-                    _fail("INTEGRITY_DIGEST_MISMATCH", p)
+
+    # §10: SHA-256 of the values, little-endian, C order
+    def _verify(self, datasets: dict[str, h5py.Dataset]) -> None:
+        for p, want in self.digests.items():
+            if p not in datasets:
+                _fail("INTEGRITY_DIGEST_ORPHAN", p)
+            v = np.asarray(datasets[p][()])
+            canonical = np.ascontiguousarray(v, dtype=v.dtype.newbyteorder("<"))
+            if "sha256:" + hashlib.sha256(canonical.tobytes()).hexdigest() != want:
+                _fail("INTEGRITY_DIGEST_MISMATCH", p)
 
     # §9: evaluation
     def evaluate(self, points: Any, dtype: Any = np.float64) -> tuple[np.ndarray, np.ndarray]:

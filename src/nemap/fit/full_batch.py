@@ -34,15 +34,7 @@ def fit_regions(u: np.ndarray, targets: np.ndarray, indices: list[int], options:
             (err.sum() / voxels).backward()
             loss_sum += err.detach().double()
         stack.record((loss_sum / voxels).cpu())
-        done = []
-        for i in range(len(stack.active)):
-            bl = float(stack.best_loss[i])
-            if bl < options.exit_loss:
-                done.append((i, "exit-loss"))
-            elif bl < options.plateau_loss and stack.since[i] >= options.patience:
-                done.append((i, "natural-fit"))
-            elif stack.steps[i] >= options.max_steps:
-                done.append((i, "step-cap"))
+        done = stopped(stack, options)
         if done:
             keep = [i for i in range(len(stack.active)) if i not in {d[0] for d in done}]
             if not finish(stack, done, on_done):
@@ -54,3 +46,19 @@ def fit_regions(u: np.ndarray, targets: np.ndarray, indices: list[int], options:
         stack.adam(options.learning_rate)
         if on_step is not None:
             on_step(int(stack.steps.max()), float(stack.best_loss.min()))
+
+
+def stopped(stack: RegionStack, options: FitOptions) -> list[tuple[int, str]]:
+    """(position in the batch, reason) of the regions the paper's rule stops: best MSE below
+    ``exit_loss``; the "natural fit point" (below ``plateau_loss`` and no better for ``patience``
+    steps); or the step cap."""
+    done = []
+    for i in range(len(stack.active)):
+        bl = float(stack.best_loss[i])
+        if bl < options.exit_loss:
+            done.append((i, "exit-loss"))
+        elif bl < options.plateau_loss and stack.since[i] >= options.patience:
+            done.append((i, "natural-fit"))
+        elif stack.steps[i] >= options.max_steps:
+            done.append((i, "step-cap"))
+    return done

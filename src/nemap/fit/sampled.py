@@ -34,9 +34,7 @@ def fit_regions_sampled(pools: list[tuple[np.ndarray, np.ndarray]], heldout: lis
             with torch.no_grad():
                 loss = (stack.forward(held_u) - held_y).pow(2).mean(dim=1).double().cpu()
             stack.record(loss)
-            done = [(i, "plateau") for i in range(len(stack.active)) if stack.since[i] >= options.patience]
-            done += [(i, "schedule-end") for i in range(len(stack.active))
-                     if stack.steps[i] >= options.max_steps and stack.since[i] < options.patience]
+            done = stopped(stack, options)
             if done:
                 keep = [i for i in range(len(stack.active)) if i not in {d[0] for d in done}]
                 if not finish(stack, done, on_done):
@@ -49,10 +47,23 @@ def fit_regions_sampled(pools: list[tuple[np.ndarray, np.ndarray]], heldout: lis
         u_b = torch.gather(pool_u, 1, pick.unsqueeze(-1).expand(-1, -1, 3))
         y_b = torch.gather(pool_y, 1, pick)
         (stack.forward(u_b) - y_b).pow(2).mean(dim=1).sum().backward()
-        progress = min(1.0, step / max(1, options.max_steps))
-        lr = options.final_learning_rate + 0.5 * (options.learning_rate - options.final_learning_rate) * (
-            1 + math.cos(math.pi * progress))
-        stack.adam(lr)
+        stack.adam(cosine_learning_rate(options, step))
+
+
+def stopped(stack: RegionStack, options: FitOptions) -> list[tuple[int, str]]:
+    """(position in the batch, reason) of the regions whose held-out error has not improved for
+    ``patience`` evaluations, or that reached the end of the schedule."""
+    done = [(i, "plateau") for i in range(len(stack.active)) if stack.since[i] >= options.patience]
+    done += [(i, "schedule-end") for i in range(len(stack.active))
+             if stack.steps[i] >= options.max_steps and stack.since[i] < options.patience]
+    return done
+
+
+def cosine_learning_rate(options: FitOptions, step: int) -> float:
+    """From ``learning_rate`` at step 0 to ``final_learning_rate`` at ``max_steps`` along a half cosine."""
+    progress = min(1.0, step / max(1, options.max_steps))
+    return options.final_learning_rate + 0.5 * (options.learning_rate - options.final_learning_rate) * (
+        1 + math.cos(math.pi * progress))
 
 
 def spline_coefficients(targets: np.ndarray) -> np.ndarray:

@@ -285,19 +285,7 @@ class Inspector:
                      f"header nemap_version {header.get('nemap_version')!r} disagrees with the root attribute "
                      f"{self.file_version[0]}.{self.file_version[1]}" if self.file_version else "",
                      "/header#/nemap_version")
-        used = header.get("extensions_used", []) or []
-        required = header.get("extensions_required", []) or []
-        if isinstance(used, list) and isinstance(required, list):
-            for name in required:
-                if name not in used:
-                    self.add("EXTENSION_UNDECLARED", f"extension {name!r} is required but not in extensions_used",
-                             "/header#/extensions_required")
-                if name not in SUPPORTED_EXTENSIONS:
-                    self.add("EXTENSION_REQUIRED_UNSUPPORTED", f"requires extension {name!r}, which this reader does not implement",
-                             "/header#/extensions_required", fatal=True)
-            for name in used:
-                if name not in required and name not in SUPPORTED_EXTENSIONS:
-                    self.add("EXTENSION_UNSUPPORTED", f"ignoring optional extension {name!r}", "/header#/extensions_used")
+        self._check_extensions(header)
         validator = jsonschema.Draft202012Validator(load_schema())
         errors = sorted(validator.iter_errors(header), key=lambda e: list(e.absolute_path))
         for err in errors:
@@ -306,6 +294,23 @@ class Inspector:
         if errors:
             raise _Stop()
         self._check_semantics(header)
+
+    def _check_extensions(self, header: dict[str, Any]) -> None:
+        """§4: required extensions must be declared and implemented; optional ones are ignored."""
+        used = header.get("extensions_used", []) or []
+        required = header.get("extensions_required", []) or []
+        if not (isinstance(used, list) and isinstance(required, list)):
+            return  # the schema check reports it
+        for name in required:
+            if name not in used:
+                self.add("EXTENSION_UNDECLARED", f"extension {name!r} is required but not in extensions_used",
+                         "/header#/extensions_required")
+            if name not in SUPPORTED_EXTENSIONS:
+                self.add("EXTENSION_REQUIRED_UNSUPPORTED", f"requires extension {name!r}, which this reader does not implement",
+                         "/header#/extensions_required", fatal=True)
+        for name in used:
+            if name not in required and name not in SUPPORTED_EXTENSIONS:
+                self.add("EXTENSION_UNSUPPORTED", f"ignoring optional extension {name!r}", "/header#/extensions_used")
 
     def _check_semantics(self, header: dict[str, Any]) -> None:
         geo = header["geometry"]

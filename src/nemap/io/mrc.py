@@ -25,7 +25,7 @@ from typing import Any
 import mrcfile
 import numpy as np
 
-from nemap.format.errors import FormatError, NemapError, warn
+from nemap.format.errors import FormatError, NemapError, NemapWarning, warn
 from nemap.format.files import atomic_output, check_output_path
 from nemap.format.geometry import Geometry, Grid
 
@@ -344,7 +344,7 @@ def _read(
     try:
         with mrcfile.open(p, mode="r", permissive=False, header_only=True) as mrc:
             hdr = _interpret_header(mrc.header, p, origin_convention, ignore_cell_angles)
-    except NemapError:
+    except (NemapError, NemapWarning):  # a NemapWarning raises when a script turned warnings into errors
         raise
     except Exception as exc:  # mrcfile/numpy/gzip errors: one clean line, never a traceback
         raise _translate_mrcfile_error(p, exc) from exc

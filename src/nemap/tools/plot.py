@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from nemap.format.errors import NemapError
+from nemap.format.geometry import Geometry, Grid
 
 AXES = "xyz"
 
@@ -50,68 +52,96 @@ def load_points(path: str | os.PathLike) -> np.ndarray:
 def slice_plot(nemap_path: str | os.PathLike, out: str | os.PathLike, axis: int, value: float, *,
                source: str | os.PathLike | None = None, points: str | os.PathLike | None = None,
                within: float | None = None, force: bool = False) -> dict:
-    """Write the PNG; returns what was drawn (plane index, Å, RMSE and max |error| on it)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from nemap.format.files import atomic_output, check_output_path
+    """Write the PNG; returns what was drawn (plane index, Å, RMSE and max |error| on it).
+    axis: 0, 1, 2 for x, y, z; value: the plane's position in Å (the nearest voxel plane is drawn)."""
     from nemap.engine.neuralmap import open as open_nemap
-
+    from nemap.format.files import check_output_path
     from nemap.io.mrc import read_mrc
 
     out = check_output_path(out, force)
     with open_nemap(nemap_path) as m:
         grid = read_mrc(source) if source is not None else None
         g = grid.geometry if grid is not None else m.geometry
-        k = int(round((value - g.origin[axis]) / g.voxel_size[axis]))
-        if not 0 <= k < g.grid_shape[axis]:
-            lo, hi = g.origin[axis], g.origin[axis] + (g.grid_shape[axis] - 1) * g.voxel_size[axis]
-            raise NemapError(f"{AXES[axis]} = {value:g} Å is outside the map ({lo:.2f} … {hi:.2f} Å)",
-                             path=nemap_path, code="BAD_ARGUMENT")
-        a, b = [i for i in range(3) if i != axis]
-        ia, ib = np.arange(g.grid_shape[a]), np.arange(g.grid_shape[b])
-        q = np.zeros((len(ia), len(ib), 3))
-        q[..., a], q[..., b] = np.meshgrid(ia, ib, indexing="ij")
-        q[..., axis] = k
-        xyz = g.to_physical(q.reshape(-1, 3))
-        neural = m.density(xyz).reshape(len(ia), len(ib))
+        k = _plane_index(g, axis, value, nemap_path)
+        neural = _neural_plane(m, g, axis, k)
     plane = float(g.origin[axis] + k * g.voxel_size[axis])
-    panels = [("neural map", neural)]
-    drawn = {"axis": AXES[axis], "index": k, "position": plane}
-    if grid is not None:
-        src = np.take(grid.values, k, axis=axis).astype(np.float64)
-        diff = neural - src
-        panels = [("source voxels", src), ("neural map", neural), ("neural − source", diff)]
-        ok = np.isfinite(diff)
-        drawn.update(rmse=float(np.sqrt(np.mean(diff[ok] ** 2))) if ok.any() else float("nan"),
-                     max_abs_error=float(np.max(np.abs(diff[ok]))) if ok.any() else float("nan"))
-    extent = [g.origin[a], g.origin[a] + (len(ia) - 1) * g.voxel_size[a],
-              g.origin[b], g.origin[b] + (len(ib) - 1) * g.voxel_size[b]]
+    drawn: dict[str, Any] = {"axis": AXES[axis], "index": k, "position": plane}
+    panels = _panels(neural, grid, axis, k, drawn)
     overlay = None
     if points is not None:
         pos = load_points(points)
         near = np.abs(pos[:, axis] - plane) <= (within if within is not None else max(0.5 * g.voxel_size[axis], 0.5))
         overlay = pos[near]
         drawn["points_on_plane"] = int(near.sum())
-    shown = np.concatenate([p[1].ravel() for p in panels[:2]])  # one grey scale for source and neural
+    _draw(panels, overlay, g, axis, f"{Path(nemap_path).name}: {AXES[axis]} = {plane:.2f} Å (voxel plane {k})",
+          out, force)
+    return drawn
+
+
+def _plane_index(g: Geometry, axis: int, value: float, path: str | os.PathLike) -> int:
+    """The voxel plane nearest to ``value`` Å along ``axis``; refused outside the map."""
+    k = int(round((value - g.origin[axis]) / g.voxel_size[axis]))
+    if not 0 <= k < g.grid_shape[axis]:
+        lo, hi = g.origin[axis], g.origin[axis] + (g.grid_shape[axis] - 1) * g.voxel_size[axis]
+        raise NemapError(f"{AXES[axis]} = {value:g} Å is outside the map ({lo:.2f} … {hi:.2f} Å)",
+                         path=path, code="BAD_ARGUMENT", parameter="slice")
+    return k
+
+
+def _neural_plane(m: Any, g: Geometry, axis: int, k: int) -> np.ndarray:
+    """The neural map's density on voxel plane k of grid g (indexed [a, b], the other two axes in order)."""
+    a, b = [i for i in range(3) if i != axis]
+    ia, ib = np.arange(g.grid_shape[a]), np.arange(g.grid_shape[b])
+    q = np.zeros((len(ia), len(ib), 3))
+    q[..., a], q[..., b] = np.meshgrid(ia, ib, indexing="ij")
+    q[..., axis] = k
+    return m.density(g.to_physical(q.reshape(-1, 3))).reshape(len(ia), len(ib))
+
+
+def _panels(neural: np.ndarray, grid: Grid | None, axis: int, k: int, drawn: dict[str, Any]
+            ) -> list[tuple[str, np.ndarray]]:
+    """(title, image) per panel; with a source grid, its plane and the difference too (RMSE and max
+    |error| added to ``drawn``)."""
+    if grid is None:
+        return [("neural map", neural)]
+    src = np.take(grid.values, k, axis=axis).astype(np.float64)
+    diff = neural - src
+    ok = np.isfinite(diff)
+    drawn.update(rmse=float(np.sqrt(np.mean(diff[ok] ** 2))) if ok.any() else float("nan"),
+                 max_abs_error=float(np.max(np.abs(diff[ok]))) if ok.any() else float("nan"))
+    return [("source voxels", src), ("neural map", neural), ("neural − source", diff)]
+
+
+def _draw(panels: list[tuple[str, np.ndarray]], overlay: np.ndarray | None, g: Geometry, axis: int, title: str,
+          out: Path, force: bool) -> None:
+    """The panels side by side (one grey scale for source and neural, a diverging one for the difference)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from nemap.format.files import atomic_output
+
+    a, b = [i for i in range(3) if i != axis]
+    n_a, n_b = panels[0][1].shape
+    extent = [g.origin[a], g.origin[a] + (n_a - 1) * g.voxel_size[a],
+              g.origin[b], g.origin[b] + (n_b - 1) * g.voxel_size[b]]
+    shown = np.concatenate([p[1].ravel() for p in panels[:2]])
     shown = shown[np.isfinite(shown)]
     vmin, vmax = (float(shown.min()), float(shown.max())) if shown.size else (0.0, 1.0)
     fig, axs = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.2), squeeze=False)
-    for ax, (title, img) in zip(axs[0], panels):
-        if title.startswith("neural −"):
+    for ax, (name, img) in zip(axs[0], panels):
+        if name.startswith("neural −"):
             lim = float(np.nanmax(np.abs(img))) or 1.0
             im = ax.imshow(img.T, origin="lower", extent=extent, cmap="RdBu_r", vmin=-lim, vmax=lim)
         else:
             im = ax.imshow(img.T, origin="lower", extent=extent, cmap="gray", vmin=vmin, vmax=vmax)
         if overlay is not None and len(overlay):
             ax.scatter(overlay[:, a], overlay[:, b], s=8, c="tab:orange", edgecolors="none")
-        ax.set(title=title, xlabel=f"{AXES[a]} (Å)", ylabel=f"{AXES[b]} (Å)")
+        ax.set(title=name, xlabel=f"{AXES[a]} (Å)", ylabel=f"{AXES[b]} (Å)")
         fig.colorbar(im, ax=ax, shrink=0.8)
-    fig.suptitle(f"{Path(nemap_path).name}: {AXES[axis]} = {plane:.2f} Å (voxel plane {k})", fontsize=10)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     with atomic_output(out, force=force) as partial:
         fig.savefig(partial, dpi=110, format="png")
     plt.close(fig)
-    return drawn
