@@ -31,6 +31,7 @@ from typing import Any, Callable
 import numpy as np
 
 from nemap.format.errors import NemapError
+from nemap.format.geometry import Geometry, grid_over_box, grid_points
 
 log = logging.getLogger("nemap")
 
@@ -89,8 +90,7 @@ class PeakGraph:
 
 def seed_grid_shape(lo: np.ndarray, hi: np.ndarray, spacing: float = SEED_SPACING) -> tuple[int, int, int]:
     """Points of the seed grid per axis (x, y, z): lo + i·spacing ≤ hi."""
-    n = np.floor((np.asarray(hi) - np.asarray(lo)) / spacing + 1e-9).astype(int) + 1
-    return int(n[0]), int(n[1]), int(n[2])
+    return grid_over_box(lo, hi, spacing).grid_shape
 
 
 def seed_positions(flat: np.ndarray, lo: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
@@ -101,13 +101,12 @@ def seed_positions(flat: np.ndarray, lo: np.ndarray, shape: tuple[int, int, int]
 def screen(field_fn: Field, lo: np.ndarray, shape: tuple[int, int, int], spacing: float = SEED_SPACING) -> np.ndarray:
     """Density on the whole seed grid from ``lo`` (Å): float32 [nx, ny, nz], x-major, NaN outside the map."""
     nx, ny, nz = shape
+    grid = Geometry(shape, (spacing,) * 3, tuple(np.asarray(lo, dtype=np.float64)))
     values = np.empty(shape, dtype=np.float32)
-    ys, zs = lo[1] + np.arange(ny) * spacing, lo[2] + np.arange(nz) * spacing
     planes = max(1, SCREEN_CHUNK // (ny * nz))
     for i0 in range(0, nx, planes):
-        xs = lo[0] + np.arange(i0, min(nx, i0 + planes)) * spacing
-        pts = np.stack(np.meshgrid(xs, ys, zs, indexing="ij"), axis=-1).reshape(-1, 3)
-        values[i0:i0 + len(xs)] = field_fn(pts, False)[0].reshape(len(xs), ny, nz)
+        x_planes = slice(i0, min(nx, i0 + planes))
+        values[x_planes] = field_fn(grid_points(grid, x_planes), False)[0].reshape(-1, ny, nz)
     return values
 
 
