@@ -53,8 +53,9 @@ def test_warnings_can_be_caught_and_raised(tmp_path: Path) -> None:
     path = tmp_path / "m.map"
     with pytest.warns(NemapWarning, match="not a whole number of voxels"):
         write_mrc(path, np.ones((2, 2, 2), np.float32), Geometry((2, 2, 2), (1.0, 1.0, 1.0), (0.25, 0, 0)))
-    with pytest.warns(NemapWarning, match="ignore ORIGIN"):
+    with pytest.warns(NemapWarning, match="ignore ORIGIN") as caught:
         read_mrc(path)
+    assert caught[0].filename == __file__  # attributed to the caller's line, not to nemap's internals
     import warnings
 
     with warnings.catch_warnings():

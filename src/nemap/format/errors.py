@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import warnings
 
 # Codes of errors that are not about a .nemap file's content (those are nemap.format.codes.CODES).
@@ -85,8 +86,19 @@ class NemapWarning(UserWarning):
     """Something nemap did that the user should know about (an assumption about a file, a lossy choice)."""
 
 
-def warn(message: str, *, stacklevel: int = 2) -> None:
-    """Issue ``message`` as a :class:`NemapWarning` attributed to the caller's caller, and log it on the
-    ``nemap`` logger (which has only a ``NullHandler`` until an application adds one)."""
-    warnings.warn(message, NemapWarning, stacklevel=stacklevel + 1)
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _first_frame_outside_nemap() -> int:
+    """The stacklevel (for ``warnings.warn`` called in :func:`warn`) of the innermost caller outside nemap."""
+    frame, level = sys._getframe(2), 2
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR + os.sep):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def warn(message: str) -> None:
+    """Issue ``message`` as a :class:`NemapWarning` attributed to the user's line that called into nemap,
+    and log it on the ``nemap`` logger (which has only a ``NullHandler`` until an application adds one)."""
+    warnings.warn(message, NemapWarning, stacklevel=_first_frame_outside_nemap())
     logging.getLogger("nemap").warning("%s", message)

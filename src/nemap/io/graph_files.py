@@ -30,7 +30,7 @@ log = logging.getLogger("nemap")
 
 def _warn(fmt: str, *args: object) -> None:
     """A NemapWarning (and a log record) of ``fmt % args``."""
-    warn(fmt % args, stacklevel=3)
+    warn(fmt % args)
 
 SUFFIXES = (".npz", ".json", ".graphml", ".pdb", ".cif", ".cmm")
 PDB_MAX_NODES = 99_999

@@ -43,7 +43,7 @@ log = logging.getLogger("nemap")
 
 def _warn(fmt: str, *args: object) -> None:
     """A NemapWarning (and a log record) of ``fmt % args``."""
-    warn(fmt % args, stacklevel=3)
+    warn(fmt % args)
 
 ORIGIN_CONVENTIONS = ("auto", "origin", "nstart", "sum", "zero")
 SUPPORTED_MODES = (0, 1, 2, 6, 12)
