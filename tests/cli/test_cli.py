@@ -154,3 +154,20 @@ def test_fidelity_report_of_a_big_map_lists_the_worst_regions() -> None:
     assert "natural-fit 15, step-cap 15" in text and "all 30 are in the file" in text
     small = _format_fidelity("x.nemap", header, max_regions=50)
     assert len([line for line in small.splitlines() if line.strip().startswith("region ")]) == 30
+
+
+def test_foreseeable_conditions_are_one_line_errors_in_flags(tmp_path: Path) -> None:
+    """An unknown device, a reader that exits at once, a bad decoding grid: exit 1, one line, the flag
+    named, no internal error and no work done."""
+    cases = [
+        (("convert", str(EXAMPLE_MAP), str(tmp_path / "a.nemap"), "--device", "tpu9"), "--device 'tpu9'"),
+        (("conformance", "--reader", "/bin/false"), "exited"),
+        (("conformance", "--suite", str(tmp_path)), "not a conformance suite"),
+        (("convert", str(EXAMPLE_MAP), str(tmp_path / "b.nemap"), "--resolution", "inf"), "--resolution"),
+    ]
+    for args, expected in cases:
+        r = run(*args)
+        lines = [line for line in r.stderr.splitlines() if "error" in line]
+        assert r.returncode == 1 and len(lines) == 1 and expected in lines[0], (args, r.stderr)
+        assert "internal error" not in r.stderr and "Traceback" not in r.stderr
+    assert not list(tmp_path.glob("*.nemap*"))

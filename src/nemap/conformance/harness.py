@@ -117,7 +117,10 @@ class ProcessReader:
 
     def close(self) -> None:
         if self.proc.stdin:
-            self.proc.stdin.close()
+            try:
+                self.proc.stdin.close()
+            except OSError:  # the reader exited: what was buffered for it is lost, as intended
+                pass
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:

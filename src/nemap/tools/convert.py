@@ -20,6 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from nemap._version import __version__
+from nemap.engine.device import resolve_device
 from nemap.engine.neuralmap import open as open_nemap
 from nemap.fit.fit_map import fit_map
 from nemap.fit.memory import check_memory
@@ -91,6 +92,7 @@ def mrc_to_nemap(src: str | os.PathLike, dst: str | os.PathLike, options: FitOpt
     """
     src, dst = Path(src), Path(dst)
     check_output_path(dst, force)
+    resolve_device(options.device)  # a device this machine lacks is refused before any work
     if resolution is not None and not (resolution > 0 and math.isfinite(resolution)):
         raise ArgumentError(f"'resolution' must be a finite number > 0 Å, got {resolution}", parameter="resolution")
     if contour is not None and not math.isfinite(contour):
