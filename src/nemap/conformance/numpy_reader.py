@@ -38,6 +38,8 @@ MAX_REGIONS = 1_000_000
 MAX_LAYERS = 64
 MAX_FEATURES = 4096
 MAX_ELEMENTS = 2**30
+MAX_TOTAL_ELEMENTS = 2**31
+MAX_DEPTH = 64
 ALLOWED_FILTERS = {1, 2, 3}   # deflate, shuffle, fletcher32 (§3.5)
 SLACK = 1e-6                  # §9.4
 
@@ -71,6 +73,34 @@ def _attr_string(f: h5py.File, name: str) -> str | None:
 
 def _no_constants(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    """R-HDR-01: a number that overflows binary64 (1e999) is not finite."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:40]} is not a finite binary64 number")
+    return value
+
+
+def _finite_int(text: str) -> int:
+    value = int(text)
+    if abs(value) >= 2**1024:
+        raise ValueError("an integer beyond binary64")
+    return value
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of objects and arrays (R-HDR-01), counted without recursion."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        item, d = todo.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, d)
+            todo.extend((child, d + 1) for child in item)
+    return deepest
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -162,6 +192,7 @@ class NemapFile:
             _fail("HDF5_FORBIDDEN_ATTRIBUTE", "extra root attribute")
         found: dict[str, h5py.Dataset] = {}
         todo = [("", f)]
+        seen = {h5py.h5o.get_info(f.id).addr}  # R-HDF-03: one link per object (no alias, no cycle)
         while todo:
             prefix, group = todo.pop()
             for name in group:
@@ -170,6 +201,10 @@ class NemapFile:
                 if not isinstance(link, h5py.HardLink):
                     _fail("HDF5_FORBIDDEN_LINK", f"{path} is not a hard link")
                 obj = group[name]
+                address = h5py.h5o.get_info(obj.id).addr
+                if address in seen:
+                    _fail("HDF5_FORBIDDEN_LINK", f"{path} links an object that is already linked")
+                seen.add(address)
                 if len(obj.attrs):
                     _fail("HDF5_FORBIDDEN_ATTRIBUTE", f"attribute on {path}")
                 if isinstance(obj, h5py.Group):
@@ -207,11 +242,14 @@ class NemapFile:
         raw = ds[()]
         try:
             text = (raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)).rstrip("\x00")
-            header = json.loads(text, parse_constant=_no_constants, object_pairs_hook=_unique_keys)
-        except ValueError as exc:
-            _fail("HEADER_NOT_JSON", str(exc))
+            header = json.loads(text, parse_constant=_no_constants, object_pairs_hook=_unique_keys,
+                                parse_float=_finite_float, parse_int=_finite_int)
+        except (ValueError, RecursionError) as exc:
+            _fail("HEADER_NOT_JSON", f"{type(exc).__name__}: {str(exc)[:100]}")
         if not isinstance(header, dict):
             _fail("HEADER_NOT_JSON", "not an object")
+        if _depth(header) > MAX_DEPTH:
+            _fail("HEADER_NOT_JSON", f"nested deeper than {MAX_DEPTH}")
         return header
 
     # §4–§8: the members this reader needs, checked as far as evaluation depends on them
@@ -305,6 +343,8 @@ class NemapFile:
 
     # §8: arrays, region rules, finiteness; §10 when verifying
     def _load(self, datasets: dict[str, h5py.Dataset], verify: bool) -> None:
+        if sum(ds.size for ds in datasets.values()) > MAX_TOTAL_ELEMENTS:  # §3.6, before reading any
+            _fail("LIMIT_EXCEEDED", "more than 2^31 elements in all datasets together")
         R, N = self.count, self.nets
         specs = {"/regions/bounds": ((R, 2, 3), "<i8"), "/regions/network_index": ((R,), "<i8"),
                  "/regions/constant_value": ((R,), "<f4")}

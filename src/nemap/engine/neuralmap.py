@@ -57,12 +57,20 @@ class NeuralMap:
         weights, biases = [], []
         for i in range(len(self.layers)):
             wp, bp = container.layer_paths(i)
-            w, b = self._datasets[wp][()], self._datasets[bp][()]
+            w, b = self._read(wp), self._read(bp)
             ins.check_finite(wp, w)
             ins.check_finite(bp, b)
             weights.append(w.astype(np.float32, copy=False))
             biases.append(b.astype(np.float32, copy=False))
         self._weights, self._biases = weights, biases
+
+    def _read(self, path: str) -> np.ndarray:
+        """The values of one dataset (no filter plugin loaded; a damaged file is a FormatError)."""
+        try:
+            with container.plugins_disabled():
+                return self._datasets[path][()]
+        except container.HDF5_ERRORS as exc:
+            raise FormatError(container.hdf5_failure(exc), path=self.path, code="IO_NOT_HDF5") from None
 
     @property
     def weights(self) -> list[np.ndarray]:
@@ -158,8 +166,9 @@ class NeuralMap:
 
     def source_mrc_header(self) -> bytes | None:
         """The raw 1024-byte MRC header of the source map, if stored."""
-        ds = self._datasets.get("/source/mrc_header")
-        return None if ds is None else bytes(ds[()].tobytes())
+        if "/source/mrc_header" not in self._datasets:
+            return None
+        return bytes(self._read("/source/mrc_header").tobytes())
 
     # -- lifecycle ---------------------------------------------------------------------------
     def close(self) -> None:

@@ -20,10 +20,10 @@ class Code:
 CODES: dict[str, Code] = {
     # I/O and HDF5 container (spec §3)
     "IO_CANNOT_OPEN": Code(ERROR, "the file does not exist or cannot be read"),
-    "IO_NOT_HDF5": Code(ERROR, "the file is not an HDF5 file"),
+    "IO_NOT_HDF5": Code(ERROR, "the file is not an HDF5 file, or libhdf5 cannot read part of it"),
     "HDF5_USER_BLOCK": Code(ERROR, "the file has an HDF5 user block"),
     "HDF5_SUPERBLOCK_TOO_NEW": Code(ERROR, "superblock version > 2 (not readable by HDF5 1.8)"),
-    "HDF5_FORBIDDEN_LINK": Code(ERROR, "a soft or external link"),
+    "HDF5_FORBIDDEN_LINK": Code(ERROR, "a soft or external link, or a second hard link to an object (alias or cycle)"),
     "HDF5_FORBIDDEN_OBJECT": Code(ERROR, "a virtual dataset, external storage, named datatype or reference"),
     "HDF5_FORBIDDEN_ATTRIBUTE": Code(ERROR, "an attribute other than the two root attributes"),
     "FILTER_NOT_ALLOWED": Code(ERROR, "a filter other than deflate, shuffle or fletcher32"),

@@ -7,16 +7,20 @@ raises ``FormatError``); validation collects every issue (``Inspector(strict=Fal
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import math
 import os
+import stat
 import struct
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import h5py
+from h5py import h5pl
 import jsonschema
 import numpy as np
 
@@ -42,7 +46,10 @@ MAX_LAYERS = 64
 MAX_WIDTH = 4096
 MAX_GRID_VOXELS = 2**36
 MAX_DATASET_ELEMENTS = 2**30
+MAX_TOTAL_ELEMENTS = 2**31
+MAX_HEADER_DEPTH = 64
 MAX_MRC_HEADER_BYTES = 16 * 2**20
+MAX_ROOT_STRING_BYTES = 64  # a fixed-length root attribute longer than this holds no valid value; not read
 
 REGION_DATASETS = ("/regions/bounds", "/regions/network_index", "/regions/constant_value")
 SOURCE_DATASETS = ("/source/mrc_header", "/source/mrc_extended_header")
@@ -77,6 +84,28 @@ def digest(array: np.ndarray) -> str:
     return "sha256:" + hashlib.sha256(canonical.tobytes()).hexdigest()
 
 
+DIGEST_CHUNK_BYTES = 1 << 26  # 64 MiB: digests are computed one slab of the first axis at a time
+
+
+def dataset_digest(ds: h5py.Dataset) -> str:
+    """``digest`` of a dataset, read one slab of its first axis at a time (bounded memory)."""
+    if ds.ndim == 0 or ds.size == 0:
+        return digest(ds[()])
+    row = max(1, ds.size // ds.shape[0]) * ds.dtype.itemsize
+    step = max(1, DIGEST_CHUNK_BYTES // row)
+    h = hashlib.sha256()
+    for start in range(0, ds.shape[0], step):
+        block = ds[start:start + step]
+        h.update(np.ascontiguousarray(block, dtype=block.dtype.newbyteorder("<")).tobytes())
+    return "sha256:" + h.hexdigest()
+
+
+def _address(obj: Any) -> tuple[Any, ...]:
+    """Where an HDF5 object lives: (file number, object address), the same for every link to it."""
+    info = h5py.h5o.get_info(obj.id)
+    return (obj.id.fileno, info.addr)
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed in the header")
 
@@ -90,9 +119,42 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]} overflows binary64")
+    return value
+
+
+def _finite_int(text: str) -> int:
+    value = int(text)
+    if abs(value) >= 2**1024:
+        raise ValueError(f"integer of {len(text)} digits overflows binary64")
+    return value
+
+
+def json_depth(value: Any) -> int:
+    """How deep objects and arrays nest in ``value`` (a scalar is 0, ``{}`` is 1), without recursion."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        item, depth = todo.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            todo.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
 def parse_header_json(text: str) -> Any:
-    """Strict JSON: no NaN/Infinity, no duplicate keys."""
-    return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicates)
+    """Strict JSON (R-HDR-01): no NaN/Infinity, no number that overflows binary64, no duplicate keys,
+    at most MAX_HEADER_DEPTH levels of nesting. Raises ValueError otherwise."""
+    try:
+        value = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicates,
+                           parse_float=_finite_float, parse_int=_finite_int)
+    except RecursionError:
+        raise ValueError(f"objects and arrays nest deeper than {MAX_HEADER_DEPTH}") from None
+    if json_depth(value) > MAX_HEADER_DEPTH:
+        raise ValueError(f"objects and arrays nest deeper than {MAX_HEADER_DEPTH}")
+    return value
 
 
 @dataclass
@@ -125,6 +187,9 @@ class Inspector:
     issues: list[Issue] = field(default_factory=list)
     header: dict[str, Any] | None = None
     file_version: tuple[int, int] | None = None
+    unreadable: set[str] = field(default_factory=set)  # datasets whose values must not be read
+    file: h5py.File | None = None
+    datasets: dict[str, h5py.Dataset] = field(default_factory=dict)
 
     def add(self, code: str, message: str, location: str = "", fatal: bool = False) -> None:
         severity = CODES[code].severity
@@ -141,6 +206,8 @@ class Inspector:
     # -- stage 1: bytes on disk ------------------------------------------------------------
     def check_file(self) -> None:
         try:
+            if not stat.S_ISREG(os.stat(self.path).st_mode):  # a FIFO or device would block or never end
+                self.add("IO_CANNOT_OPEN", "not a regular file", "", fatal=True)
             with open(self.path, "rb") as fh:
                 head = fh.read(9)
                 if head[:8] != HDF5_SIGNATURE:
@@ -170,6 +237,8 @@ class Inspector:
         if attr.shape not in ((), None) or h5py.check_string_dtype(attr.dtype) is None:
             self.add("STRING_NOT_UTF8", f"root attribute {name} must be a scalar string", f"/@{name}")
             return None
+        if attr.dtype.itemsize > MAX_ROOT_STRING_BYTES:  # fixed length: no valid value is that long; not read
+            return f"<a {attr.dtype.itemsize}-byte string>"
         value = f.attrs[name]
         return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
@@ -207,28 +276,45 @@ class Inspector:
             if name not in ("nemap_format", "nemap_version"):
                 self.add("HDF5_FORBIDDEN_ATTRIBUTE", f"attribute {name!r} on / (only nemap_format and nemap_version are allowed)", f"/@{name}")
         stack: list[tuple[str, h5py.Group]] = [("", f)]
+        seen = {_address(f)}
         while stack:
             prefix, group = stack.pop()
             for name in group:
-                path = f"{prefix}/{name}"
-                link = group.get(name, getlink=True)
-                if isinstance(link, (h5py.SoftLink, h5py.ExternalLink)):
-                    kind = "soft" if isinstance(link, h5py.SoftLink) else "external"
-                    self.add("HDF5_FORBIDDEN_LINK", f"{kind} link at {path} (not allowed)", path)
-                    continue
-                obj = group.get(name)
-                for attr in obj.attrs:
-                    self.add("HDF5_FORBIDDEN_ATTRIBUTE", f"attribute {attr!r} on {path} (not allowed)", f"{path}/@{attr}")
+                obj = self._follow(group, name, f"{prefix}/{name}", seen)
                 if isinstance(obj, h5py.Group):
-                    stack.append((path, obj))
+                    stack.append((f"{prefix}/{name}", obj))
                 elif isinstance(obj, h5py.Dataset):
-                    self._check_dataset_storage(path, obj)
-                    datasets[path] = obj
-                else:
-                    self.add("HDF5_FORBIDDEN_OBJECT", f"{path} is a named datatype (not allowed)", path)
+                    datasets[f"{prefix}/{name}"] = obj
         return datasets
 
+    def _follow(self, group: h5py.Group, name: str, path: str, seen: set[tuple[Any, ...]]) -> Any:
+        """The object a link leads to, checked (R-HDF-03 … -05); None for a link not to follow."""
+        link = group.get(name, getlink=True)
+        if isinstance(link, (h5py.SoftLink, h5py.ExternalLink)):
+            kind = "soft" if isinstance(link, h5py.SoftLink) else "external"
+            self.add("HDF5_FORBIDDEN_LINK", f"{kind} link at {path} (not allowed)", path)
+            return None
+        obj = group.get(name)
+        if _address(obj) in seen:  # a second hard link: an alias, or a cycle that would never end
+            self.add("HDF5_FORBIDDEN_LINK", f"{path} links an object that is already linked elsewhere "
+                     "(one hard link per object)", path)
+            return None
+        seen.add(_address(obj))
+        for attr in obj.attrs:
+            self.add("HDF5_FORBIDDEN_ATTRIBUTE", f"attribute {attr!r} on {path} (not allowed)", f"{path}/@{attr}")
+        if isinstance(obj, h5py.Dataset):
+            self._check_dataset_storage(path, obj)
+        elif not isinstance(obj, h5py.Group):
+            self.add("HDF5_FORBIDDEN_OBJECT", f"{path} is a named datatype (not allowed)", path)
+        return obj
+
     def _check_dataset_storage(self, path: str, ds: h5py.Dataset) -> None:
+        before = len(self.issues)
+        self._check_storage_rules(path, ds)
+        if len(self.issues) > before:  # a forbidden filter or storage: its values are never read
+            self.unreadable.add(path)
+
+    def _check_storage_rules(self, path: str, ds: h5py.Dataset) -> None:
         if ds.is_virtual:
             self.add("HDF5_FORBIDDEN_OBJECT", f"{path} is a virtual dataset (not allowed)", path)
         if ds.external:
@@ -375,12 +461,23 @@ class Inspector:
                     self.add("DATASET_SHAPE_MISMATCH", f"{path} must be a 1-D byte array of at most 16 MiB", path)
         known = set(expected) | set(SOURCE_DATASETS) | {"/header"}
         newer = self.file_version is not None and self.file_version[1] > FORMAT_VERSION[1]
-        for path, ds in datasets.items():
-            if ds.size > MAX_DATASET_ELEMENTS:
-                self.add("LIMIT_EXCEEDED", f"{path} has {ds.size} elements (limit 2^30)", path)
+        self._check_sizes(datasets)
+        for path in datasets:
             if path not in known and not path.startswith(FREE_GROUPS) and not newer:
                 self.add("UNKNOWN_OBJECT", f"{path} is not defined by format {VERSION_STRING}", path)
         return len(self.errors) == before
+
+    def _check_sizes(self, datasets: dict[str, h5py.Dataset]) -> None:
+        """§3.6: elements per dataset and in all datasets together, from their declared shapes (nothing
+        is read); a dataset over a limit is never read."""
+        total = sum(int(ds.size) for ds in datasets.values())
+        if total > MAX_TOTAL_ELEMENTS:
+            self.unreadable.update(datasets)
+            self.add("LIMIT_EXCEEDED", f"the datasets hold {total} elements together (limit 2^31)", "/")
+        for path, ds in datasets.items():
+            if ds.size > MAX_DATASET_ELEMENTS:
+                self.unreadable.add(path)
+                self.add("LIMIT_EXCEEDED", f"{path} has {ds.size} elements (limit 2^30)", path)
 
     def _check_dtype(self, path: str, ds: h5py.Dataset, want: np.dtype) -> None:
         got = ds.dtype
@@ -434,45 +531,78 @@ class Inspector:
             if path not in recorded:
                 self.add("INTEGRITY_DIGEST_MISSING", f"{path} has no digest in integrity.arrays", path)
                 continue
-            if h5py.check_string_dtype(ds.dtype) is not None or ds.dtype.kind not in "iufb":
+            if h5py.check_string_dtype(ds.dtype) is not None or ds.dtype.kind not in "iufb" or path in self.unreadable:
                 continue
-            if digest(ds[()]) != recorded[path]:
+            if dataset_digest(ds) != recorded[path]:
                 self.add("INTEGRITY_DIGEST_MISMATCH", f"{path} does not match its SHA-256 digest (file corrupted or edited)", path)
+
+
+# What h5py raises when the bytes of a file are damaged (libhdf5 errors surface as OSError, RuntimeError,
+# KeyError or ValueError; damaged names and strings as UnicodeDecodeError; absurd nesting as RecursionError).
+HDF5_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError, AttributeError, UnicodeDecodeError,
+               RecursionError, OverflowError)
+
+
+@contextlib.contextmanager
+def plugins_disabled() -> Iterator[None]:
+    """Empty libhdf5's plugin search path while nemap reads, so that no filter plugin is ever loaded
+    (R-HDF-09: only built-in filters are allowed; a plugin is code from wherever HDF5_PLUGIN_PATH points)."""
+    saved = [h5pl.get(i) for i in range(h5pl.size())]
+    for _ in saved:
+        h5pl.remove(0)
+    try:
+        yield
+    finally:
+        for entry in saved:
+            h5pl.append(entry)
+
+
+def hdf5_failure(exc: BaseException) -> str:
+    """One line saying what libhdf5 could not read."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"the HDF5 library cannot read part of the file ({type(exc).__name__}: {text[:200]})"
 
 
 def inspect(path: str | os.PathLike, *, strict: bool, values: bool, verify: bool) -> tuple[Inspector, h5py.File | None, dict[str, h5py.Dataset]]:
     """Run the checks in order. Returns the inspector, the open file (caller closes) and its datasets.
 
     values: also check region values and weight finiteness (reads every weight);
-    verify: also check every SHA-256 digest.
+    verify: also check every SHA-256 digest. A file that libhdf5 fails to read anywhere is IO_NOT_HDF5.
     """
     ins = Inspector(Path(path), strict=strict)
-    f: h5py.File | None = None
-    datasets: dict[str, h5py.Dataset] = {}
     try:
-        ins.check_file()
-        f = ins.open_hdf5()
-        ins.check_identity(f)
-        datasets = ins.walk(f)
-        header = ins.read_header(f, datasets)
-        ins.check_header(header)
-        readable = ins.check_datasets(header, datasets)
-        if readable:
-            regions = [datasets[p][()] for p in REGION_DATASETS]
-            ins.check_regions(header, *regions, coverage=values)
-        if values and readable:
-            for i in range(len(header["network"]["layers"])):
-                for p in layer_paths(i):
-                    ins.check_finite(p, datasets[p][()])
-        if verify:
-            ins.check_digests(header, datasets)
+        with plugins_disabled():
+            ins.check_file()
+            ins.file = ins.open_hdf5()
+            try:
+                _check_contents(ins, ins.file, values, verify)
+            except HDF5_ERRORS as exc:
+                ins.add("IO_NOT_HDF5", hdf5_failure(exc), "/", fatal=True)
     except _Stop:
         pass
     except FormatError:
-        if f is not None:
-            f.close()
+        if ins.file is not None:
+            ins.file.close()
         raise
-    return ins, f, datasets
+    return ins, ins.file, ins.datasets
+
+
+def _check_contents(ins: Inspector, f: h5py.File, values: bool, verify: bool) -> None:
+    ins.check_identity(f)
+    ins.datasets = ins.walk(f)
+    header = ins.read_header(f, ins.datasets)
+    ins.check_header(header)
+    required = set(ins.expected_datasets(header))
+    readable = ins.check_datasets(header, ins.datasets) and not (required & ins.unreadable)
+    if readable:
+        regions = [ins.datasets[p][()] for p in REGION_DATASETS]
+        ins.check_regions(header, *regions, coverage=values)
+    if values and readable:
+        for i in range(len(header["network"]["layers"])):
+            for p in layer_paths(i):
+                ins.check_finite(p, ins.datasets[p][()])
+    if verify:
+        ins.check_digests(header, ins.datasets)
 
 
 # ---------------------------------------------------------------------------------------------
