@@ -205,7 +205,7 @@ def test_graph_and_evaluate_from_the_command_line(tmp_path) -> None:
     r = _run("graph", str(nm), "-o", str(tmp_path / "c.pdb"), "--resolution", "3", "--contour")
     assert r.returncode == 1 and "no contour level" in r.stderr
     r = _run("graph", str(nm), "-o", str(tmp_path / "z.npz"), "--resolution", "0")
-    assert r.returncode == 1 and "resolution must be > 0" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert r.returncode == 1 and "--resolution must be a finite number > 0" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
     model = tmp_path / "m.pdb"
     st = gemmi.Structure()

@@ -9,6 +9,7 @@ problem``, the library's parameter names shown as flags) with exit status 1, and
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from typing import Sequence
@@ -24,7 +25,7 @@ SUBCOMMANDS = (info, convert, simulate, plot, graph, validate, conformance)
 
 def build_parser() -> argparse.ArgumentParser:
     shared = common.common_options()
-    p = argparse.ArgumentParser(prog="nemap", parents=[shared],
+    p = argparse.ArgumentParser(prog="nemap", parents=[common.common_options(top=True)],
                                 description="Neural cryo-EM maps: convert, inspect and validate .nemap files.")
     p.add_argument("-V", "--version", action="version", version=f"nemap {__version__} (format {VERSION_STRING})")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -40,7 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("default", NemapWarning)
-            return int(args.func(args) or 0)
+            status = int(args.func(args) or 0)
+            sys.stdout.flush()  # a closed pipe shows here, inside the handlers below, not at exit
+            return status
     except NemapError as exc:
         if args.verbose:
             raise
@@ -49,6 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("nemap: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of our output went away (nemap info … | head): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception as exc:  # a bug, not a bad input: say so in one line, details with -v
         if args.verbose:
             raise

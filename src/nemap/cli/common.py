@@ -32,11 +32,13 @@ def flag_message(err: NemapError) -> str:
     return re.sub(r"'([a-z_]+)'", lambda m: FLAGS.get(m.group(1), m.group(0)), text)
 
 
-def common_options() -> argparse.ArgumentParser:
-    """-v and -q, accepted before and after the subcommand."""
+def common_options(top: bool = False) -> argparse.ArgumentParser:
+    """-v and -q, accepted before and after the subcommand. The subcommands' copies default to SUPPRESS,
+    so that ``nemap -v CMD`` is not undone by CMD's own default."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-v", "--verbose", action="store_true", help="debug logging and tracebacks")
-    common.add_argument("-q", "--quiet", action="store_true", help="errors only on stderr")
+    default: dict = {} if top else {"default": argparse.SUPPRESS}
+    common.add_argument("-v", "--verbose", action="store_true", help="debug logging and tracebacks", **default)
+    common.add_argument("-q", "--quiet", action="store_true", help="errors only on stderr", **default)
     return common
 
 

@@ -6,6 +6,7 @@ Units: region sizes and ramp width in voxels; losses are MSE on the network's [โ
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,8 +90,32 @@ def options_for(preset: str = "paper", **overrides: Any) -> FitOptions:
     if preset not in PRESETS:
         raise ArgumentError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}", parameter="preset")
     options = dataclasses.replace(PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})
-    low = 2 * options.min_overlap  # neighbours overlap by min_overlap voxels
-    if not low <= options.max_region_size <= MAX_REGION_SIZE:
-        raise ArgumentError(f"'max_region_size' must be {low} to {MAX_REGION_SIZE} voxels, got {options.max_region_size}",
-                            parameter="max_region_size")
+    check_options(options)
     return options
+
+
+MAX_WIDTH = 4096  # the format's limit on features per layer (spec ยง3.6)
+MAX_SINE_LAYERS = 63  # the format's 64 layers, one of them the linear output
+
+
+def _check_range(name: str, value: Any, low: float, high: float, unit: str = "") -> None:
+    """Refuse a value that is not a finite number in [low, high]."""
+    try:
+        ok = math.isfinite(float(value)) and low <= float(value) <= high
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ArgumentError(f"'{name}' must be {low:g} to {high:g}{unit}, got {value!r}", parameter=name)
+
+
+def check_options(options: FitOptions) -> None:
+    """Every option in its range (before any work): sizes within the format's limits, rates and losses
+    finite and positive. Raises ArgumentError naming the option."""
+    low = 2 * options.min_overlap  # neighbours overlap by min_overlap voxels
+    _check_range("max_region_size", options.max_region_size, low, MAX_REGION_SIZE, " voxels")
+    _check_range("width", options.width, 1, MAX_WIDTH, " features")
+    _check_range("sine_layers", options.sine_layers, 1, MAX_SINE_LAYERS)
+    _check_range("max_steps", options.max_steps, 1, 10**9)
+    for name in ("exit_loss", "plateau_loss", "learning_rate", "final_learning_rate", "omega"):
+        _check_range(name, getattr(options, name), 1e-300, 1e300)
+    _check_range("flat_tolerance", options.flat_tolerance, 0.0, 2.0)

@@ -26,6 +26,7 @@ ERROR_CODES: dict[str, str] = {
     "OUTPUT_EXISTS": "the output exists and overwriting was not asked for",
     "OUTPUT_DIR_MISSING": "the output's directory does not exist",
     "WRITE_FAILED": "the output could not be written",
+    "OUTPUT_BUSY": "another conversion is writing the same output",
     "IO_CLOSED": "the file was closed before its arrays were read",
     "NOT_MRC": "not an MRC/CCP4 map",
     "MRC_BAD_HEADER": "an MRC header field that makes no sense",

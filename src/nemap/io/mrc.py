@@ -15,10 +15,13 @@ file); failures to write are :class:`~nemap.errors.NemapError`.
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import logging
 import math
 import os
 import re
+import stat
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,6 +113,11 @@ def _valid_origin(origin: np.ndarray, step: np.ndarray) -> bool:
     if not np.all(np.isfinite(origin)):
         return False
     return not any(s > 0 and x + s == x for x, s in zip(origin.tolist(), step.tolist()))
+
+
+def _json_floats(values: list[float]) -> list[float | None]:
+    """Header numbers as JSON can hold them: a NaN or infinite field (unusable, and so ignored) is None."""
+    return [float(v) if math.isfinite(v) else None for v in values]
 
 
 def _fail(path: str, msg: str, code: str = "MRC_BAD_HEADER") -> FormatError:
@@ -263,7 +271,8 @@ def _interpret_header(header: Any, path: str, origin_convention: str, ignore_cel
         "format": "mrc", "filename": os.path.basename(path), "mode": mode,
         "axis_order": [int(header.mapc), int(header.mapr), int(header.maps)],
         "grid_shape_crs": list(shape_crs), "nstart_crs": off.nstart_crs, "mxyz": [int(m) for m in mxyz],
-        "cella": cella.tolist(), "cellb": cellb, "header_origin": off.header_origin.tolist(), "ispg": int(header.ispg),
+        "cella": cella.tolist(), "cellb": _json_floats(cellb), "header_origin": _json_floats(off.header_origin.tolist()),
+        "ispg": int(header.ispg),
         "origin_convention": used, "origin_convention_requested": origin_convention, "labels": _labels(header),
     }
     if cell_angles_ignored:
@@ -327,6 +336,45 @@ def _check_path(path: str) -> None:
         raise FormatError("no such file", path=path, code="FILE_NOT_FOUND")
     if os.path.isdir(path):
         raise FormatError("is a directory, not an MRC file", path=path, code="NOT_MRC")
+    if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or device would block or never end
+        raise FormatError("not a regular file", path=path, code="FILE_UNREADABLE")
+    _check_extended_header(path)
+
+
+def compression(path: str | os.PathLike) -> str | None:
+    """'gzip', 'bzip2' or None, from the file's first bytes (as mrcfile decides), never from its name."""
+    with open(path, "rb") as fh:
+        start = fh.read(212)
+    if start[208:212] == b"MAP ":
+        return None
+    return {b"\x1f\x8b": "gzip", b"BZ": "bzip2"}.get(start[:2])
+
+
+def raw_header(path: str | os.PathLike) -> bytes | None:
+    """The first 1024 bytes of an MRC map, decompressed when the file is gzip or bzip2 (by its bytes)."""
+    opener = {"gzip": gzip.open, "bzip2": bz2.open, None: open}[compression(path)]
+    with opener(path, "rb") as fh:  # type: ignore[operator]
+        data = fh.read(1024)
+    return data if len(data) == 1024 else None
+
+
+MAX_EXTENDED_HEADER = 2**30  # bytes: larger extended headers of compressed files are refused unread
+
+
+def _check_extended_header(path: str) -> None:
+    """Refuse an extended header (NSYMBT) longer than the file, before mrcfile allocates it."""
+    try:
+        head = raw_header(path)
+    except (OSError, EOFError, ValueError):
+        return  # mrcfile reports what is wrong
+    if head is None or head[208:212] != b"MAP ":
+        return  # not an MRC header: mrcfile says so
+    order = "<" if head[212] in (0x44, 0x41) or head[212] == 0 else ">"  # MACHST: 0x44/0x41 little-endian
+    nsymbt = int(np.frombuffer(head[92:96], dtype=f"{order}i4")[0])
+    limit = os.path.getsize(path) - 1024 if compression(path) is None else MAX_EXTENDED_HEADER
+    if nsymbt < 0 or nsymbt > limit:
+        raise FormatError(f"the extended header (NSYMBT) claims {nsymbt} bytes; the file cannot hold them",
+                          path=path, code="MRC_TRUNCATED")
 
 
 def _read(

@@ -8,7 +8,6 @@ its own grid or on any voxel size / box (Å) and writes a mode-2 MRC file.
 from __future__ import annotations
 
 import datetime as _dt
-import gzip
 import hashlib
 import math
 import logging
@@ -23,14 +22,15 @@ from nemap._version import __version__
 from nemap.engine.device import resolve_device
 from nemap.engine.neuralmap import open as open_nemap
 from nemap.fit.fit_map import fit_map
-from nemap.fit.memory import check_memory
+from nemap.fit.memory import available_memory_bytes, check_memory
 from nemap.fit.options import FitOptions
 from nemap.fit.resume import remove_resume_folder
 from nemap.format import container
+from nemap.format.container import MAX_GRID_VOXELS
 from nemap.format.errors import ArgumentError, NemapError, warn
 from nemap.format.files import check_output_path, is_nemap  # noqa: F401 - is_nemap, is_mrc: for callers
 from nemap.format.geometry import Geometry, grid_over_box
-from nemap.io.mrc import is_mrc, read_mrc, read_mrc_header, write_mrc  # noqa: F401
+from nemap.io.mrc import is_mrc, raw_header, read_mrc, read_mrc_header, write_mrc  # noqa: F401
 
 log = logging.getLogger("nemap")
 
@@ -40,14 +40,6 @@ def file_sha256(path: str | os.PathLike) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def raw_mrc_header(path: str | os.PathLike) -> bytes | None:
-    """The first 1024 bytes of an MRC file (decompressed for .gz)."""
-    opener = gzip.open if os.fspath(path).lower().endswith(".gz") else open
-    with opener(path, "rb") as fh:  # type: ignore[operator]
-        data = fh.read(1024)
-    return data if len(data) == 1024 else None
 
 
 class _Progress:
@@ -121,7 +113,7 @@ def mrc_to_nemap(src: str | os.PathLike, dst: str | os.PathLike, options: FitOpt
         content.resolution = {"value": float(resolution), "source": "user"}
     if contour is not None:
         content.contour_level = {"value": float(contour), "source": "user"}
-    content.source_mrc_header = raw_mrc_header(src)
+    content.source_mrc_header = raw_header(src)
     content.provenance = {
         "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "generator": {"name": "nemap", "version": __version__},
@@ -152,14 +144,30 @@ def target_geometry(native: Geometry, voxel_size: Sequence[float] | None, box: S
     return grid_over_box(lo, hi, step, {"resampled_from": list(native.voxel_size)})
 
 
+def check_decode_memory(geometry: Geometry) -> None:
+    """Refuse, before allocating, a decoding grid that cannot be held in memory (float32 values)."""
+    voxels = math.prod(geometry.grid_shape)
+    need = 4 * voxels + 64 * 2**20
+    have = available_memory_bytes()
+    if voxels > MAX_GRID_VOXELS or (have is not None and need > have):
+        n = geometry.grid_shape
+        raise ArgumentError(f"a {n[0]}×{n[1]}×{n[2]} grid needs {need / 2**30:.1f} GiB"
+                            + (f", but only {have / 2**30:.1f} GiB is available" if have is not None else "")
+                            + "; use a larger 'voxel_size' or a smaller 'box'", parameter="voxel_size",
+                            code="OUT_OF_MEMORY")
+
+
 def nemap_to_mrc(src: str | os.PathLike, dst: str | os.PathLike, *, voxel_size: Sequence[float] | None = None,
                  box: Sequence[float] | None = None, fill: float = 0.0, force: bool = False,
                  device: str = "cpu") -> Geometry:
     """Decode ``src`` (.nemap) to an MRC file on its native grid, or a new voxel size / box."""
     src, dst = Path(src), Path(dst)
     check_output_path(dst, force)
+    if not math.isfinite(fill):
+        raise ArgumentError(f"'fill' must be a finite number, got {fill}", parameter="fill")
     with open_nemap(src) as m:
         geometry = target_geometry(m.geometry, voxel_size, box)
+        check_decode_memory(geometry)
         if voxel_size is not None and m.resolution and max(geometry.voxel_size) > m.resolution / 2:
             warn(f"voxel size {list(geometry.voxel_size)} Å is coarser than half the resolution "
                  f"({m.resolution:g} Å): the map is under-sampled")

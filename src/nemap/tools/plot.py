@@ -10,13 +10,14 @@ Image axes are the two in-plane axes in Å, in (x, y, z) order.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from nemap.format.errors import NemapError
+from nemap.format.errors import ArgumentError, NemapError
 from nemap.format.geometry import Geometry, Grid
 
 AXES = "xyz"
@@ -27,7 +28,7 @@ def parse_slice(text: str) -> tuple[int, float]:
     name, _, value = text.partition("=")
     name = name.strip().lower()
     try:
-        if name not in AXES or not value:
+        if name not in AXES or not value or not math.isfinite(float(value)):
             raise ValueError
         return AXES.index(name), float(value)
     except ValueError:
@@ -59,6 +60,8 @@ def slice_plot(nemap_path: str | os.PathLike, out: str | os.PathLike, axis: int,
     from nemap.io.mrc import read_mrc
 
     out = check_output_path(out, force)
+    if within is not None and not (math.isfinite(within) and within >= 0):
+        raise ArgumentError(f"'within' must be a finite distance ≥ 0 Å, got {within}", parameter="within")
     with open_nemap(nemap_path) as m:
         grid = read_mrc(source) if source is not None else None
         g = grid.geometry if grid is not None else m.geometry

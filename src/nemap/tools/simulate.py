@@ -18,7 +18,7 @@ import os
 
 import numpy as np
 
-from nemap.format.errors import NemapError
+from nemap.format.errors import ArgumentError, NemapError
 from nemap.format.geometry import Geometry, Grid
 
 from nemap.io.models import read_atoms
@@ -29,11 +29,11 @@ CUTOFF_SIGMAS = 5.0
 __all__ = ["SIGMA_FACTOR", "read_atoms", "molmap_geometry", "gaussian_sum", "simulate"]
 
 
-def _check(resolution: float, voxel_size: float | None) -> None:
-    if not resolution > 0:
-        raise NemapError(f"resolution must be > 0 Å, got {resolution}", code="BAD_ARGUMENT")
-    if voxel_size is not None and not voxel_size > 0:
-        raise NemapError(f"voxel size must be > 0 Å, got {voxel_size}", code="BAD_ARGUMENT")
+def _check(resolution: float, voxel_size: float | None, sigma_factor: float = SIGMA_FACTOR) -> None:
+    """Finite, positive arguments, refused before any work."""
+    for name, value in (("resolution", resolution), ("voxel_size", voxel_size), ("sigma_factor", sigma_factor)):
+        if value is not None and not (np.isfinite(value) and value > 0):
+            raise ArgumentError(f"'{name}' must be a finite number > 0, got {value}", parameter=name)
 
 
 def molmap_geometry(xyz: np.ndarray, resolution: float, voxel_size: float | None = None,
@@ -74,10 +74,11 @@ def simulate(xyz: np.ndarray, atomic_numbers: np.ndarray, resolution: float, *, 
              geometry: Geometry | None = None) -> Grid:
     """A molmap map of atoms at ``xyz`` (Å) weighted by ``atomic_numbers``, at ``resolution`` Å.
     ``geometry`` (any grid) replaces molmap's own bounding grid."""
-    _check(resolution, voxel_size)
-    if not sigma_factor > 0:
-        raise NemapError(f"sigma factor must be > 0, got {sigma_factor}", code="BAD_ARGUMENT")
+    _check(resolution, voxel_size, sigma_factor)
     xyz = np.asarray(xyz, dtype=np.float64).reshape(-1, 3)
+    if not np.all(np.isfinite(xyz)):
+        raise ArgumentError(f"{int(np.count_nonzero(~np.isfinite(xyz).all(axis=1)))} atom(s) have NaN or infinite "
+                            "coordinates", parameter="xyz")
     if geometry is None:
         geometry = molmap_geometry(xyz, resolution, voxel_size, padding)
     return Grid(gaussian_sum(geometry, xyz, np.asarray(atomic_numbers, dtype=np.float64), sigma_factor * resolution),
@@ -90,8 +91,10 @@ def simulate_file(model: str | os.PathLike, out: str | os.PathLike, resolution: 
     """Read ``model`` (PDB/mmCIF), simulate it and write ``out`` (MRC, mode 2, offset as R-MRC-06)."""
     from nemap.io.mrc import write_mrc
 
+    _check(resolution, voxel_size, sigma_factor)
     xyz, z = read_atoms(model)
-    _check(resolution, voxel_size)
+    if not np.all(np.isfinite(xyz)):
+        raise NemapError("atoms with NaN or infinite coordinates", path=os.fspath(model), code="BAD_MODEL")
     geometry = molmap_geometry(xyz, resolution, voxel_size)
     n = geometry.grid_shape
     if int(np.prod(n)) > 2**30:  # 4 GiB of float32: checked before allocating
