@@ -1,0 +1,154 @@
+"""Hostile inputs (fixtures/attacks.py) and bad arguments, each run as a user would run nemap, under a time
+and a memory bound: a one-line error with its code or flag (or a clean success), never a traceback, a hang
+or a memory blow-up. The .nemap defects of the spec itself are conformance fixtures (tests/conformance)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from fixtures import attacks
+
+REPO = Path(__file__).resolve().parents[2]
+SUITE = REPO / "src" / "nemap" / "conformance" / "suite" / "0.1"
+EXAMPLE = REPO / "fixtures" / "maps" / "chain_32.mrc"
+SECONDS = 60
+MEMORY_BYTES = 1 << 30  # peak resident memory of the nemap process
+
+
+def run_bounded(*args: str, env: dict | None = None) -> tuple[int, str, str, float, int]:
+    """Run ``nemap ARGS``: (exit status, stdout, stderr, seconds, peak resident bytes of that process);
+    killed, and the test failed, after SECONDS."""
+    start = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "nemap", *args], cwd=REPO, stdout=out, stderr=err,
+                                stdin=subprocess.DEVNULL, text=True, env=env)
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() - start > SECONDS:
+                proc.kill()
+                os.wait4(proc.pid, 0)
+                pytest.fail(f"nemap {' '.join(args)} ran longer than {SECONDS} s")
+            time.sleep(0.02)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return proc.returncode, out.read(), err.read(), time.perf_counter() - start, usage.ru_maxrss * 1024
+
+
+def assert_refused(result: tuple[int, str, str, float, int], status: int, text: str) -> None:
+    code, out, err, seconds, peak = result
+    errors = [line for line in err.splitlines() if line.startswith("nemap: error:")]
+    assert code == status and len(errors) <= 1 and text in out + err, (out + err)[-2000:]
+    assert "Traceback" not in err and "internal error" not in err, err[-2000:]
+    assert seconds < SECONDS and peak < MEMORY_BYTES, (seconds, peak)
+
+
+NEMAP_FILES: dict[str, tuple[Callable[[Path], Path], str]] = {
+    "deep_header": (attacks.deep_header, "HEADER_NOT_JSON"),
+    "huge_declared_dataset": (attacks.huge_declared_dataset, "LIMIT_EXCEEDED"),
+    "hard_link_cycle": (lambda _: SUITE / "invalid" / "hard_link_cycle" / "map.nemap", "HDF5_FORBIDDEN_LINK"),
+    "too_many_elements": (lambda _: SUITE / "invalid" / "too_many_elements" / "map.nemap", "LIMIT_EXCEEDED"),
+    "header_number_overflow": (lambda _: SUITE / "invalid" / "header_number_overflow" / "map.nemap",
+                               "HEADER_NOT_JSON"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NEMAP_FILES))
+def test_hostile_nemap_files_are_refused_within_bounds(name: str, tmp_path: Path) -> None:
+    build, code = NEMAP_FILES[name]
+    path = build(tmp_path)
+    assert path.stat().st_size < 1 << 20  # small on disk: the sizes are declared
+    assert_refused(run_bounded("validate", str(path)), 1, code)
+    assert_refused(run_bounded("info", str(path)), 1, "nemap: error:")
+    assert_refused(run_bounded("convert", str(path), str(tmp_path / "out.mrc")), 1, "nemap: error:")
+
+
+def test_no_filter_plugin_is_ever_loaded(tmp_path: Path) -> None:
+    made = attacks.marker_plugin(tmp_path)
+    if made is None:
+        pytest.skip("no C compiler to build the marker plugin")
+    plugins, marker = made
+    path = attacks.plugin_filter(tmp_path)
+    env = dict(os.environ, HDF5_PLUGIN_PATH=str(plugins))
+    assert_refused(run_bounded("validate", str(path), env=env), 1, "FILTER_NOT_ALLOWED")
+    assert_refused(run_bounded("info", str(path), env=env), 1, "only deflate, shuffle and fletcher32")
+    assert not marker.exists(), "a filter plugin was loaded"
+    # the marker does work: a program that reads the data through libhdf5 loads it
+    probe = f"import h5py\ntry:\n    h5py.File({str(path)!r})['extras/filtered'][()]\nexcept Exception:\n    pass"
+    subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, timeout=SECONDS)
+    assert marker.exists(), "the marker plugin is not loaded even by a plain read: the test proves nothing"
+
+
+def test_named_pipes_are_refused_without_blocking(tmp_path: Path) -> None:
+    pipe_nemap, pipe_mrc = attacks.fifo(tmp_path, "pipe.nemap"), attacks.fifo(tmp_path, "pipe.mrc")
+    assert_refused(run_bounded("validate", str(pipe_nemap)), 2, "not a regular file")
+    assert_refused(run_bounded("info", str(pipe_nemap)), 1, "not a regular file")
+    assert_refused(run_bounded("info", str(pipe_mrc)), 1, "not a regular file")
+    assert_refused(run_bounded("convert", str(pipe_mrc), str(tmp_path / "o.nemap")), 1, "not a regular file")
+
+
+def test_hostile_mrc_files(tmp_path: Path) -> None:
+    nsymbt = attacks.mrc_with_huge_extended_header(tmp_path)
+    assert_refused(run_bounded("info", str(nsymbt)), 1, "extended header")
+    nan_origin = attacks.mrc_with_nan_origin(tmp_path)
+    code, out, err, _, _ = run_bounded("info", "--json", str(nan_origin))
+    assert code == 0 and json.loads(out)["header_origin"][0] is None, err
+    out_nemap = tmp_path / "nan.nemap"
+    small = ("--preset", "small", "--width", "8", "--depth", "1", "--max-steps", "2", "--device", "cpu")
+    code, _, err, _, _ = run_bounded("convert", str(nan_origin), str(out_nemap), *small)
+    assert code == 0 and out_nemap.is_file() and not list(tmp_path.glob("*.resume")), err
+    packed = attacks.gzip_named_mrc(tmp_path)
+    code, _, err, _, _ = run_bounded("convert", str(packed), str(tmp_path / "gz.nemap"), *small)
+    assert code == 0, err
+    import gzip
+
+    import nemap
+
+    with nemap.open(tmp_path / "gz.nemap") as m:
+        assert m.source_mrc_header() == gzip.decompress(packed.read_bytes())[:1024]
+
+
+BAD_ARGUMENTS = [
+    (("convert", "{mrc}", "{tmp}/a.nemap", "--width", "0"), "--width"),
+    (("convert", "{mrc}", "{tmp}/a.nemap", "--width", "100000"), "--width"),
+    (("convert", "{mrc}", "{tmp}/a.nemap", "--depth", "0"), "--depth"),
+    (("convert", "{mrc}", "{tmp}/a.nemap", "--exit-loss", "nan"), "--exit-loss"),
+    (("convert", "{mrc}", "{tmp}/a.nemap", "--max-steps", "-5"), "--max-steps"),
+    (("convert", "{mrc}", "{tmp}/a.nemap", "--resolution", "inf"), "--resolution"),
+    (("convert", "{mrc}", "{tmp}/a.nemap", "--contour", "nan"), "--contour"),
+    (("convert", "{mrc}", "{tmp}/a.nemap", "--device", "tpu9"), "--device"),
+    (("convert", "{nemap}", "{tmp}/a.mrc", "--voxel-size", "nan"), "--voxel-size"),
+    (("convert", "{nemap}", "{tmp}/a.mrc", "--voxel-size", "1e-4"), "--voxel-size"),
+    (("convert", "{nemap}", "{tmp}/a.mrc", "--box", "nan,0,0,1,1,1"), "--box"),
+    (("convert", "{nemap}", "{tmp}/a.mrc", "--fill", "nan"), "--fill"),
+    (("plot", "{nemap}", "--slice", "z=nan", "-o", "{tmp}/a.png"), "--slice"),
+    (("plot", "{nemap}", "--slice", "z=1", "--within", "nan", "-o", "{tmp}/a.png"), "--within"),
+    (("graph", "{nemap}", "-o", "{tmp}/a.npz", "--resolution", "inf"), "--resolution"),
+    (("graph", "{nemap}", "-o", "{tmp}/a.npz", "--resolution", "3", "--sigma", "nan"), "--sigma"),
+    (("conformance", "--reader", "/bin/false"), "exited"),
+]
+
+
+@pytest.mark.parametrize("args,flag", BAD_ARGUMENTS, ids=[" ".join(a[:1] + a[3:]) for a, _ in BAD_ARGUMENTS])
+def test_bad_arguments_are_refused_before_any_work(args: tuple[str, ...], flag: str, tmp_path: Path) -> None:
+    nemap_file = SUITE / "valid" / "one_region" / "map.nemap"
+    filled = [a.format(mrc=EXAMPLE, nemap=nemap_file, tmp=tmp_path) for a in args]
+    code, _, err, seconds, _ = run_bounded(*filled)
+    assert_refused((code, "", err, seconds, 0), 1, flag)
+    assert seconds < 20 and not [p for p in tmp_path.iterdir() if not p.name.startswith(".")]
+
+
+def test_verbose_before_the_subcommand(tmp_path: Path) -> None:
+    code, _, err, _, _ = run_bounded("-v", "info", str(tmp_path / "missing.nemap"))
+    assert code != 0 and "Traceback" in err  # -v before the command turns on tracebacks, as after it
