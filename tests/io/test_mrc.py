@@ -623,3 +623,31 @@ def test_shared_map_roundtrip_through_write(shared_data, tmp_path):
     assert np.allclose(g2.geometry.voxel_size, g.geometry.voxel_size, rtol=1e-6)
     # 162.75/1.05 etc. are whole voxels (to float32 precision): written as NSTART, ORIGIN 0
     assert _header(out)["nstart"] == (155, 220, 195) and _header(out)["origin"] == (0.0, 0.0, 0.0)
+
+
+def test_machine_stamp_that_disagrees_with_the_data_is_read_with_a_warning(tmp_path):
+    """MACHST says big-endian, the header and data are little-endian: read as the data says, warned."""
+    from nemap.format.errors import NemapWarning
+
+    path = tmp_path / "stamp.mrc"
+    values = np.arange(24, dtype=np.float32).reshape(4, 3, 2)
+    write_raw_mrc(path, values)
+    with open(path, "r+b") as fh:
+        fh.seek(212)
+        fh.write(bytes([0x11, 0x11, 0, 0]))
+    with pytest.warns(NemapWarning, match="MACHST says big-endian"):
+        grid = read_mrc(path)
+    np.testing.assert_array_equal(grid.values, values)
+
+
+def test_nsymbt_beyond_the_file_is_refused_before_reading(tmp_path):
+    import struct
+
+    path = tmp_path / "ext.mrc"
+    write_raw_mrc(path, np.zeros((4, 4, 4), np.float32))
+    with open(path, "r+b") as fh:
+        fh.seek(92)
+        fh.write(struct.pack("<i", 2**31 - 1))
+    with pytest.raises(FormatError, match="extended header") as ei:
+        read_mrc_header(path)
+    assert ei.value.code == "MRC_TRUNCATED"

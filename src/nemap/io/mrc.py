@@ -22,6 +22,7 @@ import math
 import os
 import re
 import stat
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -338,7 +339,6 @@ def _check_path(path: str) -> None:
         raise FormatError("is a directory, not an MRC file", path=path, code="NOT_MRC")
     if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or device would block or never end
         raise FormatError("not a regular file", path=path, code="FILE_UNREADABLE")
-    _check_extended_header(path)
 
 
 def compression(path: str | os.PathLike) -> str | None:
@@ -361,20 +361,47 @@ def raw_header(path: str | os.PathLike) -> bytes | None:
 MAX_EXTENDED_HEADER = 2**30  # bytes: larger extended headers of compressed files are refused unread
 
 
-def _check_extended_header(path: str) -> None:
-    """Refuse an extended header (NSYMBT) longer than the file, before mrcfile allocates it."""
+def _byte_order(head: bytes) -> tuple[str, bool]:
+    """('<' or '>', whether MACHST disagrees): the order in which MODE is a supported mode and the grid size
+    positive (as mrcfile's permissive reader decides), else the order MACHST states."""
+    stamped = ">" if head[212] == 0x11 else "<"  # MACHST: 0x44 0x44 / 0x44 0x41 little-endian, 0x11 0x11 big
+    for order in (stamped, "<" if stamped == ">" else ">"):
+        words = np.frombuffer(head[:16], dtype=f"{order}i4")
+        if int(words[3]) in SUPPORTED_MODES and min(int(w) for w in words[:3]) > 0:
+            return order, order != stamped
+    return stamped, False
+
+
+def _precheck(path: str) -> bool:
+    """Check the raw header before mrcfile reads the file: refuse an extended header (NSYMBT) longer than
+    the file (mrcfile would allocate it); returns True when MACHST disagrees with the data's byte order."""
     try:
         head = raw_header(path)
     except (OSError, EOFError, ValueError):
-        return  # mrcfile reports what is wrong
+        return False  # mrcfile reports what is wrong
     if head is None or head[208:212] != b"MAP ":
-        return  # not an MRC header: mrcfile says so
-    order = "<" if head[212] in (0x44, 0x41) or head[212] == 0 else ">"  # MACHST: 0x44/0x41 little-endian
+        return False  # not an MRC header: mrcfile says so
+    order, swapped = _byte_order(head)
+    if swapped:
+        _warn("%s: MACHST says %s-endian but the header reads as %s-endian; read as %s-endian (as mrcfile's "
+              "permissive mode does)", path, "little" if order == ">" else "big",
+              "little" if order == "<" else "big", "little" if order == "<" else "big")
     nsymbt = int(np.frombuffer(head[92:96], dtype=f"{order}i4")[0])
     limit = os.path.getsize(path) - 1024 if compression(path) is None else MAX_EXTENDED_HEADER
     if nsymbt < 0 or nsymbt > limit:
         raise FormatError(f"the extended header (NSYMBT) claims {nsymbt} bytes; the file cannot hold them",
                           path=path, code="MRC_TRUNCATED")
+    return swapped
+
+
+def _open_mrc(path: str, swapped: bool, header_only: bool) -> Any:
+    """mrcfile.open, strict; permissive only to read a file whose MACHST disagrees with its byte order
+    (mrcfile then takes the order from the data; its warning is replaced by ours)."""
+    if not swapped:
+        return mrcfile.open(path, mode="r", permissive=False, header_only=header_only)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return mrcfile.open(path, mode="r", permissive=True, header_only=header_only)
 
 
 def _read(
@@ -387,10 +414,11 @@ def _read(
     if origin_convention not in ORIGIN_CONVENTIONS:
         raise ValueError(f"origin_convention must be one of {ORIGIN_CONVENTIONS}, got {origin_convention!r}")
     _check_path(p)
+    swapped = _precheck(p)
     # Header first (never reads the data block), so that unsupported modes etc. are rejected
     # before any data is read.
     try:
-        with mrcfile.open(p, mode="r", permissive=False, header_only=True) as mrc:
+        with _open_mrc(p, swapped, header_only=True) as mrc:
             hdr = _interpret_header(mrc.header, p, origin_convention, ignore_cell_angles)
     except (NemapError, NemapWarning):  # a NemapWarning raises when a script turned warnings into errors
         raise
@@ -400,7 +428,7 @@ def _read(
         return hdr, None
 
     try:
-        with mrcfile.open(p, mode="r", permissive=False) as mrc:
+        with _open_mrc(p, swapped, header_only=False) as mrc:
             data = mrc.data
     except Exception as exc:
         raise _translate_mrcfile_error(p, exc) from exc

@@ -50,5 +50,6 @@ def describe_nemap(path: str, with_provenance: bool = False) -> dict[str, Any]:
             "source": m.provenance.get("source", {}).get("filename"),
             "fidelity": m.provenance.get("fidelity", {}).get("overall"),
             "notices": [i.message for i in m.notices],
+            "digests": "not checked (weights are read unverified; nemap validate checks every SHA-256)",
             **({"provenance": m.provenance} if with_provenance else {}),
         }
