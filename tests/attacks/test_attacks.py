@@ -152,3 +152,12 @@ def test_bad_arguments_are_refused_before_any_work(args: tuple[str, ...], flag: 
 def test_verbose_before_the_subcommand(tmp_path: Path) -> None:
     code, _, err, _, _ = run_bounded("-v", "info", str(tmp_path / "missing.nemap"))
     assert code != 0 and "Traceback" in err  # -v before the command turns on tracebacks, as after it
+
+
+def test_a_model_with_nan_coordinates_is_refused_by_simulate(tmp_path: Path) -> None:
+    model = tmp_path / "nan.pdb"
+    model.write_text("ATOM      1  CA  ALA A   1         nan   0.000   0.000  1.00 20.00           C\n"
+                     "ATOM      2  CA  ALA A   2       3.800   0.000   0.000  1.00 20.00           C\nEND\n")
+    code, out, err, seconds, peak = run_bounded("simulate", str(model), str(tmp_path / "s.mrc"), "--resolution", "3")
+    assert_refused((code, out, err, seconds, peak), 1, "nemap: error:")
+    assert not (tmp_path / "s.mrc").exists()

@@ -5,6 +5,7 @@ digit of a header number is a valid, different map). Never another exception, ne
 
 from __future__ import annotations
 
+import resource
 from pathlib import Path
 
 import numpy as np
@@ -23,11 +24,16 @@ def _points(m: nemap.NeuralMap) -> np.ndarray:
     return lo + (hi - lo) * np.linspace(-0.05, 1.05, POINTS)[:, None] * np.array([1.0, 0.7, 0.4])
 
 
+def _peak_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 ORIGINAL = {}
 for _path in VALID:
     with nemap.open(_path) as _m:
         _p = _points(_m)
         ORIGINAL[_path] = (_p, *_m.evaluate(_p), _m.header)
+PEAK_BEFORE = _peak_bytes()
 
 
 def _check(path: Path, damaged: Path) -> None:
@@ -62,6 +68,7 @@ def test_flipped_or_truncated_fixtures_are_refused_or_read_exactly(case: Path, w
     damaged = tmp_path_factory.mktemp("fuzz") / "map.nemap"
     damaged.write_bytes(bytes(data))
     _check(case, damaged)
+    assert _peak_bytes() < PEAK_BEFORE + (1 << 30), "a damaged file made this process grow by more than 1 GiB"
 
 
 def test_the_fuzz_inputs_exist() -> None:

@@ -116,3 +116,25 @@ def test_outputs_are_never_overwritten_and_need_a_directory(small_map, fitted, t
         mrc_to_nemap(small_map, tmp_path / "no" / "x.nemap", quick(), progress=False)
     with pytest.raises(NemapError, match="does not exist"):
         nemap_to_mrc(fitted, tmp_path / "no" / "x.mrc")
+
+
+def test_an_output_that_appears_during_the_fit_stops_it_early(small_map, tmp_path, monkeypatch) -> None:
+    """Another program creates OUT while regions are being fitted: the conversion stops after the region
+    it is on (not after the whole fit), names the file, and keeps the fitted regions for a re-run."""
+    import nemap.fit.full_batch as full_batch
+
+    out = tmp_path / "late.nemap"
+    real, calls = full_batch.fit_regions, []
+
+    def fit_then_collide(*args, **kwargs):
+        calls.append(args[2])
+        if len(calls) == 2:
+            out.write_bytes(b"someone else's file")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(full_batch, "fit_regions", fit_then_collide)
+    with pytest.raises(NemapError, match="exists") as ei:
+        mrc_to_nemap(small_map, out, quick(max_region_size=12, max_steps=5), progress=False)
+    assert ei.value.code == "OUTPUT_EXISTS" and len(calls) == 2 < 8
+    assert out.read_bytes() == b"someone else's file"
+    assert len(list((tmp_path / "late.nemap.resume").glob("region_*.npz"))) == 2

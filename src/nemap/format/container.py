@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import h5py
-from h5py import h5pl
+from h5py import h5pl, h5t
 import jsonschema
 import numpy as np
 
@@ -98,6 +98,25 @@ def dataset_digest(ds: h5py.Dataset) -> str:
         block = ds[start:start + step]
         h.update(np.ascontiguousarray(block, dtype=block.dtype.newbyteorder("<")).tobytes())
     return "sha256:" + h.hexdigest()
+
+
+def _read_short_string(attr: Any) -> str:
+    """A scalar string attribute read into a buffer of MAX_ROOT_STRING_BYTES + 1 bytes (libhdf5 truncates a
+    longer value while converting), so that no copy of a huge value is made in Python."""
+    if h5py.check_string_dtype(attr.dtype).length is not None:  # fixed length, already known to be short
+        value = np.zeros((), dtype=attr.dtype)
+        attr.read(value)
+        raw = bytes(value[()]) if not isinstance(value[()], str) else value[()].encode("utf-8")
+        return raw.decode("utf-8", "replace").rstrip("\x00")
+    mtype = h5t.C_S1.copy()
+    mtype.set_size(MAX_ROOT_STRING_BYTES + 1)
+    mtype.set_cset(attr.get_type().get_cset())
+    buf = np.zeros((), dtype=f"S{MAX_ROOT_STRING_BYTES + 1}")
+    attr.read(buf, mtype=mtype)
+    raw = bytes(buf[()])
+    if len(raw) > MAX_ROOT_STRING_BYTES:
+        return f"<a string of more than {MAX_ROOT_STRING_BYTES} bytes>"
+    return raw.decode("utf-8", "replace").rstrip("\x00")
 
 
 def _address(obj: Any) -> tuple[Any, ...]:
@@ -239,8 +258,7 @@ class Inspector:
             return None
         if attr.dtype.itemsize > MAX_ROOT_STRING_BYTES:  # fixed length: no valid value is that long; not read
             return f"<a {attr.dtype.itemsize}-byte string>"
-        value = f.attrs[name]
-        return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+        return _read_short_string(attr)
 
     def check_identity(self, f: h5py.File) -> None:
         tag = self._root_string(f, "nemap_format")

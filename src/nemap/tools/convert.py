@@ -45,11 +45,14 @@ def file_sha256(path: str | os.PathLike) -> str:
 class _Progress:
     """A per-region progress bar with ETA on stderr (tqdm); silent when not wanted."""
 
-    def __init__(self, enabled: bool):
+    def __init__(self, enabled: bool, output: Path | None = None, force: bool = False):
         self.enabled = enabled
         self.bar = None
+        self.output, self.force = output, force
 
     def __call__(self, done: int, total: int, stats: dict[str, Any] | None) -> None:
+        if self.output is not None and stats is not None:  # a region is done: is the output still free?
+            check_output_path(self.output, self.force)  # stops early; the fitted regions stay for a re-run
         if not self.enabled:
             return
         if self.bar is None:
@@ -101,7 +104,7 @@ def mrc_to_nemap(src: str | os.PathLike, dst: str | os.PathLike, options: FitOpt
     key = {"source_sha256": digest, "options": options.to_json(), "origin_convention": origin_convention,
            "format": container.VERSION_STRING}
     resume = dst.with_name(dst.name + ".resume")
-    bar = _Progress(progress)
+    bar = _Progress(progress, dst, force)
     try:
         try:
             content = fit_map(grid, options, resume=resume, resume_key=key, progress=bar)
