@@ -161,3 +161,60 @@ def test_a_model_with_nan_coordinates_is_refused_by_simulate(tmp_path: Path) -> 
     code, out, err, seconds, peak = run_bounded("simulate", str(model), str(tmp_path / "s.mrc"), "--resolution", "3")
     assert_refused((code, out, err, seconds, peak), 1, "nemap: error:")
     assert not (tmp_path / "s.mrc").exists()
+
+
+def test_damaged_hdf5_structures_are_unreadable_and_validation_goes_on(tmp_path: Path) -> None:
+    """A flipped byte that makes libhdf5 fail while walking the file (found by trying bytes in order):
+    `validate` reports IO_NOT_HDF5 (exit 2) and still reports the other files it was given."""
+    import nemap
+
+    source = (SUITE / "valid" / "all_constant" / "map.nemap").read_bytes()
+    damaged = tmp_path / "damaged.nemap"
+    for at in range(0, len(source), 7):
+        data = bytearray(source)
+        data[at] ^= 0x10
+        damaged.write_bytes(bytes(data))
+        issues = nemap.validate(damaged).issues
+        if any(i.code == "IO_NOT_HDF5" and "cannot read part" in i.message for i in issues):
+            break
+    else:
+        pytest.skip("no single flip of this fixture trips libhdf5 on this HDF5 version")
+    good = SUITE / "valid" / "one_region" / "map.nemap"
+    code, out, err, _, _ = run_bounded("validate", str(damaged), str(good))
+    assert code == 2 and "IO_NOT_HDF5" in out and f"{good}: valid" in out, out + err
+    assert "Traceback" not in err and "internal error" not in err
+    assert_refused(run_bounded("info", str(damaged)), 1, "cannot read part of the file")
+
+
+def test_a_plain_map_named_gz_and_a_declared_giant_gzip_map(tmp_path: Path) -> None:
+    import gzip
+    import shutil as sh
+
+    named = tmp_path / "plain.mrc.gz"
+    sh.copy(EXAMPLE, named)  # not compressed at all: read by its bytes, not its name
+    code, out, err, _, _ = run_bounded("info", "--json", str(named))
+    assert code == 0 and json.loads(out)["grid_shape"] == [32, 32, 32], err
+    header = bytearray(EXAMPLE.read_bytes()[:1024])
+    header[0:12] = (2048).to_bytes(4, "little") * 3  # NX, NY, NZ: 32 GiB of float32 declared
+    header[28:40] = (2048).to_bytes(4, "little") * 3  # MX, MY, MZ
+    giant = tmp_path / "giant.mrc.gz"
+    giant.write_bytes(gzip.compress(bytes(header) + bytes(1 << 20)))  # 1 MiB of data actually there
+    assert_refused(run_bounded("convert", str(giant), str(tmp_path / "g.nemap")), 1, "GiB")
+
+
+def test_a_closed_output_pipe_is_not_an_error(monkeypatch, capsys) -> None:
+    from nemap.cli import main
+
+    class ClosedPipe:
+        def write(self, _text: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self) -> None:
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def fileno(self) -> int:
+            return os.open(os.devnull, os.O_WRONLY)
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    status = main(["info", str(SUITE / "valid" / "one_region" / "map.nemap")])
+    assert status == 141 and "Traceback" not in capsys.readouterr().err
