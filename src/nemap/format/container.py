@@ -28,6 +28,7 @@ from nemap.format.codes import CODES, ERROR, INFO, WARNING
 from nemap.format.content import Layer, NeuralMapContent, Normalization, Regions
 from nemap.format.errors import ArgumentError, FormatError
 from nemap.format.files import atomic_output
+from nemap.format.raw_attributes import vlen_lengths
 from nemap.format.geometry import Geometry
 from nemap.format.tiling import coverage_gaps
 
@@ -209,6 +210,7 @@ class Inspector:
     unreadable: set[str] = field(default_factory=set)  # datasets whose values must not be read
     file: h5py.File | None = None
     datasets: dict[str, h5py.Dataset] = field(default_factory=dict)
+    _root_lengths: dict[str, int] | None = None
 
     def add(self, code: str, message: str, location: str = "", fatal: bool = False) -> None:
         severity = CODES[code].severity
@@ -258,7 +260,20 @@ class Inspector:
             return None
         if attr.dtype.itemsize > MAX_ROOT_STRING_BYTES:  # fixed length: no valid value is that long; not read
             return f"<a {attr.dtype.itemsize}-byte string>"
+        declared = self._vlen_lengths(f).get(name)
+        if declared is not None and declared > MAX_ROOT_STRING_BYTES:  # variable length: told by its descriptor
+            return f"<a {declared}-byte string>"
         return _read_short_string(attr)
+
+    def _vlen_lengths(self, f: h5py.File) -> dict[str, int]:
+        """Byte lengths of the root group's variable-length string attributes, from the raw object header
+        (``nemap.format.raw_attributes``; {} where it cannot tell, e.g. dense attribute storage)."""
+        if self._root_lengths is None:
+            offset_size, length_size = f.id.get_create_plist().get_sizes()
+            with open(self.path, "rb") as fh:
+                found = vlen_lengths(fh, _address(f)[1], offset_size, length_size)
+            self._root_lengths = found or {}
+        return self._root_lengths
 
     def check_identity(self, f: h5py.File) -> None:
         tag = self._root_string(f, "nemap_format")
