@@ -163,3 +163,22 @@ def test_every_cited_section_exists() -> None:
                 missing.append(f"{path.relative_to(REPO)}:{line} cites {doc} §{m.group(1)}")
     assert count > 30
     assert not missing, "citations of sections that do not exist:\n" + "\n".join(missing)
+
+
+RESERVED_PATHS = {"spec/extensions/"}  # named by the spec for registered extensions; none is registered yet
+
+
+def test_every_repository_path_named_in_the_docs_exists() -> None:
+    """`src/…`, `tests/…`, `fixtures/…`, `benchmarks/…` and `spec/…` paths in README, CHANGELOG's newest
+    section and the spec point at something that is there (patterns with *, <…> or {…} are skipped)."""
+    pattern = re.compile(r"`((?:src|tests|fixtures|benchmarks|spec)/[^`\s]+?)`")
+    docs = [REPO / "README.md", *sorted((REPO / "spec").rglob("*.md"))]
+    changelog = (REPO / "CHANGELOG.md").read_text().split("\n## ")[1]  # the newest section only: history moves
+    missing = []
+    for name, text in [(d.relative_to(REPO), d.read_text()) for d in docs] + [("CHANGELOG.md", changelog)]:
+        for m in pattern.finditer(text):
+            path = m.group(1).rstrip(".,:;)")
+            if any(c in path for c in "*<>{}") or (REPO / path).exists() or path in RESERVED_PATHS:
+                continue
+            missing.append(f"{name}: {path}")
+    assert not missing, "paths named in the docs that do not exist:\n" + "\n".join(missing)
