@@ -23,15 +23,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from scipy import ndimage
 
 

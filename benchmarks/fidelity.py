@@ -10,16 +10,12 @@ after a full round trip through the files (nemap convert, then decode to MRC on 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from benchmarks.common import SHARED, results_dir, write_json
 from fixtures.synthetic_maps import chain_map

@@ -39,13 +39,10 @@ from scipy import ndimage
 
 import nemap
 from benchmarks.common import (CACHE, FIT, MAPS, SHARED, TOY_FIT, cached_neural_map, fit_label,
-                               require_shared, results_dir, simulated_map, write_json, write_record)
+                               require_shared, results_dir, simulated_map, write_record)
 from nemap import graph
-from nemap.tools.convert import mrc_to_nemap
 from nemap.io.models import read_model
-from nemap.io.mrc import read_mrc, write_mrc
-from nemap.tools.simulate import simulate
-from nemap.fit.options import options_for
+from nemap.io.mrc import read_mrc
 from nemap.format.geometry import Geometry
 from nemap.graph.score import score
 

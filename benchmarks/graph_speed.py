@@ -19,9 +19,6 @@ nodes that are peaks, which is what the fast method is built to find.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path

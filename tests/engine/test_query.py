@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-from pathlib import Path
 
 import numpy as np
-import pytest
-import torch
 
 import nemap
-from nemap.engine import siren
-from nemap.format.content import siren_layers
-from nemap.tools.convert import mrc_to_nemap, nemap_to_mrc
-from nemap.io.mrc import read_mrc, write_mrc
-from nemap.fit.fit_map import fit_map
-from nemap.fit.full_batch import fit_regions
-from nemap.fit.options import options_for
-from nemap.fit.stack import local_inputs
-from nemap.format.errors import NemapError
-from nemap.format.geometry import Geometry, Grid
+from nemap.tools.convert import nemap_to_mrc
+from nemap.io.mrc import read_mrc
 from nemap.format.reference import evaluate_map
-from fixtures.synthetic_maps import chain_map
 
 def test_engine_matches_the_reference_and_finite_differences(fitted) -> None:
     with nemap.open(fitted) as m:

@@ -3,27 +3,16 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 import nemap
-from nemap.engine import siren
-from nemap.format.content import siren_layers
 from nemap.tools.convert import mrc_to_nemap, nemap_to_mrc
-from nemap.io.mrc import read_mrc, write_mrc
-from nemap.fit.fit_map import fit_map
-from nemap.fit.full_batch import fit_regions
-from nemap.fit.options import options_for
-from nemap.fit.stack import local_inputs
+from nemap.io.mrc import read_mrc
 from nemap.format.errors import NemapError
-from nemap.format.geometry import Geometry, Grid
-from nemap.format.reference import evaluate_map
-from fixtures.synthetic_maps import chain_map
 
-from tests.conftest import quick  # noqa: F401 - the fitted maps come from tests/conftest.py
+from tests.conftest import quick
 
 def test_round_trip_reproduces_the_voxels(small_map, fitted, tmp_path) -> None:
     back = tmp_path / "back.mrc"

@@ -7,7 +7,6 @@ which also checks every SHA-256 digest.
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import numpy as np
 
 from nemap.format import container
 from nemap.format.content import Layer, Normalization, Regions
-from nemap.format.errors import ArgumentError, FormatError, NemapError
+from nemap.format.errors import FormatError, NemapError
 from nemap.format.geometry import Geometry, Grid, grid_over_box
 
 
@@ -123,8 +122,6 @@ class NeuralMap:
         normalized densities. Resolution (Å): the argument or the file's header."""
         from nemap import graph
 
-        if resolution is not None and not (math.isfinite(resolution) and resolution > 0):
-            raise ArgumentError(f"'resolution' must be a finite number > 0 Å, got {resolution}", parameter="resolution")
         res = resolution if resolution is not None else self.resolution
         if res is None:
             raise NemapError("no resolution: the file has none; give 'resolution'", path=self.path, parameter="resolution",

@@ -4,7 +4,7 @@ slabs of the x axis so that memory beyond the grid stays bounded."""
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 

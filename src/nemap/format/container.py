@@ -50,7 +50,7 @@ MAX_DATASET_ELEMENTS = 2**30
 MAX_TOTAL_ELEMENTS = 2**31
 MAX_HEADER_DEPTH = 64
 MAX_MRC_HEADER_BYTES = 16 * 2**20
-MAX_ROOT_STRING_BYTES = 64  # a fixed-length root attribute longer than this holds no valid value; not read
+MAX_ROOT_STRING_BYTES = 64  # a root attribute longer than this holds no valid value; it is not read
 
 REGION_DATASETS = ("/regions/bounds", "/regions/network_index", "/regions/constant_value")
 SOURCE_DATASETS = ("/source/mrc_header", "/source/mrc_extended_header")
@@ -78,11 +78,15 @@ def parse_version(text: Any) -> tuple[int, int] | None:
     return int(parts[0]), int(parts[1])
 
 
+def _canonical_bytes(array: Any) -> bytes:
+    """The canonical value stream of values (R-INT-01): little-endian, C order, in their own dtype."""
+    a = np.asarray(array)
+    return np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<")).tobytes()
+
+
 def digest(array: np.ndarray) -> str:
     """'sha256:<hex>' of the canonical value stream: little-endian, C order, declared dtype."""
-    a = np.asarray(array)
-    canonical = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<"))
-    return "sha256:" + hashlib.sha256(canonical.tobytes()).hexdigest()
+    return "sha256:" + hashlib.sha256(_canonical_bytes(array)).hexdigest()
 
 
 DIGEST_CHUNK_BYTES = 1 << 26  # 64 MiB: digests are computed one slab of the first axis at a time
@@ -96,19 +100,13 @@ def dataset_digest(ds: h5py.Dataset) -> str:
     step = max(1, DIGEST_CHUNK_BYTES // row)
     h = hashlib.sha256()
     for start in range(0, ds.shape[0], step):
-        block = ds[start:start + step]
-        h.update(np.ascontiguousarray(block, dtype=block.dtype.newbyteorder("<")).tobytes())
+        h.update(_canonical_bytes(ds[start:start + step]))
     return "sha256:" + h.hexdigest()
 
 
-def _read_short_string(attr: Any) -> str:
-    """A scalar string attribute read into a buffer of MAX_ROOT_STRING_BYTES + 1 bytes (libhdf5 truncates a
-    longer value while converting), so that no copy of a huge value is made in Python."""
-    if h5py.check_string_dtype(attr.dtype).length is not None:  # fixed length, already known to be short
-        value = np.zeros((), dtype=attr.dtype)
-        attr.read(value)
-        raw = bytes(value[()]) if not isinstance(value[()], str) else value[()].encode("utf-8")
-        return raw.decode("utf-8", "replace").rstrip("\x00")
+def _read_short_vlen_string(attr: Any) -> str:
+    """A scalar variable-length string attribute read into a buffer of MAX_ROOT_STRING_BYTES + 1 bytes
+    (libhdf5 truncates a longer value while converting), so that no copy of a huge value is made in Python."""
     mtype = h5t.C_S1.copy()
     mtype.set_size(MAX_ROOT_STRING_BYTES + 1)
     mtype.set_cset(attr.get_type().get_cset())
@@ -258,12 +256,15 @@ class Inspector:
         if attr.shape not in ((), None) or h5py.check_string_dtype(attr.dtype) is None:
             self.add("STRING_NOT_UTF8", f"root attribute {name} must be a scalar string", f"/@{name}")
             return None
-        if attr.dtype.itemsize > MAX_ROOT_STRING_BYTES:  # fixed length: no valid value is that long; not read
-            return f"<a {attr.dtype.itemsize}-byte string>"
+        if h5py.check_string_dtype(attr.dtype).length is not None:  # fixed length: its size is its datatype's
+            if attr.dtype.itemsize > MAX_ROOT_STRING_BYTES:
+                return f"<a {attr.dtype.itemsize}-byte string>"
+            value = f.attrs[name]
+            return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
         declared = self._vlen_lengths(f).get(name)
         if declared is not None and declared > MAX_ROOT_STRING_BYTES:  # variable length: told by its descriptor
             return f"<a {declared}-byte string>"
-        return _read_short_string(attr)
+        return _read_short_vlen_string(attr)
 
     def _vlen_lengths(self, f: h5py.File) -> dict[str, int]:
         """Byte lengths of the root group's variable-length string attributes, from the raw object header
@@ -328,11 +329,12 @@ class Inspector:
             self.add("HDF5_FORBIDDEN_LINK", f"{kind} link at {path} (not allowed)", path)
             return None
         obj = group.get(name)
-        if _address(obj) in seen:  # a second hard link: an alias, or a cycle that would never end
+        address = _address(obj)
+        if address in seen:  # a second hard link: an alias, or a cycle that would never end
             self.add("HDF5_FORBIDDEN_LINK", f"{path} links an object that is already linked elsewhere "
                      "(one hard link per object)", path)
             return None
-        seen.add(_address(obj))
+        seen.add(address)
         for attr in obj.attrs:
             self.add("HDF5_FORBIDDEN_ATTRIBUTE", f"attribute {attr!r} on {path} (not allowed)", f"{path}/@{attr}")
         if isinstance(obj, h5py.Dataset):

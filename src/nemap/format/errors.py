@@ -11,9 +11,11 @@ can filter them or turn them into errors with the ``warnings`` module.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 import warnings
+from typing import Any
 
 # Codes of errors that are not about a .nemap file's content (those are nemap.format.codes.CODES).
 ERROR_CODES: dict[str, str] = {
@@ -81,6 +83,21 @@ class ArgumentError(NemapError, ValueError):
     def __init__(self, message: str, *, parameter: str, code: str = "BAD_ARGUMENT",
                  path: str | os.PathLike | None = None):
         super().__init__(message, path=path, code=code, parameter=parameter)
+
+
+def check_number(name: str, value: Any, *, above: float | None = None, at_least: float | None = None,
+                 unit: str = "") -> float:
+    """``value`` as a float when it is a finite number (and > ``above`` / ≥ ``at_least``); otherwise an
+    ArgumentError naming parameter ``name``: "'name' must be a finite number > 0 Å, got inf"."""
+    bound = f" > {above:g}" if above is not None else (f" ≥ {at_least:g}" if at_least is not None else "")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not (math.isfinite(number) and (above is None or number > above) and (at_least is None or number >= at_least)):
+        raise ArgumentError(f"'{name}' must be a finite number{bound}{' ' + unit if unit else ''}, got {value}",
+                            parameter=name)
+    return number
 
 
 class NemapWarning(UserWarning):

@@ -30,7 +30,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from nemap.format.errors import ArgumentError, NemapError
+from nemap.format.errors import NemapError, check_number
 from nemap.format.geometry import Geometry, grid_over_box, grid_points
 
 log = logging.getLogger("nemap")
@@ -346,8 +346,7 @@ def extract(field_fn: Field, box: tuple[np.ndarray, np.ndarray], resolution: flo
     ``screened``: the seed-grid densities of ``screen_box`` for this field and box, if already known."""
     if method not in ("paper", "fast"):
         raise NemapError(f"unknown graph method {method!r}; choose paper or fast", code="BAD_ARGUMENT")
-    if not (np.isfinite(resolution) and resolution > 0):
-        raise ArgumentError(f"'resolution' must be a finite number > 0 Å, got {resolution}", parameter="resolution")
+    check_number("resolution", resolution, above=0, unit="Å")
     say = progress or (lambda text: log.info("%s", text))
     counts = {"method": method}
     t0 = time.perf_counter()
@@ -414,8 +413,8 @@ def threshold_for(normalization: Any, *, threshold: float | None = None, sigma: 
     μ + sigma·σ of the normalized densities (the paper's T = μ + 3σ; μ, σ from the file, on the
     [0, 1] scale) mapped back to source units."""
     for name, value in (("threshold", threshold), ("contour", contour), ("sigma", sigma)):
-        if value is not None and not np.isfinite(value):
-            raise ArgumentError(f"'{name}' must be a finite number, got {value}", parameter=name)
+        if value is not None:
+            check_number(name, value)
     if threshold is not None:
         return float(threshold)
     if contour is not None:

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -24,13 +23,6 @@ import numpy as np
 from nemap.format.files import atomic_output, check_output_path
 from nemap.format.errors import FormatError, NemapError, warn
 from nemap.graph import PeakGraph
-
-log = logging.getLogger("nemap")
-
-
-def _warn(fmt: str, *args: object) -> None:
-    """A NemapWarning (and a log record) of ``fmt % args``."""
-    warn(fmt % args)
 
 SUFFIXES = (".npz", ".json", ".graphml", ".pdb", ".cif", ".cmm")
 PDB_MAX_NODES = 99_999
@@ -113,8 +105,8 @@ def _write_model(graph: PeakGraph, path: Path) -> None:
     if path.name.endswith(".pdb"):
         span = float(np.ptp(graph.density)) if graph.node_count else 0.0
         if 0 < span < 0.5:  # rounding to 0.01 moves a density by more than 1 % of their range
-            _warn("the PDB B-factor column keeps 2 decimals, too few for densities spanning %.3g; "
-                        "write .cif or .npz for full precision", span)
+            warn(f"the PDB B-factor column keeps 2 decimals, too few for densities spanning {span:.3g}; "
+                 "write .cif or .npz for full precision")
         st.write_pdb(str(path))
     else:
         st.make_mmcif_document().write_file(str(path))

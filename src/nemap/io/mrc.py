@@ -352,7 +352,11 @@ def compression(path: str | os.PathLike) -> str | None:
 
 def raw_header(path: str | os.PathLike) -> bytes | None:
     """The first 1024 bytes of an MRC map, decompressed when the file is gzip or bzip2 (by its bytes)."""
-    opener = {"gzip": gzip.open, "bzip2": bz2.open, None: open}[compression(path)]
+    return _first_kib(path, compression(path))
+
+
+def _first_kib(path: str | os.PathLike, packed: str | None) -> bytes | None:
+    opener = {"gzip": gzip.open, "bzip2": bz2.open, None: open}[packed]
     with opener(path, "rb") as fh:  # type: ignore[operator]
         data = fh.read(1024)
     return data if len(data) == 1024 else None
@@ -376,7 +380,8 @@ def _precheck(path: str) -> bool:
     """Check the raw header before mrcfile reads the file: refuse an extended header (NSYMBT) longer than
     the file (mrcfile would allocate it); returns True when MACHST disagrees with the data's byte order."""
     try:
-        head = raw_header(path)
+        packed = compression(path)
+        head = _first_kib(path, packed)
     except (OSError, EOFError, ValueError):
         return False  # mrcfile reports what is wrong
     if head is None or head[208:212] != b"MAP ":
@@ -387,7 +392,7 @@ def _precheck(path: str) -> bool:
               "permissive mode does)", path, "little" if order == ">" else "big",
               "little" if order == "<" else "big", "little" if order == "<" else "big")
     nsymbt = int(np.frombuffer(head[92:96], dtype=f"{order}i4")[0])
-    limit = os.path.getsize(path) - 1024 if compression(path) is None else MAX_EXTENDED_HEADER
+    limit = os.path.getsize(path) - 1024 if packed is None else MAX_EXTENDED_HEADER
     if nsymbt < 0 or nsymbt > limit:
         raise FormatError(f"the extended header (NSYMBT) claims {nsymbt} bytes; the file cannot hold them",
                           path=path, code="MRC_TRUNCATED")

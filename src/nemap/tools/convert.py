@@ -27,12 +27,13 @@ from nemap.fit.options import FitOptions
 from nemap.fit.resume import remove_resume_folder
 from nemap.format import container
 from nemap.format.container import MAX_GRID_VOXELS
-from nemap.format.errors import ArgumentError, NemapError, warn
-from nemap.format.files import check_output_path, is_nemap  # noqa: F401 - is_nemap, is_mrc: for callers
+from nemap.format.errors import ArgumentError, NemapError, check_number, warn
+from nemap.format.files import check_output_path
 from nemap.format.geometry import Geometry, grid_over_box
-from nemap.io.mrc import is_mrc, raw_header, read_mrc, read_mrc_header, write_mrc  # noqa: F401
+from nemap.io.mrc import raw_header, read_mrc, read_mrc_header, write_mrc
 
 log = logging.getLogger("nemap")
+
 
 def file_sha256(path: str | os.PathLike) -> str:
     h = hashlib.sha256()
@@ -88,10 +89,10 @@ def mrc_to_nemap(src: str | os.PathLike, dst: str | os.PathLike, options: FitOpt
     src, dst = Path(src), Path(dst)
     check_output_path(dst, force)
     resolve_device(options.device)  # a device this machine lacks is refused before any work
-    if resolution is not None and not (resolution > 0 and math.isfinite(resolution)):
-        raise ArgumentError(f"'resolution' must be a finite number > 0 Å, got {resolution}", parameter="resolution")
-    if contour is not None and not math.isfinite(contour):
-        raise ArgumentError(f"'contour' must be a finite number, got {contour}", parameter="contour")
+    if resolution is not None:
+        check_number("resolution", resolution, above=0, unit="Å")
+    if contour is not None:
+        check_number("contour", contour)
     previous = log.level
     log.setLevel(logging.ERROR)  # the full read below logs the geometry; say it once
     try:
@@ -166,8 +167,7 @@ def nemap_to_mrc(src: str | os.PathLike, dst: str | os.PathLike, *, voxel_size: 
     """Decode ``src`` (.nemap) to an MRC file on its native grid, or a new voxel size / box."""
     src, dst = Path(src), Path(dst)
     check_output_path(dst, force)
-    if not math.isfinite(fill):
-        raise ArgumentError(f"'fill' must be a finite number, got {fill}", parameter="fill")
+    check_number("fill", fill)
     with open_nemap(src) as m:
         geometry = target_geometry(m.geometry, voxel_size, box)
         check_decode_memory(geometry)

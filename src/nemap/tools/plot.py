@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from nemap.format.errors import ArgumentError, NemapError
+from nemap.format.errors import NemapError, check_number
 from nemap.format.geometry import Geometry, Grid
 
 AXES = "xyz"
@@ -60,8 +60,8 @@ def slice_plot(nemap_path: str | os.PathLike, out: str | os.PathLike, axis: int,
     from nemap.io.mrc import read_mrc
 
     out = check_output_path(out, force)
-    if within is not None and not (math.isfinite(within) and within >= 0):
-        raise ArgumentError(f"'within' must be a finite distance ≥ 0 Å, got {within}", parameter="within")
+    if within is not None:
+        check_number("within", within, at_least=0, unit="Å")
     with open_nemap(nemap_path) as m:
         grid = read_mrc(source) if source is not None else None
         g = grid.geometry if grid is not None else m.geometry

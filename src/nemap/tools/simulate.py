@@ -18,7 +18,7 @@ import os
 
 import numpy as np
 
-from nemap.format.errors import ArgumentError, NemapError
+from nemap.format.errors import ArgumentError, NemapError, check_number
 from nemap.format.geometry import Geometry, Grid
 
 from nemap.io.models import read_atoms
@@ -32,8 +32,8 @@ __all__ = ["SIGMA_FACTOR", "read_atoms", "molmap_geometry", "gaussian_sum", "sim
 def _check(resolution: float, voxel_size: float | None, sigma_factor: float = SIGMA_FACTOR) -> None:
     """Finite, positive arguments, refused before any work."""
     for name, value in (("resolution", resolution), ("voxel_size", voxel_size), ("sigma_factor", sigma_factor)):
-        if value is not None and not (np.isfinite(value) and value > 0):
-            raise ArgumentError(f"'{name}' must be a finite number > 0, got {value}", parameter=name)
+        if value is not None:
+            check_number(name, value, above=0)
 
 
 def molmap_geometry(xyz: np.ndarray, resolution: float, voxel_size: float | None = None,
