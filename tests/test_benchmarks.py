@@ -12,13 +12,16 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-NEEDS_SHARED = {"graph_quality", "graph_speed", "interpolation"}
+NEEDS_SHARED = {"graph_quality", "graph_speed", "interpolation", "region", "decimation", "whole_maps"}
 TOY_RUNS = {
     "fidelity": ["--toy"],
     "convert_speed": ["region", "--toy"],
     "graph_quality": ["--toy"],
     "graph_speed": ["--toy"],
     "interpolation": ["--toy"],
+    "region": ["--toy"],
+    "decimation": ["--toy"],
+    "whole_maps": ["--toy"],
 }
 
 

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import nemap
 
-SUITE = Path(__file__).resolve().parents[2] / "src" / "nemap" / "conformance" / "suite" / "0.1"
+SUITE = Path(__file__).resolve().parents[2] / "src" / "nemap" / "conformance" / "suite" / "0.2"
 VALID = sorted(p for p in (SUITE / "valid").glob("*/map.nemap"))
 POINTS = 40
 
@@ -72,7 +72,7 @@ def test_flipped_or_truncated_fixtures_are_refused_or_read_exactly(case: Path, w
 
 
 def test_the_fuzz_inputs_exist() -> None:
-    assert len(VALID) == 15
+    assert len(VALID) == 17
     with pytest.raises(nemap.FormatError):
         empty = Path(SUITE.parent.parent / "suite_does_not_exist.nemap")
         nemap.open(empty)

@@ -22,7 +22,7 @@ def run(*args: str) -> subprocess.CompletedProcess:
 
 def test_version() -> None:
     r = run("--version")
-    assert r.returncode == 0 and nemap.__version__ in r.stdout and "format 0.1" in r.stdout
+    assert r.returncode == 0 and nemap.__version__ in r.stdout and "format 0.2" in r.stdout
 
 
 def test_bad_input_is_one_line_without_traceback(tmp_path: Path) -> None:
@@ -93,14 +93,14 @@ def test_convert_round_trip_from_the_command_line(tmp_path: Path) -> None:
     assert r.returncode == 0 and back.exists() and "32×32×32" in r.stdout
 
 
-def test_convert_defaults_to_the_fast_preset(tmp_path: Path) -> None:
+def test_convert_defaults_to_the_spline_preset(tmp_path: Path) -> None:
     out = tmp_path / "d.nemap"
-    r = run("convert", str(EXAMPLE_MAP), str(out), "--width", "16", "--depth", "2", "--max-steps", "3", "--device", "cpu")
+    r = run("convert", str(EXAMPLE_MAP), str(out), "--device", "cpu")
     assert r.returncode == 0, r.stderr
     with nemap.open(out) as m:
         options = m.provenance["training"]["options"]
-        assert options["preset"] == "fast" and options["flat_tolerance"] == 2e-3 and options["method"] == "paper"
-        assert m.provenance["training"]["stop_rule"]["flat_tolerance"] == 2e-3
+        assert options["preset"] == "spline" and options["method"] == "spline" and options["spline_order"] == 5
+        assert m.version == "0.2" and m.provenance["fidelity"]["overall"]["max_abs_error_fraction_of_range"] < 1e-5
 
 
 def test_convert_region_size(tmp_path: Path) -> None:

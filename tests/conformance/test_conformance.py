@@ -40,7 +40,7 @@ def test_every_case_file_matches_the_case_schema() -> None:
     jsonschema.Draft202012Validator.check_schema(schema)
     for case in CASES:
         jsonschema.validate(case.meta, schema)
-        assert case.meta["spec_version"] == "0.1" and case.file.is_file()
+        assert case.meta["spec_version"] == "0.2" and case.file.is_file()
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
@@ -84,6 +84,7 @@ def test_every_code_and_requirement_has_a_fixture_and_the_spec_table_says_which(
     used_codes = {code for case in CASES for code in case.meta["validator_codes"]}
     assert set(CODES) - used_codes == {"IO_CANNOT_OPEN"}  # a path that does not exist is not a fixture
     text = (SPEC / "nemap.md").read_text().split("## 14.", 1)[1].split("## 15.", 1)[0]
+    text += (SPEC.parent / "0.2" / "nemap.md").read_text().split("## 14.", 1)[1].split("## 16.", 1)[0]
     rows = [line for line in text.splitlines() if line.startswith("| R-")]
     assert rows
     for row in rows:
@@ -91,6 +92,8 @@ def test_every_code_and_requirement_has_a_fixture_and_the_spec_table_says_which(
         reqs = re.findall(r"R-[A-Z]+-\d\d", cells[0])
         listed = set(re.findall(r"`((?:valid|invalid)/[a-z0-9_]+)`", cells[-1]))
         assert listed == set().union(*(exercised.get(r, set()) for r in reqs)), row
+        if reqs == ["R-VER-05"]:  # every 0.1 case
+            continue
         if "error" in cells[3] or "warning" in cells[3]:
             assert listed, f"no fixture for {reqs}"
 

@@ -133,7 +133,7 @@ def test_newer_minor_with_unknown_members_opens() -> None:
         assert m.weights[0].shape == (1, 16, 3)
 
 
-# One substring of the one-line message per invalid fixture (src/nemap/conformance/suite/0.1/invalid/).
+# One substring of the one-line message per invalid fixture (src/nemap/conformance/suite/0.2/invalid/).
 MESSAGES = {
     "wrong_format_tag": "not a .nemap file", "unknown_major_version": "not supported", "version_malformed": "MAJOR.MINOR",
     "version_mismatch": "disagrees", "version_missing": "nemap_version is missing", "version_not_scalar": "scalar string",
@@ -149,6 +149,10 @@ MESSAGES = {
     "header_duplicate_key": "duplicate", "header_missing": "/header is missing", "geometry_inconsistent": "diagonal",
     "network_chain_broken": "chain", "normalization_invalid": "value_max", "digest_mismatch": "SHA-256",
     "digest_orphan": "/regions/gone", "not_hdf5": "not an HDF5 file",
+    "feature_grid_not_required": "extensions_required", "feature_grid_in_0_1": "version 0.2",
+    "feature_grid_order_4": "order", "feature_grid_nodes_too_few": "node_shape",
+    "feature_grid_missing": "NEMAP_feature_grid/coefficients", "feature_grid_nonfinite": "NaN",
+    "feature_grid_inputs": "chain",
 }
 
 

@@ -22,7 +22,7 @@ from nemap.conformance.materialize import materialize
 from nemap.conformance.protocol import Handler, float_array
 from nemap.format.errors import NemapError
 
-SUITE_VERSION = "0.1"
+SUITE_VERSION = "0.2"
 
 
 def default_suite() -> Path:

@@ -1,5 +1,6 @@
-"""An independent .nemap reader, written from spec/0.1/nemap.md alone (NumPy + h5py, no torch, and
-nothing imported from the ``nemap`` package).
+"""An independent .nemap reader, written from spec/0.1/nemap.md, spec/0.2/nemap.md and
+spec/extensions/NEMAP_feature_grid/README.md alone (NumPy + h5py, no torch, and nothing imported from
+the ``nemap`` package).
 
 It exists to prove that the spec is enough to implement a reader, and it is the second reader the
 conformance harness runs. It is also a program that speaks the harness protocol
@@ -30,7 +31,9 @@ from typing import Any
 import h5py
 import numpy as np
 
-IMPLEMENTS = (0, 1)
+IMPLEMENTS = (0, 2)
+EXTENSIONS = {"NEMAP_feature_grid"}  # spec/extensions/
+FEATURE_GRID = "/extensions/NEMAP_feature_grid/coefficients"
 SIGNATURE = b"\x89HDF\r\n\x1a\n"
 VERSION_RE = re.compile(r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$")
 MAX_HEADER = 16 * 2**20       # §3.6
@@ -274,7 +277,23 @@ class NemapFile:
         for name in required:
             if name not in used:
                 _fail("EXTENSION_UNDECLARED", f"{name} required but not used")
-            _fail("EXTENSION_REQUIRED_UNSUPPORTED", f"{name}")  # 0.1 defines no extensions
+            if name not in EXTENSIONS:
+                _fail("EXTENSION_REQUIRED_UNSUPPORTED", f"{name}")
+        self.grid_channels = 0
+        if "NEMAP_feature_grid" in used:
+            self._interpret_feature_grid(h, required)
+
+    # NEMAP_feature_grid §2: the header member
+    def _interpret_feature_grid(self, h: dict[str, Any], required: list[Any]) -> None:
+        if "NEMAP_feature_grid" not in required or self.version < (0, 2):
+            _fail("FEATURE_GRID_INVALID", "NEMAP_feature_grid must be required, in a file of version 0.2 or later")
+        member = (h.get("extensions") or {}).get("NEMAP_feature_grid") if isinstance(h.get("extensions"), dict) else None
+        _need(isinstance(member, dict), "extensions.NEMAP_feature_grid")
+        order, channels, nodes = member.get("order"), member.get("channels"), member.get("node_shape")
+        _need(order in (3, 5) and _is_int(order), "NEMAP_feature_grid.order")
+        _need(_is_int(channels) and 1 <= channels <= MAX_FEATURES, "NEMAP_feature_grid.channels")
+        _need(_is_list_of(nodes, 3, lambda k: _is_int(k) and 4 <= k <= 65539), "NEMAP_feature_grid.node_shape")
+        self.grid_order, self.grid_channels, self.grid_nodes = order, channels, tuple(nodes)
 
     # §6
     def _interpret_geometry(self, geo: dict[str, Any]) -> None:
@@ -324,8 +343,9 @@ class NemapFile:
                 _need(_is_num(layer.get("omega")) and layer["omega"] > 0, "omega")
         chain_in = [layer["in_features"] for layer in layers]
         chain_out = [layer["out_features"] for layer in layers]
-        if chain_in != [3] + chain_out[:-1] or chain_out[-1] != 1:
-            _fail("NETWORK_SHAPE_CHAIN_BROKEN", "layer sizes do not chain 3 → … → 1")
+        inputs = self.grid_channels + 5 if self.grid_channels else 3   # NEMAP_feature_grid §3: C − 1 + 6
+        if chain_in != [inputs] + chain_out[:-1] or chain_out[-1] != 1:
+            _fail("NETWORK_SHAPE_CHAIN_BROKEN", f"layer sizes do not chain {inputs} → … → 1")
         self.layers = layers
 
     def _dataset(self, datasets: dict[str, h5py.Dataset], path: str, shape: tuple[int, ...], dtype: str) -> h5py.Dataset:
@@ -351,6 +371,8 @@ class NemapFile:
         for i, layer in enumerate(self.layers):
             specs[f"/network/layer_{i:02d}/weight"] = ((N, layer["out_features"], layer["in_features"]), "<f4")
             specs[f"/network/layer_{i:02d}/bias"] = ((N, layer["out_features"]), "<f4")
+        if self.grid_channels:
+            specs[FEATURE_GRID] = ((N, self.grid_channels, *self.grid_nodes), "<f4")
         values = {p: self._dataset(datasets, p, s, d)[()] for p, (s, d) in specs.items()}
         self.bounds = values["/regions/bounds"].astype(np.int64)
         self.slot = values["/regions/network_index"].astype(np.int64)
@@ -361,6 +383,11 @@ class NemapFile:
                 _fail("NUMERIC_NONFINITE", p)
         self.weights = [values[f"/network/layer_{i:02d}/weight"] for i in range(len(self.layers))]
         self.biases = [values[f"/network/layer_{i:02d}/bias"] for i in range(len(self.layers))]
+        self.coefficients = values.get(FEATURE_GRID)
+        if self.grid_channels:
+            spans = (self.bounds[:, 1] - self.bounds[:, 0])[self.slot >= 0]
+            if np.any(spans + self.grid_order + 1 > np.asarray(self.grid_nodes)):   # NEMAP_feature_grid §2
+                _fail("FEATURE_GRID_INVALID", "node_shape is smaller than a region's extent + order + 1")
         if verify:
             self._verify(datasets)
 
@@ -447,6 +474,8 @@ class NemapFile:
         s = int(self.slot[r])
         if s < 0:
             return np.full(len(q), self.constant[r]), np.zeros_like(q)
+        if self.grid_channels:
+            return self._feature_region(r, s, q, dtype)
         first, last = self.bounds[r, 0].astype(np.float64), self.bounds[r, 1].astype(np.float64)
         span = last - first
         du = np.where(span > 0, 2.0 / np.maximum(span, 1.0), 0.0)
@@ -464,6 +493,58 @@ class NemapFile:
             else:
                 h, J = a, Ja
         return h[:, 0].astype(np.float64), J[:, 0, :].astype(np.float64) * du
+
+    def _network(self, s: int, h: np.ndarray, J: np.ndarray, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Output and Jacobian of network slot s for inputs h [M, I] with ∂h/∂q J [M, I, 3] (§8.3 step 2)."""
+        for layer, Wt, b in zip(self.layers, self.weights, self.biases):
+            Wl, bl = Wt[s].astype(dtype), b[s].astype(dtype)
+            a = h @ Wl.T + bl
+            Ja = np.einsum("oi,nik->nok", Wl, J)
+            if layer["activation"] == "sine":
+                om = np.dtype(dtype).type(layer["omega"])
+                h, J = np.sin(om * a), (om * np.cos(om * a))[:, :, None] * Ja
+            else:
+                h, J = a, Ja
+        return h[:, 0].astype(np.float64), J[:, 0, :].astype(np.float64)
+
+    def _feature_region(self, r: int, s: int, q: np.ndarray, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
+        """y_r and ∂y_r/∂q of a NEMAP_feature_grid region (extension README §3) at points q [M, 3]."""
+        p, m = self.grid_order, (self.grid_order - 1) // 2
+        local = q - self.bounds[r, 0]                           # q − first; periodic terms use it (§3)
+        t = local + m                                           # node coordinates: node k at first − m + k
+        cell = np.floor(t).astype(np.int64)                     # t ∈ [m, extent + m]: nodes stay inside
+        b, db = _bspline(t - cell, p)                           # [M, 3, p + 1] each
+        ix = [cell[:, a, None] - m + np.arange(p + 1) for a in range(3)]
+        c = self.coefficients[s][:, ix[0][:, :, None, None], ix[1][:, None, :, None], ix[2][:, None, None, :]]
+        c = c.astype(np.float64)                                # [C, M, p+1, p+1, p+1]
+        f = np.einsum("cmijk,mi,mj,mk->mc", c, b[:, 0], b[:, 1], b[:, 2])
+        df = np.stack([np.einsum("cmijk,mi,mj,mk->mc", c, *(db[:, a] if a == x else b[:, a] for a in range(3)))
+                       for x in range(3)], axis=-1)             # [M, C, 3]
+        two_pi = 2.0 * np.pi
+        h = np.concatenate([f[:, 1:], np.sin(two_pi * local), np.cos(two_pi * local)], axis=1)
+        J = np.concatenate([df[:, 1:], two_pi * np.cos(two_pi * local)[:, :, None] * np.eye(3),
+                            -two_pi * np.sin(two_pi * local)[:, :, None] * np.eye(3)], axis=1)
+        n, dn = self._network(s, h.astype(dtype), J.astype(dtype), dtype)
+        cos2 = np.cos(np.pi * local) ** 2
+        gate = 1.0 - cos2.prod(axis=1)
+        dgate = np.stack([np.pi * np.sin(two_pi * local[:, a]) * np.prod(np.delete(cos2, a, axis=1), axis=1)
+                          for a in range(3)], axis=1)
+        return f[:, 0] + gate * n, df[:, 0] + gate[:, None] * dn + n[:, None] * dgate
+
+
+# NEMAP_feature_grid README §3: B-spline weights of nodes i − m … i + m + 1 at fraction u of cell i,
+# polynomial coefficients in ascending powers of u, times p!
+_WEIGHTS = {3: [[1, -3, 3, -1], [4, 0, -6, 3], [1, 3, 3, -3], [0, 0, 0, 1]],
+            5: [[1, -5, 10, -10, 5, -1], [26, -50, 20, 20, -20, 5], [66, 0, -60, 0, 30, -10],
+                [26, 50, 20, -20, -20, 10], [1, 5, 10, 10, 5, -5], [0, 0, 0, 0, 0, 1]]}
+
+
+def _bspline(u: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray]:
+    """Weights and their derivatives d/du, [..., p + 1] each."""
+    coef = np.asarray(_WEIGHTS[p], dtype=np.float64) / math.factorial(p)    # [p + 1, p + 1]
+    powers = u[..., None] ** np.arange(p + 1)
+    dpowers = np.concatenate([np.zeros_like(u)[..., None], np.arange(1, p + 1) * u[..., None] ** np.arange(p)], -1)
+    return powers @ coef.T, dpowers @ coef.T
 
 
 def _smooth(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -46,6 +46,7 @@ class NeuralMap:
         self._engines: dict[tuple[str, Any], Any] = {}
         self._weights: list[np.ndarray] | None = None
         self._biases: list[np.ndarray] | None = None
+        self._feature_grid: np.ndarray | None = None
         if verify:
             self._load_network()
 
@@ -63,6 +64,10 @@ class NeuralMap:
             weights.append(w.astype(np.float32, copy=False))
             biases.append(b.astype(np.float32, copy=False))
         self._weights, self._biases = weights, biases
+        if container.FEATURE_GRID_PATH in self._datasets:
+            grid = self._read(container.FEATURE_GRID_PATH)
+            ins.check_finite(container.FEATURE_GRID_PATH, grid)
+            self._feature_grid = grid.astype(np.float32, copy=False)
 
     def _read(self, path: str) -> np.ndarray:
         """The values of one dataset (no filter plugin loaded; a damaged file is a FormatError)."""
@@ -85,6 +90,19 @@ class NeuralMap:
         if self._biases is None:
             self._load_network()
         return self._biases  # type: ignore[return-value]
+
+    @property
+    def feature_grid_order(self) -> int:
+        """B-spline degree of the NEMAP_feature_grid coefficients (3 when the file has none)."""
+        member = container.feature_grid_member(self.header)
+        return int(member["order"]) if member else 3
+
+    @property
+    def feature_grid(self) -> np.ndarray | None:
+        """float32 [network_count, C, Kx, Ky, Kz] coefficient grids (NEMAP_feature_grid), or None."""
+        if self._weights is None:
+            self._load_network()
+        return self._feature_grid
 
     # -- queries (spec §9) -------------------------------------------------------------------
     def engine(self, device: str = "cpu", dtype: Any = None) -> Any:

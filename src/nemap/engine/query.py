@@ -13,7 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from nemap.engine import siren
+from nemap.engine import feature_grid, siren
 from nemap.engine.device import no_tf32, resolve_device
 from nemap.format.content import Layer, Normalization, Regions
 from nemap.format.geometry import Geometry, Grid, grid_points
@@ -29,7 +29,8 @@ class Engine:
 
     def __init__(self, geometry: Geometry, normalization: Normalization, regions: Regions,
                  layers: Sequence[Layer], weights: Sequence[np.ndarray], biases: Sequence[np.ndarray],
-                 device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
+                 device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
+                 feature_grid: np.ndarray | None = None, feature_grid_order: int = 3):
         self.geometry = geometry
         self.normalization = normalization
         self.regions = regions
@@ -41,6 +42,8 @@ class Engine:
         self.weights = [torch.as_tensor(np.asarray(w), device=self.device).to(dtype) for w in weights]
         self.biases = [torch.as_tensor(np.asarray(b), device=self.device).to(dtype) for b in biases]
         self.bounds = np.asarray(regions.bounds, dtype=np.int64)
+        self.feature_grid = None if feature_grid is None else torch.as_tensor(np.asarray(feature_grid), device=self.device)
+        self.feature_grid_order = int(feature_grid_order)
 
     @classmethod
     def from_content(cls, content: Any, device: str | torch.device = "cpu",
@@ -48,7 +51,8 @@ class Engine:
         """The engine of a neural map: a ``NeuralMapContent`` or an opened ``NeuralMap`` (anything with
         geometry, normalization, regions, layers, weights and biases)."""
         return cls(content.geometry, content.normalization, content.regions, content.layers, content.weights,
-                   content.biases, device=device, dtype=dtype)
+                   content.biases, device=device, dtype=dtype, feature_grid=getattr(content, "feature_grid", None),
+                   feature_grid_order=getattr(content, "feature_grid_order", 3))
 
     def evaluate(self, xyz: Any, gradient: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
         """Density [N] (source units) and, if asked, gradient [N, 3] (per Å) at Å positions [N, 3]."""
@@ -106,6 +110,8 @@ class Engine:
         if slot < 0:
             value = float(self.regions.constant_value[r])
             return np.full(q.shape[0], value), (np.zeros_like(q) if gradient else None)
+        if self.feature_grid is not None:
+            return self._feature_region_output(r, slot, q, gradient)
         first, last = self.bounds[r, 0].astype(np.float64), self.bounds[r, 1].astype(np.float64)
         span = last - first
         du_dq = np.where(span > 0, 2.0 / np.where(span > 0, span, 1.0), 0.0)
@@ -127,6 +133,28 @@ class Engine:
             ys.append(y.detach().cpu().double().numpy())
         y_all = np.concatenate(ys)
         return y_all, (np.concatenate(grads) * du_dq if gradient else None)
+
+    def _feature_region_output(self, r: int, slot: int, q: np.ndarray,
+                               gradient: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """A NEMAP_feature_grid region's y and dy/dq (autograd through the spline and the network)."""
+        coefficients = self.feature_grid[slot:slot + 1].to(self.dtype)
+        local = q - self.bounds[r, 0]  # float64 until feature_grid takes fractions
+        ws = [w[slot:slot + 1] for w in self.weights]
+        bs = [b[slot:slot + 1] for b in self.biases]
+        ys, grads = [], []
+        for start in range(0, q.shape[0], CHUNK_POINTS):
+            qt = torch.as_tensor(local[start:start + CHUNK_POINTS], device=self.device,
+                                 dtype=torch.float64).unsqueeze(0)
+            with torch.enable_grad() if gradient else torch.inference_mode():
+                if gradient:
+                    qt.requires_grad_(True)
+                y = feature_grid.region_output(coefficients, qt, self.feature_grid_order, ws, bs,
+                                                self.layers)[0]
+                if gradient:
+                    (g,) = torch.autograd.grad(y.sum(), qt)
+                    grads.append(g[0].detach().cpu().double().numpy())
+            ys.append(y.detach().cpu().double().numpy())
+        return np.concatenate(ys), (np.concatenate(grads) if gradient else None)
 
     def sample(self, geometry: Geometry, fill: float = np.nan, chunk_planes: int = 8) -> Grid:
         """Density on a regular grid (positions exactly origin + i·Δ); ``fill`` outside the map."""

@@ -19,7 +19,7 @@ import torch
 
 from nemap.engine.device import no_tf32, resolve_device
 from nemap.engine.query import Engine
-from nemap.fit import full_batch, sampled
+from nemap.fit import full_batch, sampled, spline
 from nemap.fit.fidelity import fidelity
 from nemap.fit.normalization import network_targets, normalization_for
 from nemap.fit.options import FitOptions
@@ -28,7 +28,7 @@ from nemap.fit.stack import RegionFit, local_inputs
 from nemap.format.content import NeuralMapContent, Regions
 from nemap.format.errors import NemapError, warn
 from nemap.format.geometry import Grid
-from nemap.format.tiling import paper_tiling
+from nemap.format.tiling import tiling
 
 log = logging.getLogger("nemap")
 
@@ -42,6 +42,7 @@ class _Plan:
     fits: dict[int, RegionFit] = field(default_factory=dict)
     flat: dict[int, float] = field(default_factory=dict)
     todo: list[int] = field(default_factory=list)
+    coefficients: np.ndarray | None = None  # the spline method: the map's coefficients [C, x + 2m, …]
 
     @property
     def total(self) -> int:
@@ -66,7 +67,7 @@ def fit_map(grid: Grid, options: FitOptions, *, resume: Path | None = None,
     if bad:
         raise NemapError(f"{bad} voxel(s) are NaN or infinite; fix or mask the map first", code="NONFINITE_VOXELS")
     normalization, constant = normalization_for(values, options.clamp_negative)
-    plan = _Plan(paper_tiling(grid.geometry.grid_shape, options.max_region_size, options.min_overlap))
+    plan = _Plan(tiling(grid.geometry.grid_shape, options.max_region_size, options.min_overlap, _tiling_method(options)))
     device = resolve_device(options.device)
     if device.type == "cuda":
         no_tf32()
@@ -76,9 +77,15 @@ def fit_map(grid: Grid, options: FitOptions, *, resume: Path | None = None,
         warn(f"the map is constant ({normalization.value_min:g}): stored as constant regions, no networks")
     else:
         targets = network_targets(values, normalization)
-        store = _open_store(plan, resume, resume_key)
-        _find_flat(plan, targets, options)
-        _fit_todo(plan, targets, options, device, store, progress)
+        if options.method == "spline":
+            _find_flat(plan, targets, options)
+            plan.coefficients = spline.coefficient_grid(targets, options.spline_order)
+            if progress:
+                progress(plan.total, plan.total, None)
+        else:
+            store = _open_store(plan, resume, resume_key)
+            _find_flat(plan, targets, options)
+            _fit_todo(plan, targets, options, device, store, progress)
     content = _assemble(grid, normalization, plan, options, constant)
     decoded = Engine.from_content(content, device=device).sample(grid.geometry).values
     content.provenance["training"] = _training_record(options, plan, device)
@@ -141,6 +148,8 @@ def _fit_todo(plan: _Plan, targets: np.ndarray, options: FitOptions, device: tor
 
 def _assemble(grid: Grid, normalization: Any, plan: _Plan, options: FitOptions, constant: bool) -> NeuralMapContent:
     """The content of the fitted map: networks stacked in region order, constants elsewhere."""
+    if plan.coefficients is not None:
+        return _assemble_spline(grid, normalization, plan, options)
     layers = options.layers()
     slots = [r for r in range(plan.total) if r in plan.fits]
     network_index = np.full(plan.total, -1, dtype=np.int64)
@@ -157,8 +166,44 @@ def _assemble(grid: Grid, normalization: Any, plan: _Plan, options: FitOptions, 
     return NeuralMapContent(grid.geometry, normalization, regions, layers, weights, biases)
 
 
+def _tiling_method(options: FitOptions) -> str:
+    """The spline method's regions are windows of one spline, so they need not be 64 voxels long:
+    equal regions no longer than needed keep the file small. Network methods keep the paper's Eq. 3."""
+    return "balanced" if options.method == "spline" else "paper-eq3"
+
+
+def _regions(plan: _Plan, network_index: np.ndarray, options: FitOptions) -> Regions:
+    constant_value = np.zeros(plan.total, dtype=np.float32)
+    for r, value in plan.flat.items():
+        constant_value[r] = value
+    return Regions(plan.bounds, network_index, constant_value, options.ramp_width,
+                   {"method": _tiling_method(options), "max_size": options.max_region_size,
+                    "min_overlap": options.min_overlap})
+
+
+def _assemble_spline(grid: Grid, normalization: Any, plan: _Plan, options: FitOptions) -> NeuralMapContent:
+    """NEMAP_feature_grid content: each region that is not flat gets its window of the map's B-spline
+    coefficients and the zero correction network."""
+    assert plan.coefficients is not None
+    slots = [r for r in range(plan.total) if r not in plan.flat]
+    network_index = np.full(plan.total, -1, dtype=np.int64)
+    network_index[slots] = np.arange(len(slots))
+    layers = spline.correction_layers()
+    weights = [np.zeros((len(slots), lay.out_features, lay.in_features), np.float32) for lay in layers]
+    biases = [np.zeros((len(slots), lay.out_features), np.float32) for lay in layers]
+    windows = spline.region_windows(plan.coefficients, plan.bounds, slots, options.spline_order)
+    return NeuralMapContent(grid.geometry, normalization, _regions(plan, network_index, options), layers, weights,
+                            biases, feature_grid=windows, feature_grid_order=options.spline_order)
+
+
 def _training_record(options: FitOptions, plan: _Plan, device: torch.device) -> dict[str, Any]:
     """How the map was fitted, as recorded in the provenance."""
+    if plan.coefficients is not None:
+        return {"options": options.to_json(), "method": "spline",
+                "coefficients": f"B-spline of degree {options.spline_order} interpolating the normalized voxels "
+                                "(scipy spline_filter, mirror boundary); zero correction network",
+                "regions": [{"region": r, "stop_reason": "flat" if r in plan.flat else "spline"}
+                            for r in range(plan.total)]}
     return {
         "options": options.to_json(),
         "initialization": "SIREN (first layer U(±1/in), later U(±√(6/in)/ω), biases U(±1/√in))",

@@ -38,7 +38,8 @@ class FitOptions:
     # keeps tensors small enough for the allocator to reuse (65536 doubled the step time in page faults)
     # the fast ("sampled") method: mini-batches of points between voxel centres, supervised by the
     # cubic B-spline interpolant of the voxels, cosine schedule, stop on held-out error
-    method: str = "paper"  # "paper" (full batch at voxel centres) | "sampled"
+    method: str = "paper"  # "paper" (full batch at voxel centres) | "sampled" | "spline" (nothing trained)
+    spline_order: int = 5  # the spline method's B-spline degree: 3 or 5
     points_per_step: int = 8192
     pool_factor: float = 2.0  # random off-grid points per voxel in a region's training pool
     heldout_points: int = 4096
@@ -53,6 +54,12 @@ class FitOptions:
         d = dataclasses.asdict(self)
         for machine_only in ("device", "batch_regions", "chunk_voxels"):
             d.pop(machine_only)
+        spline_order = d.pop("spline_order")
+        if self.method == "spline":
+            d["spline_order"] = spline_order
+            keep = ("preset", "method", "spline_order", "max_region_size", "min_overlap", "ramp_width",
+                    "clamp_negative", "flat_tolerance")
+            return {k: d[k] for k in keep}
         if self.method == "paper":
             for unused in ("points_per_step", "pool_factor", "heldout_points", "eval_every",
                            "final_learning_rate"):
@@ -64,6 +71,11 @@ class FitOptions:
 
 
 PRESETS: dict[str, FitOptions] = {
+    # spline (the default): nothing is trained. Each region stores its window of the quintic B-spline
+    # that interpolates the voxels (NEMAP_feature_grid, format 0.2; nemap.fit.spline), with the zero
+    # correction network; regions whose targets span less than 2e-3 are constants. No network trained
+    # so far beats this between voxel centres (CHANGELOG, benchmarks/results/region, decimation).
+    "spline": FitOptions(preset="spline", method="spline", spline_order=5, flat_tolerance=2e-3, clamp_negative=False),
     "paper": FitOptions(),
     # fast: the paper's recipe, except that regions whose targets span less than 2e-3 (solvent, masked
     # or flat) are stored as constants instead of fitted (max error 1e-3 of the range there). Nothing
@@ -119,3 +131,5 @@ def check_options(options: FitOptions) -> None:
     for name in ("exit_loss", "plateau_loss", "learning_rate", "final_learning_rate", "omega"):
         _check_range(name, getattr(options, name), 1e-300, 1e300)
     _check_range("flat_tolerance", options.flat_tolerance, 0.0, 2.0)
+    if options.spline_order not in (3, 5):
+        raise ArgumentError(f"'spline_order' must be 3 or 5, got {options.spline_order!r}", parameter="spline_order")

@@ -38,6 +38,9 @@ CODES: dict[str, Code] = {
     "VERSION_MAJOR_UNSUPPORTED": Code(ERROR, "the major version is not implemented by this reader"),
     "VERSION_MINOR_NEWER": Code(INFO, "a newer minor version: unknown members are ignored"),
     "EXTENSION_UNDECLARED": Code(ERROR, "an extension is required but not listed in extensions_used"),
+    # the NEMAP_feature_grid extension (spec/extensions/NEMAP_feature_grid/README.md)
+    "FEATURE_GRID_INVALID": Code(ERROR, "NEMAP_feature_grid is not required, is in a file older than 0.2, or has "
+                                        "fewer nodes than a region needs"),
     "EXTENSION_REQUIRED_UNSUPPORTED": Code(ERROR, "a required extension is not implemented by this reader"),
     "EXTENSION_UNSUPPORTED": Code(INFO, "an optional extension is ignored by this reader"),
     # header (spec §5)

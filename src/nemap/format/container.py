@@ -33,9 +33,12 @@ from nemap.format.geometry import Geometry
 from nemap.format.tiling import coverage_gaps
 
 FORMAT_TAG = "nemap"
-FORMAT_VERSION = (0, 1)
+FORMAT_VERSION = (0, 2)  # the newest version this package reads and writes
 VERSION_STRING = f"{FORMAT_VERSION[0]}.{FORMAT_VERSION[1]}"
-SUPPORTED_EXTENSIONS: frozenset[str] = frozenset()
+BASE_VERSION_STRING = "0.1"  # what a file without extensions is written as (spec/0.2/nemap.md §2)
+FEATURE_GRID = "NEMAP_feature_grid"
+FEATURE_GRID_PATH = f"/extensions/{FEATURE_GRID}/coefficients"
+SUPPORTED_EXTENSIONS: frozenset[str] = frozenset({FEATURE_GRID})
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 ALLOWED_FILTERS = {1: "deflate", 2: "shuffle", 3: "fletcher32"}
@@ -62,7 +65,7 @@ def layer_paths(index: int) -> tuple[str, str]:
     return f"/network/layer_{index:02d}/weight", f"/network/layer_{index:02d}/bias"
 
 
-def load_schema(version: str = VERSION_STRING) -> dict[str, Any]:
+def load_schema(version: str = BASE_VERSION_STRING) -> dict[str, Any]:
     """The bundled JSON Schema of the header (never fetched over a network)."""
     text = resources.files("nemap.format").joinpath("schema", version, "header.schema.json").read_text("utf-8")
     return json.loads(text)
@@ -432,6 +435,20 @@ class Inspector:
         for name in used:
             if name not in required and name not in SUPPORTED_EXTENSIONS:
                 self.add("EXTENSION_UNSUPPORTED", f"ignoring optional extension {name!r}", "/header#/extensions_used")
+        if FEATURE_GRID in used:
+            self._check_feature_grid_member(header, required)
+
+    def _check_feature_grid_member(self, header: dict[str, Any], required: list[Any]) -> None:
+        """NEMAP_feature_grid README §2: required, in a 0.2 file, with a valid header member."""
+        if FEATURE_GRID not in required or (self.file_version or (0, 0)) < (0, 2):
+            self.add("FEATURE_GRID_INVALID", f"{FEATURE_GRID} must be listed in extensions_required of a file of "
+                     "version 0.2 or later", "/header#/extensions_required")
+        member = header.get("extensions", {}).get(FEATURE_GRID) if isinstance(header.get("extensions"), dict) else None
+        validator = jsonschema.Draft202012Validator(load_schema(FEATURE_GRID))
+        for err in validator.iter_errors(member):
+            pointer = "/".join(str(p) for p in err.absolute_path)
+            self.add("SCHEMA_VIOLATION", f"header /extensions/{FEATURE_GRID}/{pointer}: {err.message}",
+                     f"/header#/extensions/{FEATURE_GRID}/{pointer}", fatal=True)
 
     def _check_semantics(self, header: dict[str, Any]) -> None:
         geo = header["geometry"]
@@ -451,12 +468,13 @@ class Inspector:
             self.add("NORMALIZATION_INVALID", "normalization value_max must be greater than value_min",
                      "/header#/normalization")
         layers = header["network"]["layers"]
-        chain = [3] + [layer["out_features"] for layer in layers]
+        inputs = _network_inputs(header)
+        chain = [inputs] + [layer["out_features"] for layer in layers]
         ins = [layer["in_features"] for layer in layers]
         if ins != chain[:-1] or chain[-1] != 1:
             self.add("NETWORK_SHAPE_CHAIN_BROKEN",
-                     f"layer sizes {[(layer['in_features'], layer['out_features']) for layer in layers]} do not chain 3 → … → 1",
-                     "/header#/network/layers")
+                     f"layer sizes {[(layer['in_features'], layer['out_features']) for layer in layers]} do not chain "
+                     f"{inputs} → … → 1", "/header#/network/layers")
         if header["regions"]["network_count"] > header["regions"]["count"]:
             self.add("REGION_NETWORK_INDEX_INVALID", "regions.network_count exceeds regions.count", "/header#/regions")
 
@@ -474,6 +492,9 @@ class Inspector:
             w, b = layer_paths(i)
             out[w] = ((n, layer["out_features"], layer["in_features"]), "<f4")
             out[b] = ((n, layer["out_features"]), "<f4")
+        grid = feature_grid_member(header)
+        if grid is not None:
+            out[FEATURE_GRID_PATH] = ((n, grid["channels"], *grid["node_shape"]), "<f4")
         return out
 
     def check_datasets(self, header: dict[str, Any], datasets: dict[str, h5py.Dataset]) -> bool:
@@ -543,6 +564,12 @@ class Inspector:
                      "/regions/network_index")
         if not np.all(np.isfinite(constants)):
             self.add("NUMERIC_NONFINITE", "NaN or infinite value in /regions/constant_value", "/regions/constant_value")
+        grid = feature_grid_member(header)
+        if grid is not None and len(bad) == 0:
+            spans = (last - first)[net_index >= 0]
+            if np.any(spans + grid["order"] + 1 > np.asarray(grid["node_shape"])):
+                self.add("FEATURE_GRID_INVALID", f"node_shape {grid['node_shape']} is smaller than a region's extent "
+                         f"+ {grid['order'] + 1} nodes", f"/header#/extensions/{FEATURE_GRID}/node_shape")
         if coverage and len(bad) == 0 and len(degenerate) == 0:
             gaps = coverage_gaps(bounds, shape)
             if len(gaps):
@@ -636,6 +663,8 @@ def _check_contents(ins: Inspector, f: h5py.File, values: bool, verify: bool) ->
         for i in range(len(header["network"]["layers"])):
             for p in layer_paths(i):
                 ins.check_finite(p, ins.datasets[p][()])
+        if FEATURE_GRID_PATH in required:
+            ins.check_finite(FEATURE_GRID_PATH, ins.datasets[FEATURE_GRID_PATH][()])
     if verify:
         ins.check_digests(header, ins.datasets)
 
@@ -655,12 +684,17 @@ def build_header(content: NeuralMapContent, digests: dict[str, str]) -> dict[str
     }
     if g.source:
         geometry["source"] = g.source
+    extensions = [FEATURE_GRID] if content.feature_grid is not None else []
     header: dict[str, Any] = {
-        "nemap_version": VERSION_STRING,
-        "extensions_used": [],
-        "extensions_required": [],
+        "nemap_version": file_version(content),
+        "extensions_used": extensions,
+        "extensions_required": extensions,
         "geometry": geometry,
     }
+    if content.feature_grid is not None:
+        channels, *nodes = content.feature_grid.shape[1:]
+        header["extensions"] = {FEATURE_GRID: {"order": int(content.feature_grid_order), "channels": int(channels),
+                                               "node_shape": [int(k) for k in nodes]}}
     if content.resolution is not None:
         header["resolution"] = content.resolution
     if content.contour_level is not None:
@@ -695,6 +729,8 @@ def content_arrays(content: NeuralMapContent) -> dict[str, np.ndarray]:
         wp, bp = layer_paths(i)
         arrays[wp] = np.ascontiguousarray(w, dtype="<f4")
         arrays[bp] = np.ascontiguousarray(b, dtype="<f4")
+    if content.feature_grid is not None:
+        arrays[FEATURE_GRID_PATH] = np.ascontiguousarray(content.feature_grid, dtype="<f4")
     if content.source_mrc_header is not None:
         arrays["/source/mrc_header"] = np.frombuffer(content.source_mrc_header, dtype="u1")
     return arrays
@@ -717,11 +753,11 @@ def write(path: str | os.PathLike, content: NeuralMapContent, *, force: bool = F
     with atomic_output(path, force=force) as tmp:
         with h5py.File(tmp, "w", libver=("earliest", "v108")) as f:
             f.attrs["nemap_format"] = FORMAT_TAG
-            f.attrs["nemap_version"] = VERSION_STRING
+            f.attrs["nemap_version"] = header["nemap_version"]
             f.create_dataset("header", data=text, dtype=h5py.string_dtype("utf-8"))
             for p, a in arrays.items():
                 opts: dict[str, Any] = {}
-                if p.startswith("/network/") and a.shape[0] > 0:
+                if p.startswith(("/network/", FEATURE_GRID_PATH)) and a.shape[0] > 0:
                     opts["chunks"] = (1,) + a.shape[1:]
                     if compression:
                         opts.update(compression="gzip", compression_opts=int(compression), shuffle=True)
@@ -730,6 +766,24 @@ def write(path: str | os.PathLike, content: NeuralMapContent, *, force: bool = F
         if f2 is not None:
             f2.close()
     return header
+
+
+def file_version(content: NeuralMapContent) -> str:
+    """The lowest version that describes ``content``: 0.2 when it uses NEMAP_feature_grid, else 0.1."""
+    return VERSION_STRING if content.feature_grid is not None else BASE_VERSION_STRING
+
+
+def feature_grid_member(header: dict[str, Any]) -> dict[str, Any] | None:
+    """The header's NEMAP_feature_grid member when the file uses the extension, else None."""
+    if FEATURE_GRID not in (header.get("extensions_used") or []):
+        return None
+    return header["extensions"][FEATURE_GRID]
+
+
+def _network_inputs(header: dict[str, Any]) -> int:
+    """Inputs of the first layer: 3 (§8.2), or C − 1 + 6 with NEMAP_feature_grid (its README §3)."""
+    grid = feature_grid_member(header)
+    return 3 if grid is None else int(grid["channels"]) + 5
 
 
 def content_from_header(header: dict[str, Any], bounds: np.ndarray, net_index: np.ndarray,
@@ -746,5 +800,5 @@ def content_from_header(header: dict[str, Any], bounds: np.ndarray, net_index: n
 
 __all__ = [
     "FORMAT_VERSION", "VERSION_STRING", "Inspector", "Issue", "inspect", "write", "digest",
-    "load_schema", "layer_paths", "content_from_header", "ERROR", "WARNING", "INFO",
+    "load_schema", "layer_paths", "content_from_header", "feature_grid_member", "FEATURE_GRID_PATH", "ERROR", "WARNING", "INFO",
 ]

@@ -134,7 +134,10 @@ class Regions:
 @dataclass
 class NeuralMapContent:
     """Everything a .nemap file holds. ``weights[l]`` is float32 [N, out_l, in_l] and
-    ``biases[l]`` float32 [N, out_l], N = regions.network_count, stacked in network_index order."""
+    ``biases[l]`` float32 [N, out_l], N = regions.network_count, stacked in network_index order.
+    ``feature_grid``: float32 [N, C, Kx, Ky, Kz] coefficient grids of the NEMAP_feature_grid extension
+    (node k of slot s at index first − m + k, m = (order − 1)/2), or None for SIREN regions (format 0.1);
+    ``feature_grid_order``: their B-spline degree, 3 or 5."""
 
     geometry: Geometry
     normalization: Normalization
@@ -147,3 +150,5 @@ class NeuralMapContent:
     provenance: dict[str, Any] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
     source_mrc_header: bytes | None = None
+    feature_grid: np.ndarray | None = None
+    feature_grid_order: int = 3

@@ -28,7 +28,29 @@ def paper_axis_starts(n_voxels: int, max_size: int = 64, min_overlap: int = 4) -
 
 def paper_tiling(grid_shape: tuple[int, int, int], max_size: int = 64, min_overlap: int = 4) -> np.ndarray:
     """int64 [R, 2, 3] inclusive (first, last) voxel bounds of the Eq. 3 tiling, x slowest."""
-    per_axis = [paper_axis_starts(n, max_size, min_overlap) for n in grid_shape]
+    return tiling(grid_shape, max_size, min_overlap, "paper-eq3")
+
+
+def balanced_axis_starts(n_voxels: int, max_size: int = 64, min_overlap: int = 4) -> tuple[list[int], int]:
+    """The fewest regions of equal length ≤ max_size that cover an axis with neighbours sharing at least
+    min_overlap voxel centres, spread evenly: (starts, length). Unlike Eq. 3 the length shrinks to fit, so
+    an axis of 70 voxels gets two regions of 37, not two of 64."""
+    if n_voxels < 1:
+        raise ValueError("an axis needs at least one voxel")
+    if n_voxels <= max_size:
+        return [0], n_voxels
+    count = math.ceil((n_voxels - min_overlap) / (max_size - min_overlap))
+    size = math.ceil((n_voxels + (count - 1) * min_overlap) / count)
+    span = n_voxels - size
+    return [(k * span) // (count - 1) for k in range(count)], size
+
+
+def tiling(grid_shape: tuple[int, int, int], max_size: int = 64, min_overlap: int = 4,
+           method: str = "paper-eq3") -> np.ndarray:
+    """int64 [R, 2, 3] inclusive (first, last) voxel bounds, x slowest: the paper's Eq. 3 ("paper-eq3")
+    or equal regions no longer than needed ("balanced")."""
+    starts = paper_axis_starts if method == "paper-eq3" else balanced_axis_starts
+    per_axis = [starts(n, max_size, min_overlap) for n in grid_shape]
     boxes = []
     for sx in per_axis[0][0]:
         for sy in per_axis[1][0]:
