@@ -33,9 +33,8 @@ def format_info(info: dict[str, Any]) -> str:
         if key == "path" or value in (None, [], {}):
             continue
         if key == "layers":
-            value = " → ".join(f"{d['out_features']}" + (f" sin(ω={d['omega']:g})" if d["activation"] == "sine" else "")
-                               for d in value)
-            value = f"3 → {value}"
+            value = value and " → ".join([str(value[0]["in_features"])] + [
+                f"{d['out_features']}" + (f" sin(ω={d['omega']:g})" if d["activation"] == "sine" else "") for d in value])
         elif isinstance(value, dict):
             value = json.dumps(value)
         lines.append(f"  {key:28s} {value}")

@@ -71,8 +71,13 @@ def fit_map(grid: Grid, options: FitOptions, *, resume: Path | None = None,
     device = resolve_device(options.device)
     if device.type == "cuda":
         no_tf32()
-    log.info("fitting %d region(s) of ≤ %d voxels per axis on %s (%s preset, %d×%d sine, ω0 = %g)", plan.total,
-             options.max_region_size, device, options.preset, options.width, options.sine_layers, options.omega)
+    if options.method == "spline":
+        log.info("converting %d region(s) of ≤ %d voxels per axis (%s preset: the B-spline of degree %d that "
+                 "interpolates the voxels; nothing is trained)", plan.total, options.max_region_size, options.preset,
+                 options.spline_order)
+    else:
+        log.info("fitting %d region(s) of ≤ %d voxels per axis on %s (%s preset, %d×%d sine, ω0 = %g)", plan.total,
+                 options.max_region_size, device, options.preset, options.width, options.sine_layers, options.omega)
     if constant:
         warn(f"the map is constant ({normalization.value_min:g}): stored as constant regions, no networks")
     else:
