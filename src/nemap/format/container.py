@@ -35,7 +35,7 @@ from nemap.format.tiling import coverage_gaps
 FORMAT_TAG = "nemap"
 FORMAT_VERSION = (0, 2)  # the newest version this package reads and writes
 VERSION_STRING = f"{FORMAT_VERSION[0]}.{FORMAT_VERSION[1]}"
-BASE_VERSION_STRING = "0.1"  # what a file without extensions is written as (spec/0.2/nemap.md §2)
+BASE_VERSION_STRING = "0.1"  # what a file without extensions is written as (spec/0.2/nemap.md, R-VER-05)
 FEATURE_GRID = "NEMAP_feature_grid"
 FEATURE_GRID_PATH = f"/extensions/{FEATURE_GRID}/coefficients"
 SUPPORTED_EXTENSIONS: frozenset[str] = frozenset({FEATURE_GRID})
