@@ -1,6 +1,6 @@
 """Graph quality on the shared real maps and a simulated atomic-resolution map, beside a naive baseline.
 
-    python -m benchmarks.graph_quality [--preset quick|fast|paper|small] [--maps 6272 5778 0093 21457 6z6u]
+    python -m benchmarks.graph_quality [--preset quick|spline|fast|paper|small] [--maps 6272 5778 0093 21457 6z6u]
                                        [--method fast|paper] [--region-size N] [--max-steps N]
                                        [--sweep K ...] [--out benchmarks/results]
 
@@ -196,7 +196,7 @@ def plot_curves(sweep: list[dict], path: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--maps", nargs="+", default=list(MAPS), choices=list(MAPS))
-    ap.add_argument("--preset", default="quick", choices=["quick", "fast", "paper", "small"])
+    ap.add_argument("--preset", default="quick", choices=["spline", "quick", "fast", "paper", "small"])
     ap.add_argument("--method", default="fast", choices=["fast", "paper"])
     ap.add_argument("--region-size", type=int, default=None,
                     help="largest region edge in voxels for every map (default: FIT's, else the preset's 64)")
