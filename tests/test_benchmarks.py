@@ -22,6 +22,7 @@ TOY_RUNS = {
     "region": ["--toy"],
     "decimation": ["--toy"],
     "whole_maps": ["--toy"],
+    "queries": ["--toy"],
 }
 
 

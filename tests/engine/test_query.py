@@ -4,6 +4,7 @@ from __future__ import annotations
 
 
 import numpy as np
+import pytest
 
 import nemap
 from nemap.tools.convert import nemap_to_mrc
@@ -42,3 +43,14 @@ def test_sample_on_the_native_grid_is_the_decoded_map(fitted, tmp_path) -> None:
     out = read_mrc(big)
     assert out.geometry.grid_shape == geo.grid_shape == (21, 18, 13)
     assert out.values[0, 0, 0] == -1.0 and np.isfinite(out.values).all()  # (0, -5, 5) Å lies outside the map
+
+
+def test_query_positions_are_checked_and_nan_positions_give_nan() -> None:
+    from nemap.engine.query import positions
+    from nemap.format.errors import ArgumentError
+
+    assert positions([1.0, 2.0, 3.0]).shape == (1, 3)
+    assert positions(np.zeros((0, 3), np.float16)).dtype == np.float64
+    for bad in (np.zeros((5, 2)), np.zeros((2, 3, 3)), [["a", "b", "c"]], np.zeros(6)):
+        with pytest.raises(ArgumentError, match="xyz"):
+            positions(bad)

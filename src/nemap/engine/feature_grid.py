@@ -49,23 +49,21 @@ def spline_features(coefficients: torch.Tensor, t: torch.Tensor, order: int) -> 
     """B-spline of coefficient grids [B, C, Kx, Ky, Kz] at node coordinates t [B, M, 3] → [B, M, C].
 
     Node (i, j, k) sits at t = (i, j, k); t must lie in [m, K − m − 2] per axis (the cell is floor(t);
-    the clamp only guards against rounding)."""
-    m = margin(order)
+    the clamp only guards against rounding). One gather of the (p + 1)³ nodes of every point, then one
+    contraction with the separable weights (autograd differentiates it with respect to t)."""
+    m, n = margin(order), order + 1
     batch, channels, kx, ky, kz = coefficients.shape
     top = torch.tensor([kx, ky, kz], dtype=t.dtype, device=t.device) - (m + 2)
     cell = torch.minimum(torch.clamp(torch.floor(t.detach()), min=float(m)), top)
     w = bspline_weights((t - cell).to(coefficients.dtype), order)        # [B, M, 3, p + 1]
     start = cell.long() - m
-    flat = coefficients.reshape(batch, channels, -1)
-    out = coefficients.new_zeros(batch, channels, t.shape[1])
-    for a in range(order + 1):
-        for b in range(order + 1):
-            wab = w[..., 0, a] * w[..., 1, b]
-            base = ((start[..., 0] + a) * ky + (start[..., 1] + b)) * kz + start[..., 2]
-            for c in range(order + 1):
-                picked = torch.gather(flat, 2, (base + c).unsqueeze(1).expand(batch, channels, -1))
-                out = out + picked * (wab * w[..., 2, c]).unsqueeze(1)
-    return out.transpose(1, 2)
+    steps = torch.arange(n, device=t.device)
+    offsets = ((steps[:, None, None] * ky + steps[None, :, None]) * kz + steps[None, None, :]).reshape(-1)
+    base = (start[..., 0] * ky + start[..., 1]) * kz + start[..., 2]      # [B, M]
+    index = (base.unsqueeze(-1) + offsets).reshape(batch, 1, -1).expand(batch, channels, -1)
+    picked = torch.gather(coefficients.reshape(batch, channels, -1), 2, index)
+    picked = picked.reshape(batch, channels, t.shape[1], n, n, n)
+    return torch.einsum("bcmijk,bmi,bmj,bmk->bmc", picked, w[..., 0, :], w[..., 1, :], w[..., 2, :])
 
 
 def interpolation_gate(q: torch.Tensor) -> torch.Tensor:

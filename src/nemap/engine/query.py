@@ -16,12 +16,29 @@ import torch
 from nemap.engine import feature_grid, siren
 from nemap.engine.device import no_tf32, resolve_device
 from nemap.format.content import Layer, Normalization, Regions
+from nemap.format.errors import ArgumentError
 from nemap.format.geometry import Geometry, Grid, grid_points
 from nemap.format.tiling import blend_weights
 
 log = logging.getLogger("nemap")
 
 CHUNK_POINTS = 1 << 15
+
+
+def positions(xyz: Any) -> np.ndarray:
+    """Å positions as float64 [N, 3] (x, y, z): an (N, 3) array or nested list, or one point (3,). NaN and
+    infinite positions are allowed (their density and gradient are NaN, spec §9.4); anything else is refused
+    with an ArgumentError naming the shape."""
+    try:
+        p = np.asarray(xyz, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ArgumentError("'xyz' must be numeric positions in Å, shape (N, 3)", parameter="xyz") from None
+    if p.ndim == 1 and p.shape[0] == 3:
+        return p.reshape(1, 3)
+    if p.ndim != 2 or p.shape[1] != 3:
+        raise ArgumentError(f"'xyz' must be positions in Å of shape (N, 3) (x, y, z), got shape {p.shape}",
+                            parameter="xyz")
+    return p
 
 
 class Engine:
@@ -56,7 +73,7 @@ class Engine:
 
     def evaluate(self, xyz: Any, gradient: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
         """Density [N] (source units) and, if asked, gradient [N, 3] (per Å) at Å positions [N, 3]."""
-        p = np.asarray(xyz, dtype=np.float64).reshape(-1, 3)
+        p = positions(xyz)
         n = p.shape[0]
         inside = self.geometry.contains(p)
         q = self.geometry.clamp_index(self.geometry.to_index(np.where(inside[:, None], p, 0.0)))
