@@ -5,7 +5,8 @@
 Three one-region files on an edge³ grid: a small SIREN (3 → 64 ×3 sine → 1), a paper-size SIREN
 (3 → 256 ×5 sine → 1), both with random weights (speed does not depend on the values), and the default
 `spline` conversion of a random map. For each: density, density + gradient (``m.evaluate``) at random
-points, and sampling the native grid (``m.sample``). Beside them: ``scipy.ndimage.map_coordinates(order=3)``
+points, sampling the native grid (``m.sample``), and the same queries baked (``m.baked()``: a cubic
+B-spline of the map sampled at half its voxel size) with the bake's measured error. Beside them: ``scipy.ndimage.map_coordinates(order=3)``
 of the prefiltered voxels (density only), and for the SIRENs the ceiling: the float32 matrix-product rate
 measured in this run (GFLOP/s) ÷ 2 FLOPs per parameter per point (density) or ÷ 8 (density + gradient).
 Writes OUT/queries.json and OUT/queries.md.
@@ -51,10 +52,14 @@ def rate(call, count: int) -> float:
 def measure(path: Path, points: np.ndarray, edge: int) -> dict:
     with nemap.open(path) as m:
         params = sum(int(np.prod(w.shape[1:])) + int(np.prod(b.shape[1:])) for w, b in zip(m.weights, m.biases))
+        baked = m.baked()
         return {"parameters": params,
                 "density": rate(lambda: m.density(points), len(points)),
                 "density_gradient": rate(lambda: m.evaluate(points), len(points)),
-                "sample": rate(lambda: m.sample(), edge ** 3)}
+                "sample": rate(lambda: m.sample(), edge ** 3),
+                "baked_density": rate(lambda: baked.density(points), len(points)),
+                "baked_density_gradient": rate(lambda: baked.evaluate(points), len(points)),
+                "baked_error": baked.error}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -92,13 +97,17 @@ def main(argv: list[str] | None = None) -> None:
     write_json(out / "queries.json", {"gemm_flops": flops, "points": args.points, "edge": args.edge,
                                       "results": results}, "queries")
     rows = [f"float32 GEMM: {flops / 1e9:.0f} GFLOP/s; {args.points} points; {args.edge}³ grid.", "",
-            "| file | density (pts/s) | of ceiling | density + gradient (pts/s) | of ceiling | sample (voxels/s) |",
-            "|---|---|---|---|---|---|"]
+            "| file | density (pts/s) | of ceiling | density + gradient (pts/s) | of ceiling | sample (voxels/s) | "
+            "baked density / + gradient (pts/s) | baked error: density max / mean (of range) |",
+            "|---|---|---|---|---|---|---|---|"]
     for label, r in results.items():
         ratio = (lambda k: f"{r[k] / r['ceiling_' + k]:.2f}" if "ceiling_" + k in r else "—")
         rows.append(f"| {label} | {r['density']:,.0f} | {ratio('density')} | "
                     f"{r.get('density_gradient', float('nan')):,.0f} | {ratio('density_gradient')} | "
-                    f"{r.get('sample', float('nan')):,.0f} |")
+                    f"{r.get('sample', float('nan')):,.0f} | " + (
+                        f"{r['baked_density']:,.0f} / {r['baked_density_gradient']:,.0f} | "
+                        f"{r['baked_error']['density_max']:.1e} / {r['baked_error']['density_mean']:.1e} |"
+                        if "baked_error" in r else "— | — |"))
     text = "\n".join(rows) + "\n"
     (out / "queries.md").write_text(text)
     print(text)

@@ -168,6 +168,14 @@ class NeuralMap:
         target = grid_over_box(start, g.extent[1], step) if shape is None else Geometry(tuple(shape), step, start)
         return self.engine(device).sample(target)
 
+    def baked(self, voxel_size: Any = None, device: str = "cpu") -> Any:
+        """A ``BakedMap``: the map sampled once on a grid of ``voxel_size`` Å (default half the map's) and
+        queried through a cubic B-spline, fast for bulk work; its ``error`` says how far it is from the exact
+        queries (density as a fraction of the range, gradient relative to the largest gradient)."""
+        from nemap.engine.baked import BakedMap
+
+        return BakedMap(_OnDevice(self, device), voxel_size)
+
     @property
     def resolution(self) -> float | None:
         res = self.header.get("resolution")
@@ -213,3 +221,12 @@ def open(path: str | os.PathLike, *, verify: bool = False) -> NeuralMap:  # noqa
     Raises FormatError (one line: file, problem, code) for anything the spec forbids.
     """
     return NeuralMap(path, verify=verify)
+
+
+class _OnDevice:
+    """A NeuralMap's geometry, normalization, sample and evaluate, on one device."""
+
+    def __init__(self, m: NeuralMap, device: str):
+        self.geometry, self.normalization = m.geometry, m.normalization
+        self.sample = lambda voxel_size: m.sample(voxel_size=voxel_size, device=device)
+        self.evaluate = lambda xyz: m.evaluate(xyz, device=device)
