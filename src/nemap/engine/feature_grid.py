@@ -18,15 +18,7 @@ import torch
 
 from nemap.engine import siren
 from nemap.format.content import Layer
-
-# B-spline weights of the p + 1 nodes i − m … i + m + 1 at the fraction u ∈ [0, 1] of cell i, as
-# polynomial coefficients (ascending powers of u) times p! (README §3)
-BSPLINE_WEIGHTS = {
-    3: ((1, -3, 3, -1), (4, 0, -6, 3), (1, 3, 3, -3), (0, 0, 0, 1)),
-    5: ((1, -5, 10, -10, 5, -1), (26, -50, 20, 20, -20, 5), (66, 0, -60, 0, 30, -10),
-        (26, 50, 20, -20, -20, 10), (1, 5, 10, 10, 5, -5), (0, 0, 0, 0, 0, 1)),
-}
-
+from nemap.format.reference import BSPLINE_WEIGHTS  # the polynomial table of the extension's README §3
 
 def margin(order: int) -> int:
     """Nodes kept beyond a region's first and last voxel on each side: (p − 1)/2."""

@@ -12,14 +12,10 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from nemap.engine.feature_grid import margin
 from nemap.format.content import Layer
 
 CHANNELS = 1  # the spline only; learned channels would follow it
-
-
-def margin(order: int) -> int:
-    """Nodes beyond a region's first and last voxel on each side: (p − 1)/2."""
-    return (order - 1) // 2
 
 
 def correction_layers() -> list[Layer]:
