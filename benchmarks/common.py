@@ -28,6 +28,13 @@ MAPS = {  # name: (map, model, resolution Å), paths under SHARED; None: simulat
     "21457": ("emd21457_spike_ntd_segment/emd_21457_seg.mrc", "emd21457_spike_ntd_segment/6vyb_Ndom.pdb", 3.2),
     "6z6u": (None, "models_for_simulation/6z6u.pdb", 1.25),
 }
+MAP_FILES = {  # whole real maps under SHARED, for the decimation and whole-map benchmarks
+    "6272": "emd6272_rotavirus_vp6/6272_zone4A.mrc",
+    "5778": "emd5778_trpv1_chainA/5578_ChainA.mrc",
+    "0093-crop": "emd0093_hcn4/emd_0093_m4A_chainA_crop.mrc",
+    "0093": "emd0093_hcn4/MAP_m4A.mrc.gz",
+    "21457": "emd21457_spike_ntd_segment/emd_21457_seg.mrc",
+}
 FIT = {"5778": {"max_region_size": 32, "max_steps": 1000}}  # per-map fit overrides (graph_quality's docstring)
 TOY_FIT = {"max_steps": 5, "width": 16, "sine_layers": 2}  # the fit of every map in --toy runs
 
@@ -36,6 +43,23 @@ def require_shared() -> None:
     """Exit with the reason when ../shared/data is absent."""
     if not (SHARED / "INDEX.md").is_file():
         sys.exit(f"benchmark: {SHARED} not found (set NEMAP_SHARED_DATA)")
+
+
+def real_map_arguments(doc: str, default_maps: list[str], argv: list[str] | None) -> Any:
+    """--maps (from MAP_FILES), --preset (default spline), --out, --toy (EMD-21457 only); exits without
+    ../shared/data."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--maps", nargs="+", default=default_maps, choices=list(MAP_FILES))
+    ap.add_argument("--preset", default="spline")
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--toy", action="store_true", help="CI smoke run: EMD-21457 only")
+    args = ap.parse_args(argv)
+    if args.toy:
+        args.maps = ["21457"]
+    require_shared()
+    return args
 
 
 def cpu_model() -> str:

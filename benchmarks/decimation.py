@@ -11,28 +11,19 @@ a fraction of the map's range (max − min). Writes OUT/decimation.json and OUT/
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 
-from benchmarks.common import SHARED, require_shared, results_dir, write_json
+from benchmarks.common import MAP_FILES, SHARED, real_map_arguments, results_dir, write_json
 from nemap.engine.query import Engine
 from nemap.fit.fit_map import fit_map
 from nemap.fit.options import options_for
 from nemap.format.geometry import Geometry, Grid
 from nemap.io.mrc import read_mrc
 
-DECIMATION_MAPS = {
-    "6272": "emd6272_rotavirus_vp6/6272_zone4A.mrc",
-    "5778": "emd5778_trpv1_chainA/5578_ChainA.mrc",
-    "0093-crop": "emd0093_hcn4/emd_0093_m4A_chainA_crop.mrc",
-    "0093": "emd0093_hcn4/MAP_m4A.mrc.gz",
-    "21457": "emd21457_spike_ntd_segment/emd_21457_seg.mrc",
-}
 
 
 def removed_voxels(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -44,7 +35,7 @@ def removed_voxels(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def one_map(name: str, preset: str) -> dict:
-    source = read_mrc(SHARED / DECIMATION_MAPS[name])
+    source = read_mrc(SHARED / MAP_FILES[name])
     values = np.asarray(source.values, dtype=np.float64)
     nonzero = values[values != 0]
     contour = float(nonzero.mean() + nonzero.std())
@@ -71,15 +62,7 @@ def one_map(name: str, preset: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--maps", nargs="+", default=list(DECIMATION_MAPS), choices=list(DECIMATION_MAPS))
-    ap.add_argument("--preset", default="spline")
-    ap.add_argument("--out", type=Path, default=None)
-    ap.add_argument("--toy", action="store_true", help="CI smoke run: EMD-21457 only")
-    args = ap.parse_args(argv)
-    if args.toy:
-        args.maps = ["21457"]
-    require_shared()
+    args = real_map_arguments(__doc__, list(MAP_FILES), argv)
     cases = []
     for name in args.maps:
         cases.append(one_map(name, args.preset))

@@ -10,7 +10,6 @@ check at every voxel centre and writing. Writes OUT/whole_maps.json and OUT/whol
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 import tempfile
@@ -18,20 +17,14 @@ import time
 from pathlib import Path
 
 import nemap
-from benchmarks.common import SHARED, require_shared, results_dir, write_json
+from benchmarks.common import MAP_FILES, SHARED, real_map_arguments, results_dir, write_json
 
-WHOLE_MAPS = {
-    "6272": "emd6272_rotavirus_vp6/6272_zone4A.mrc",
-    "5778": "emd5778_trpv1_chainA/5578_ChainA.mrc",
-    "0093": "emd0093_hcn4/MAP_m4A.mrc.gz",
-    "21457": "emd21457_spike_ntd_segment/emd_21457_seg.mrc",
-}
 WRAPPER = ("import resource, sys\nfrom nemap.cli import main\nrc = main(sys.argv[1:])\n"
            "print('peak_kib', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\nsys.exit(rc)")
 
 
 def convert(name: str, preset: str, work: Path) -> dict:
-    src, dst = SHARED / WHOLE_MAPS[name], work / f"{name}.nemap"
+    src, dst = SHARED / MAP_FILES[name], work / f"{name}.nemap"
     t0 = time.perf_counter()
     r = subprocess.run([sys.executable, "-c", WRAPPER, "convert", str(src), str(dst), "--preset", preset, "--force",
                         "-q"], capture_output=True, text=True)
@@ -51,15 +44,7 @@ def convert(name: str, preset: str, work: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--maps", nargs="+", default=["6272", "5778", "0093"], choices=list(WHOLE_MAPS))
-    ap.add_argument("--preset", default="spline")
-    ap.add_argument("--out", type=Path, default=None)
-    ap.add_argument("--toy", action="store_true", help="CI smoke run: EMD-21457 only")
-    args = ap.parse_args(argv)
-    if args.toy:
-        args.maps = ["21457"]
-    require_shared()
+    args = real_map_arguments(__doc__, ["6272", "5778", "0093"], argv)
     cases = []
     with tempfile.TemporaryDirectory(prefix="nemap-whole-maps-") as work:
         for name in args.maps:

@@ -480,22 +480,11 @@ class NemapFile:
         span = last - first
         du = np.where(span > 0, 2.0 / np.maximum(span, 1.0), 0.0)
         u = np.where(span > 0, (q - first) * du - 1.0, 0.0)
-        h = u.astype(dtype)
-        J = np.broadcast_to(np.eye(3, dtype=dtype), (len(q), 3, 3))   # ∂h/∂u
-        for layer, Wt, b in zip(self.layers, self.weights, self.biases):
-            Wl, bl = Wt[s].astype(dtype), b[s].astype(dtype)
-            a = h @ Wl.T + bl
-            Ja = np.einsum("oi,nik->nok", Wl, J)
-            if layer["activation"] == "sine":
-                om = np.dtype(dtype).type(layer["omega"])
-                h = np.sin(om * a)
-                J = (om * np.cos(om * a))[:, :, None] * Ja
-            else:
-                h, J = a, Ja
-        return h[:, 0].astype(np.float64), J[:, 0, :].astype(np.float64) * du
+        y, dy_du = self._network(s, u.astype(dtype), np.broadcast_to(np.eye(3, dtype=dtype), (len(q), 3, 3)), dtype)
+        return y, dy_du * du
 
     def _network(self, s: int, h: np.ndarray, J: np.ndarray, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
-        """Output and Jacobian of network slot s for inputs h [M, I] with ∂h/∂q J [M, I, 3] (§8.3 step 2)."""
+        """Output and Jacobian of network slot s for inputs h [M, I] with ∂h/∂x J [M, I, 3] (§8.3 step 2)."""
         for layer, Wt, b in zip(self.layers, self.weights, self.biases):
             Wl, bl = Wt[s].astype(dtype), b[s].astype(dtype)
             a = h @ Wl.T + bl

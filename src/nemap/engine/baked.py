@@ -22,18 +22,19 @@ CHECK_POINTS = 4000  # random points at which the bake is compared with the exac
 
 
 class BakedMap:
-    """Density and gradient from a cubic B-spline of the map sampled on ``geometry``."""
+    """Density and gradient from a cubic B-spline of the map sampled on ``geometry``; ``source`` is an opened
+    NeuralMap (anything with geometry, normalization, sample and evaluate taking ``device``)."""
 
-    def __init__(self, source: Any, voxel_size: Any = None, seed: int = 0):
+    def __init__(self, source: Any, voxel_size: Any = None, seed: int = 0, device: str = "cpu"):
         g = source.geometry
         step = tuple(v / 2 for v in g.voxel_size) if voxel_size is None else tuple(
             np.broadcast_to(np.asarray(voxel_size, dtype=float), (3,)))
-        grid = source.sample(voxel_size=step)
+        grid = source.sample(voxel_size=step, device=device)
         self.geometry: Geometry = grid.geometry
         self.box = (np.asarray(g.origin), np.asarray(g.extent[1]))
         self._coefficients = ndimage.spline_filter(np.nan_to_num(grid.values.astype(np.float64)), order=3,
                                                    mode="mirror")
-        self.error = self._measure(source, seed)
+        self.error = self._measure(source, seed, device)
 
     def _at(self, q: np.ndarray) -> np.ndarray:
         return ndimage.map_coordinates(self._coefficients, q.T, order=3, mode="mirror", prefilter=False)
@@ -63,13 +64,13 @@ class BakedMap:
     def gradient(self, xyz: Any) -> np.ndarray:
         return self.evaluate(xyz)[1]
 
-    def _measure(self, source: Any, seed: int) -> dict[str, float]:
+    def _measure(self, source: Any, seed: int, device: str) -> dict[str, float]:
         """Largest and mean error against the exact queries at random points of the box: density as a
         fraction of the map's normalization range, gradient relative to the largest exact gradient."""
         rng = np.random.default_rng(seed)
         lo, hi = self.box
         points = lo + rng.uniform(0, 1, (CHECK_POINTS, 3)) * (hi - lo)
-        d, g = source.evaluate(points)
+        d, g = source.evaluate(points, device=device)
         bd, bg = self.evaluate(points)
         span = source.normalization.value_max - source.normalization.value_min
         scale = float(np.nanmax(np.abs(g))) or 1.0

@@ -174,7 +174,7 @@ class NeuralMap:
         queries (density as a fraction of the range, gradient relative to the largest gradient)."""
         from nemap.engine.baked import BakedMap
 
-        return BakedMap(_OnDevice(self, device), voxel_size)
+        return BakedMap(self, voxel_size, device=device)
 
     @property
     def resolution(self) -> float | None:
@@ -222,11 +222,3 @@ def open(path: str | os.PathLike, *, verify: bool = False) -> NeuralMap:  # noqa
     """
     return NeuralMap(path, verify=verify)
 
-
-class _OnDevice:
-    """A NeuralMap's geometry, normalization, sample and evaluate, on one device."""
-
-    def __init__(self, m: NeuralMap, device: str):
-        self.geometry, self.normalization = m.geometry, m.normalization
-        self.sample = lambda voxel_size: m.sample(voxel_size=voxel_size, device=device)
-        self.evaluate = lambda xyz: m.evaluate(xyz, device=device)

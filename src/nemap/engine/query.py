@@ -135,41 +135,36 @@ class Engine:
         u = np.where(span > 0, (q - first) * du_dq - 1.0, 0.0)
         ws = [w[slot:slot + 1] for w in self.weights]
         bs = [b[slot:slot + 1] for b in self.biases]
-        ys, grads = [], []
-        for start in range(0, u.shape[0], CHUNK_POINTS):
-            ut = torch.as_tensor(u[start:start + CHUNK_POINTS], device=self.device, dtype=self.dtype)
-            if gradient:
-                with torch.enable_grad():
-                    ut.requires_grad_(True)
-                    y = siren.forward(ut, ws, bs, self.layers)[0]
-                    (g,) = torch.autograd.grad(y.sum(), ut)
-                grads.append(g.detach().cpu().double().numpy())
-            else:
-                with torch.inference_mode():
-                    y = siren.forward(ut, ws, bs, self.layers)[0]
-            ys.append(y.detach().cpu().double().numpy())
-        y_all = np.concatenate(ys)
-        return y_all, (np.concatenate(grads) * du_dq if gradient else None)
+        y, dy_du = self._chunked(u, self.dtype, lambda t: siren.forward(t, ws, bs, self.layers)[0], gradient)
+        return y, (dy_du * du_dq if gradient else None)
 
     def _feature_region_output(self, r: int, slot: int, q: np.ndarray,
                                gradient: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """A NEMAP_feature_grid region's y and dy/dq (autograd through the spline and the network)."""
         coefficients = self.feature_grid[slot:slot + 1].to(self.dtype)
-        local = q - self.bounds[r, 0]  # float64 until feature_grid takes fractions
         ws = [w[slot:slot + 1] for w in self.weights]
         bs = [b[slot:slot + 1] for b in self.biases]
+
+        def output(local: torch.Tensor) -> torch.Tensor:
+            return feature_grid.region_output(coefficients, local.unsqueeze(0), self.feature_grid_order, ws, bs,
+                                              self.layers)[0]
+
+        # positions stay float64 until feature_grid takes the fractions within a cell
+        return self._chunked(q - self.bounds[r, 0], torch.float64, output, gradient)
+
+    def _chunked(self, x: np.ndarray, dtype: torch.dtype, output: Any,
+                 gradient: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """``output`` (inputs [M, 3] → y [M]) over chunks of x, with dy/dx by autograd when asked."""
         ys, grads = [], []
-        for start in range(0, q.shape[0], CHUNK_POINTS):
-            qt = torch.as_tensor(local[start:start + CHUNK_POINTS], device=self.device,
-                                 dtype=torch.float64).unsqueeze(0)
+        for start in range(0, x.shape[0], CHUNK_POINTS):
+            xt = torch.as_tensor(x[start:start + CHUNK_POINTS], device=self.device, dtype=dtype)
             with torch.enable_grad() if gradient else torch.inference_mode():
                 if gradient:
-                    qt.requires_grad_(True)
-                y = feature_grid.region_output(coefficients, qt, self.feature_grid_order, ws, bs,
-                                                self.layers)[0]
+                    xt.requires_grad_(True)
+                y = output(xt)
                 if gradient:
-                    (g,) = torch.autograd.grad(y.sum(), qt)
-                    grads.append(g[0].detach().cpu().double().numpy())
+                    (g,) = torch.autograd.grad(y.sum(), xt)
+                    grads.append(g.detach().cpu().double().numpy())
             ys.append(y.detach().cpu().double().numpy())
         return np.concatenate(ys), (np.concatenate(grads) if gradient else None)
 

@@ -157,18 +157,12 @@ def _assemble(grid: Grid, normalization: Any, plan: _Plan, options: FitOptions, 
         return _assemble_spline(grid, normalization, plan, options)
     layers = options.layers()
     slots = [r for r in range(plan.total) if r in plan.fits]
-    network_index = np.full(plan.total, -1, dtype=np.int64)
-    network_index[slots] = np.arange(len(slots))
-    constant_value = np.full(plan.total, -1.0 if constant else 0.0, dtype=np.float32)
-    for r, value in plan.flat.items():
-        constant_value[r] = value
     weights = [np.stack([plan.fits[r].weights[i] for r in slots]) if slots else
                np.zeros((0, lay.out_features, lay.in_features), np.float32) for i, lay in enumerate(layers)]
     biases = [np.stack([plan.fits[r].biases[i] for r in slots]) if slots else
               np.zeros((0, lay.out_features), np.float32) for i, lay in enumerate(layers)]
-    regions = Regions(plan.bounds, network_index, constant_value, options.ramp_width,
-                      {"method": "paper-eq3", "max_size": options.max_region_size, "min_overlap": options.min_overlap})
-    return NeuralMapContent(grid.geometry, normalization, regions, layers, weights, biases)
+    return NeuralMapContent(grid.geometry, normalization, _regions(plan, slots, options, -1.0 if constant else 0.0),
+                            layers, weights, biases)
 
 
 def _tiling_method(options: FitOptions) -> str:
@@ -177,8 +171,12 @@ def _tiling_method(options: FitOptions) -> str:
     return "balanced" if options.method == "spline" else "paper-eq3"
 
 
-def _regions(plan: _Plan, network_index: np.ndarray, options: FitOptions) -> Regions:
-    constant_value = np.zeros(plan.total, dtype=np.float32)
+def _regions(plan: _Plan, slots: list[int], options: FitOptions, fill: float = 0.0) -> Regions:
+    """The regions of a fit: ``slots`` (region indices, in slot order) have networks; flat regions hold their
+    constant, any other region ``fill`` (network output units)."""
+    network_index = np.full(plan.total, -1, dtype=np.int64)
+    network_index[slots] = np.arange(len(slots))
+    constant_value = np.full(plan.total, fill, dtype=np.float32)
     for r, value in plan.flat.items():
         constant_value[r] = value
     return Regions(plan.bounds, network_index, constant_value, options.ramp_width,
@@ -191,13 +189,11 @@ def _assemble_spline(grid: Grid, normalization: Any, plan: _Plan, options: FitOp
     coefficients and the zero correction network."""
     assert plan.coefficients is not None
     slots = [r for r in range(plan.total) if r not in plan.flat]
-    network_index = np.full(plan.total, -1, dtype=np.int64)
-    network_index[slots] = np.arange(len(slots))
     layers = spline.correction_layers()
     weights = [np.zeros((len(slots), lay.out_features, lay.in_features), np.float32) for lay in layers]
     biases = [np.zeros((len(slots), lay.out_features), np.float32) for lay in layers]
     windows = spline.region_windows(plan.coefficients, plan.bounds, slots, options.spline_order)
-    return NeuralMapContent(grid.geometry, normalization, _regions(plan, network_index, options), layers, weights,
+    return NeuralMapContent(grid.geometry, normalization, _regions(plan, slots, options), layers, weights,
                             biases, feature_grid=windows, feature_grid_order=options.spline_order)
 
 
