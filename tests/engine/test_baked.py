@@ -28,7 +28,8 @@ def opened(request, tmp_path_factory) -> nemap.NeuralMap:
 
 def test_baked_queries_stay_within_their_reported_error(opened: nemap.NeuralMap) -> None:
     baked = opened.baked()
-    assert baked.geometry.voxel_size == pytest.approx(tuple(v / 2 for v in opened.geometry.voxel_size))
+    assert baked.geometry.voxel_size in [pytest.approx(tuple(v / k for v in opened.geometry.voxel_size)) for k in (2, 3, 4)]
+    assert baked.error["voxel_size"] == list(baked.geometry.voxel_size)
     lo, hi = opened.geometry.extent
     points = lo + np.random.default_rng(7).uniform(0, 1, (3000, 3)) * (hi - lo)
     d, g = opened.evaluate(points)
@@ -47,3 +48,35 @@ def test_baked_queries_outside_the_map_are_nan_and_bad_shapes_refused(opened: ne
     assert np.all(np.isnan(d)) and np.all(np.isnan(g))
     with pytest.raises(ArgumentError, match="xyz"):
         baked.density(np.zeros((4, 2)))
+
+
+def test_baked_spline_is_scipys_cubic_spline_and_its_gradient_its_slope(opened: nemap.NeuralMap) -> None:
+    from scipy import ndimage
+
+    baked = opened.baked(voxel_size=0.7)
+    samples = opened.sample(voxel_size=0.7).values.astype(np.float64)
+    lo, hi = opened.geometry.extent
+    points = lo + np.random.default_rng(3).uniform(0, 1, (2000, 3)) * (hi - lo)
+    q = baked.geometry.to_index(points)
+    within = np.all(q <= np.asarray(baked.geometry.grid_shape) - 1, axis=1)  # beyond the last sample: clamped
+    points, q = points[within], q[within]
+    expected = ndimage.map_coordinates(samples, q.T, order=3, mode="mirror")
+    d, g = baked.evaluate(points)
+    span = np.ptp(samples)
+    assert np.abs(d - expected).max() < 1e-5 * span
+    inner = points[np.all((q > 1) & (q < np.asarray(baked.geometry.grid_shape) - 2), axis=1)][:200]
+    h = 1e-2  # Å; the spline is evaluated in float32
+    fd = np.stack([(baked.density(inner + h * e) - baked.density(inner - h * e)) / (2 * h) for e in np.eye(3)], axis=1)
+    np.testing.assert_allclose(baked.gradient(inner), fd, atol=2e-3 * np.abs(fd).max())
+
+
+def test_default_bake_refines_until_the_target_error(opened: nemap.NeuralMap, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nemap.engine import baked as baked_module
+
+    coarse = opened.baked()
+    assert coarse.error["density_max"] <= baked_module.TARGET_ERROR or len(coarse.geometry.voxel_size) == 3
+    monkeypatch.setattr(baked_module, "TARGET_ERROR", 1e-12)  # unreachable: every subdivision tried, then a warning
+    with pytest.warns(nemap.NemapWarning, match="largest density error"):
+        finest = opened.baked()
+    assert finest.geometry.voxel_size == pytest.approx(tuple(v / 4 for v in opened.geometry.voxel_size))
+    assert finest.error["density_max"] < coarse.error["density_max"] or coarse.error["density_max"] <= 1e-3

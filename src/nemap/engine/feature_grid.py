@@ -58,6 +58,17 @@ def spline_features(coefficients: torch.Tensor, t: torch.Tensor, order: int) -> 
     return torch.einsum("bcmijk,bmi,bmj,bmk->bmc", picked, w[..., 0, :], w[..., 1, :], w[..., 2, :])
 
 
+def axis_matrix(local: torch.Tensor, order: int, nodes: int) -> torch.Tensor:
+    """B-spline weights [n, nodes] along one axis at positions ``local`` = q − first [n] (index units), in
+    local's dtype: f₀ on a grid is these matrices applied to the coefficient grid axis by axis."""
+    m = margin(order)
+    t = local + float(m)
+    cell = torch.clamp(torch.floor(t), min=float(m), max=float(nodes - m - 2))
+    rows = torch.zeros(local.shape[0], nodes, dtype=local.dtype)
+    columns = (cell.long() - m)[:, None] + torch.arange(order + 1)
+    return rows.scatter_(1, columns, bspline_weights(t - cell, order))
+
+
 def interpolation_gate(q: torch.Tensor) -> torch.Tensor:
     """g(q) = 1 − Π_a cos²(π q_a): 0 with zero gradient at every voxel centre, smooth, period 1 voxel."""
     return 1.0 - torch.prod(torch.cos(math.pi * q) ** 2, dim=-1)

@@ -169,9 +169,10 @@ class NeuralMap:
         return self.engine(device).sample(target)
 
     def baked(self, voxel_size: Any = None, device: str = "cpu") -> Any:
-        """A ``BakedMap``: the map sampled once on a grid of ``voxel_size`` Å (default half the map's) and
-        queried through a cubic B-spline, fast for bulk work; its ``error`` says how far it is from the exact
-        queries (density as a fraction of the range, gradient relative to the largest gradient)."""
+        """A ``BakedMap``: the map sampled once on a grid of ``voxel_size`` Å and queried through a cubic
+        B-spline, fast for bulk work; its ``error`` says how far it is from the exact queries (density as a
+        fraction of the range, gradient relative to the largest gradient). Default grid: the coarsest of ½, ⅓,
+        ¼ of the map's voxel size whose density error is ≤ 1e-3 of the range (a warning when none is)."""
         from nemap.engine.baked import BakedMap
 
         return BakedMap(self, voxel_size, device=device)

@@ -45,3 +45,25 @@ def forward(u: torch.Tensor, weights: Sequence[torch.Tensor], biases: Sequence[t
         a = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
         h = torch.sin(layer.omega * a) if layer.activation == "sine" else a
     return h.squeeze(-1)
+
+
+def folded(weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor],
+           layers: Sequence[Layer]) -> list[tuple[torch.Tensor, torch.Tensor, bool]]:
+    """One network prepared for queries: per layer (ω·Wᵀ [in, out], ω·b [out], is_sine), so that a layer is
+    one ``addmm`` and one ``sin`` (sin(ω(Wh + b)) = sin((ωW)h + ωb)); weights [out, in], biases [out]."""
+    out = []
+    for layer, w, b in zip(layers, weights, biases):
+        scale = float(layer.omega) if layer.activation == "sine" else 1.0
+        out.append(((w * scale).t().contiguous(), (b * scale).contiguous(), layer.activation == "sine"))
+    return out
+
+
+def run(h: torch.Tensor, network: Sequence[tuple[torch.Tensor, torch.Tensor, bool]]) -> torch.Tensor:
+    """Outputs y [V] of one :func:`folded` network at inputs h [V, in]; sines in place unless autograd
+    records the pass."""
+    in_place = not torch.is_grad_enabled()
+    for w, b, sine in network:
+        h = torch.addmm(b, h, w)
+        if sine:
+            h = h.sin_() if in_place else torch.sin(h)
+    return h.squeeze(-1)

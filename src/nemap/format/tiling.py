@@ -73,17 +73,11 @@ def smoothstep_derivative(t: np.ndarray) -> np.ndarray:
     return np.where(inside, 6.0 * t * (1.0 - t), 0.0)
 
 
-def blend_weights(q: np.ndarray, bounds: np.ndarray, grid_shape, ramp_width: float) -> tuple[np.ndarray, np.ndarray]:
-    """Unnormalized weights w [N, R] and their index-space gradients [N, R, 3] at points q [N, 3].
-
-    w_r(q) = Π_a L_ra(q_a) · U_ra(q_a) with L = s((q − first)/ρ) unless first = 0 (then 1) and
-    U = s((last − q)/ρ) unless last = n − 1 (then 1): a region fades out only at faces that lie
-    inside the grid.
-    """
-    q = np.asarray(q, dtype=np.float64)[:, None, :]
-    first = bounds[None, :, 0, :].astype(np.float64)
-    last = bounds[None, :, 1, :].astype(np.float64)
-    top = (np.asarray(grid_shape, dtype=np.float64) - 1.0)[None, None, :]
+def axis_factors(q: np.ndarray, first: np.ndarray, last: np.ndarray, top: np.ndarray,
+                 ramp_width: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per-axis blending factors f = L·U and their derivatives df/dq at index coordinates q (arrays that
+    broadcast together; ``top`` = n − 1 of each axis): L = s((q − first)/ρ) unless first = 0 (then 1), U =
+    s((last − q)/ρ) unless last = top (then 1). A region's weight is the product of its three factors."""
     lo_open = first > 0
     hi_open = last < top
     tl = (q - first) / ramp_width
@@ -92,8 +86,20 @@ def blend_weights(q: np.ndarray, bounds: np.ndarray, grid_shape, ramp_width: flo
     hi = np.where(hi_open, smoothstep(tu), 1.0)
     dlo = np.where(lo_open, smoothstep_derivative(tl) / ramp_width, 0.0)
     dhi = np.where(hi_open, -smoothstep_derivative(tu) / ramp_width, 0.0)
-    f = lo * hi  # per-axis factor [N, R, 3]
-    df = dlo * hi + lo * dhi
+    return lo * hi, dlo * hi + lo * dhi
+
+
+def blend_weights(q: np.ndarray, bounds: np.ndarray, grid_shape, ramp_width: float) -> tuple[np.ndarray, np.ndarray]:
+    """Unnormalized weights w [N, R] and their index-space gradients [N, R, 3] at points q [N, 3].
+
+    w_r(q) = Π_a L_ra(q_a) · U_ra(q_a) (:func:`axis_factors`): a region fades out only at faces that lie
+    inside the grid.
+    """
+    q = np.asarray(q, dtype=np.float64)[:, None, :]
+    first = bounds[None, :, 0, :].astype(np.float64)
+    last = bounds[None, :, 1, :].astype(np.float64)
+    top = (np.asarray(grid_shape, dtype=np.float64) - 1.0)[None, None, :]
+    f, df = axis_factors(q, first, last, top, ramp_width)  # per-axis factor [N, R, 3]
     w = np.prod(f, axis=2)
     grad = np.empty_like(f)
     for a in range(3):
