@@ -23,6 +23,7 @@ TOY_RUNS = {
     "decimation": ["--toy"],
     "whole_maps": ["--toy"],
     "queries": ["--toy"],
+    "resolution": ["--toy"],
 }
 
 

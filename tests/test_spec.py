@@ -53,6 +53,13 @@ def test_bundled_extension_schema_is_the_spec_schema() -> None:
     jsonschema.Draft202012Validator.check_schema(on_disk)
 
 
+def test_bundled_evidence_schema_is_the_spec_schema() -> None:
+    on_disk = json.loads((SPEC.parent / "0.2" / "schema" / "evidence.schema.json").read_text())
+    assert load_schema("evidence") == on_disk
+    jsonschema.Draft202012Validator.check_schema(on_disk)
+    assert not {"dependentRequired", "dependentSchemas", "unevaluatedProperties"} & set(json.dumps(on_disk).split('"'))
+
+
 def test_bundled_schema_is_the_spec_schema_and_draft07_safe() -> None:
     on_disk = json.loads((SPEC / "schema" / "header.schema.json").read_text("utf-8"))
     assert load_schema() == on_disk

@@ -172,7 +172,7 @@ def test_cli_runs_the_engine_program_and_validates(capsys) -> None:
     reader = f'"{sys.executable}" -m nemap.conformance.engine_reader'
     assert main(["conformance", "--reader", reader]) == 0
     out = capsys.readouterr().out
-    assert f"{len(CASES)}/{len(CASES)} cases pass (query, validate)" in out
+    assert f"{len(CASES)}/{len(CASES)} cases pass (query, validate, local_resolution)" in out
 
 
 def test_cli_fails_for_a_reader_that_answers_nonsense(tmp_path: Path, capsys) -> None:

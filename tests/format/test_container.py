@@ -153,6 +153,10 @@ MESSAGES = {
     "feature_grid_order_4": "order", "feature_grid_nodes_too_few": "node_shape",
     "feature_grid_missing": "NEMAP_feature_grid/coefficients", "feature_grid_nonfinite": "NaN",
     "feature_grid_inputs": "chain",
+    "evidence_in_0_1": "0.2 or later", "evidence_fsc_without_half_maps": "half_maps",
+    "evidence_fsc_missing": "/evidence/fsc", "evidence_mask_length": "/evidence/mask",
+    "evidence_fsc_out_of_range": "[−1, 1]", "evidence_local_resolution_negative": "≥ 0 Å",
+    "evidence_mask_padding": "padding bits",
 }
 
 
@@ -173,6 +177,9 @@ def test_invalid_fixture_is_refused_in_one_line(case: str) -> None:
         with pytest.raises(FormatError) as err:
             with nemap.open(path) as m:
                 m.weights
+    elif case.startswith("evidence_"):  # evidence never changes evaluation: others may ignore it; we check it
+        with pytest.raises(FormatError) as err:
+            nemap.open(path, verify=True)
     else:
         with nemap.open(path) as m:  # a reader may skip digests and coverage ...
             m.weights

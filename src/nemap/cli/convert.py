@@ -54,6 +54,10 @@ def _add_fitting(fit: Any) -> None:
     fit.add_argument("--contour", type=float, default=None, help="recommended contour level (source units)")
     fit.add_argument("--origin-convention", default="auto", choices=ORIGIN_CONVENTIONS,
                      help="how to place the MRC map (default: ORIGIN if non-zero, else NSTART)")
+    fit.add_argument("--half-maps", nargs=2, default=None, metavar=("H1", "H2"),
+                     help="half maps on the map's grid: their FSC, local resolution (and --mask) are stored in the "
+                          "file (format 0.2) and the FSC = 0.143 resolution is the map's unless --resolution is given")
+    fit.add_argument("--mask", default=None, help="MRC mask stored with --half-maps (and used for their FSC)")
     fit.add_argument("--ignore-cell-angles", action="store_true",
                      help="read a non-orthogonal (crystallographic) cell as if its angles were 90°")
 
@@ -80,7 +84,7 @@ def _fit(args: argparse.Namespace) -> int:
     header = convert.mrc_to_nemap(args.input, args.output, options, force=args.force, resolution=args.resolution,
                                   contour=args.contour, origin_convention=args.origin_convention,
                                   ignore_cell_angles=args.ignore_cell_angles, progress=not args.quiet,
-                                  command=["nemap", *sys.argv[1:]])
+                                  command=["nemap", *sys.argv[1:]], half_maps=args.half_maps, mask=args.mask)
     print(format_fidelity(args.output, header))
     return 0
 
@@ -110,6 +114,8 @@ def format_fidelity(path: str, header: dict[str, Any], max_regions: int = 8) -> 
     for t in training:
         reasons[t["stop_reason"]] = reasons.get(t["stop_reason"], 0) + 1
     lines.append("  stop reasons: " + ", ".join(f"{k} {v}" for k, v in sorted(reasons.items())))
+    if "fsc" in fid:
+        lines.append("  " + faithful_to(fid["fsc"]))
     order = list(range(len(fid["regions"])))
     if len(order) > max_regions:  # a big map: the worst regions only; all of them are in the file
         order = sorted(order, key=lambda i: -fid["regions"][i]["max_abs_error"])[:max_regions]
@@ -121,3 +127,10 @@ def format_fidelity(path: str, header: dict[str, Any], max_regions: int = 8) -> 
         lines.append(f"  region {i:<4d} RMSE {r['rmse']:.4g}   max |error| {r['max_abs_error']:.4g}   "
                      f"correlation {r['correlation']:.6f}   ({steps})")
     return "\n".join(lines)
+
+
+def faithful_to(f: dict[str, Any]) -> str:
+    """"faithful to X Å (FSC 0.5)" from the FSC of a neural map against its source."""
+    if not f["crossed_05"]:
+        return f"faithful up to Nyquist ({f['nyquist']:.3g} Å): FSC against the source ≥ 0.5 at every shell"
+    return f"faithful to {f['resolution_05']:.3g} Å (FSC 0.5 against the source; 0.143 at {f['resolution_0143']:.3g} Å)"

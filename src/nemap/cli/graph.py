@@ -13,7 +13,8 @@ from nemap.format.errors import NemapError
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("graph", parents=[common], help="a graph of density peaks (nodes, edges) from a .nemap file",
                        description="Seeds on a 0.5 Å grid at density ≥ the threshold climb the density; endpoints "
-                                   "within 0.2 Å are one node; nodes at most 2 × resolution apart are linked. The "
+                                   "within 0.2 Å are one node; nodes at most 2 × resolution apart are linked (2 × the local resolution at their midpoint when "
+                                   "the file carries a local-resolution grid). The "
                                    "output format follows the suffix: .npz .json .graphml .pdb .cif .cmm")
     p.add_argument("file", help=".nemap file")
     p.add_argument("-o", "--output", required=True, help="graph file (.npz, .json, .graphml, .pdb, .cif, .cmm)")
@@ -54,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.output}: no seed has density ≥ {g.threshold:.4g}: the graph is empty")
         return 0
     print(f"{args.output}: {g.node_count} nodes, {g.edge_count} edges ({args.method} method, threshold "
-          f"{g.threshold:.4g}, edges ≤ {2 * g.resolution:g} Å); {st['seeds']} seeds, {st['walkers']} climbed, "
+          f"{g.threshold:.4g}, edges: {st['edge_rule']}); {st['seeds']} seeds, {st['walkers']} climbed, "
           f"{st['climb_evaluations']} evaluations ({st['evaluations_per_seed']:.2f} per seed), "
           f"{st['isolated_removed']} isolated nodes removed")
     return 0

@@ -25,7 +25,7 @@ def handle(request: dict[str, Any]) -> dict[str, Any]:
     op = request.get("op")
     if op == "hello":
         return {"name": "nemap (reference engine)", "version": __version__,
-                "spec_versions": [container.VERSION_STRING], "ops": ["query", "validate"]}
+                "spec_versions": [container.VERSION_STRING], "ops": ["query", "validate", "local_resolution"]}
     if op == "validate":
         return validate(request["file"]).to_json()
     if op == "query":
@@ -36,6 +36,12 @@ def handle(request: dict[str, Any]) -> dict[str, Any]:
         except NemapError as exc:
             return error_answer(exc.code, str(exc))
         return {"density": json_floats(density), "gradient": json_floats(gradient)}
+    if op == "local_resolution":
+        try:
+            with open_nemap(request["file"]) as m:
+                return {"local_resolution": json_floats(m.local_resolution(np.array(request["points"], dtype=np.float64)))}
+        except NemapError as exc:
+            return error_answer(exc.code, str(exc))
     return error_answer("UNSUPPORTED_OP", f"unknown op {op!r}")
 
 

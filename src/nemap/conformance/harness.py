@@ -39,6 +39,7 @@ class Case:
     points: list[list[float | None]]
     density: np.ndarray | None = None   # expected, NaN where null
     gradient: np.ndarray | None = None
+    local_resolution: np.ndarray | None = None  # expected Å (spec/0.2/nemap.md R-EVD-03), NaN where null
 
     @property
     def name(self) -> str:
@@ -83,6 +84,8 @@ def load_suite(root: Path, workdir: Path | None = None) -> list[Case]:
             if kind == "valid":
                 case.density = float_array(queries["density"])
                 case.gradient = float_array(queries["gradient"]).reshape(-1, 3)
+                if "local_resolution" in queries:
+                    case.local_resolution = float_array(queries["local_resolution"])
             cases.append(case)
     return cases
 
@@ -174,6 +177,27 @@ def _check_query(case: Case, answer: dict[str, Any], result: Result) -> None:
                          f"gradient error {result.gradient_error:.2g} × tolerance" + ("" if ok else "  EXCEEDS"))
 
 
+LOCAL_RESOLUTION_TOLERANCE = 1e-6  # of the largest expected value: the grid is float32, read exactly
+
+
+def _check_local_resolution(case: Case, answer: dict[str, Any], result: Result) -> None:
+    """The optional local_resolution operation against the expected values (NaN exactly where unknown)."""
+    want = case.local_resolution
+    assert want is not None
+    try:
+        got = float_array(answer["local_resolution"])
+    except (KeyError, TypeError, ValueError):
+        result.passed = False
+        result.checks.append(f"local_resolution: no answer ({answer.get('error', answer)})")
+        return
+    known = ~np.isnan(want)
+    ok = got.shape == want.shape and np.array_equal(np.isnan(got), ~known) and bool(
+        np.all(np.abs(got[known] - want[known]) <= LOCAL_RESOLUTION_TOLERANCE * np.nanmax(want, initial=1.0)))
+    result.passed &= ok
+    result.checks.append(f"local_resolution: {int(known.sum())} known of {want.size} points"
+                         + (" as expected" if ok else "  DIFFERS"))
+
+
 def _check_validate(case: Case, answer: dict[str, Any], result: Result) -> None:
     if "error" in answer:
         result.passed = False
@@ -203,6 +227,9 @@ def run_case(reader: Handler, case: Case, ops: list[str]) -> Result:
                 result.checks.append("query: the reader evaluated a file it must refuse")
         else:
             result.checks.append("query: reader may read or refuse (checked by validators only)")
+    if case.local_resolution is not None and "local_resolution" in ops:
+        _check_local_resolution(case, reader({"op": "local_resolution", "file": str(case.file), "points": case.points}),
+                                result)
     if "validate" in ops:
         _check_validate(case, reader({"op": "validate", "file": str(case.file)}), result)
     return result
@@ -213,7 +240,7 @@ def run_suite(reader: Handler, root: Path | None = None,
     """Run every case; returns the reader's hello answer and one Result per case."""
     cases = load_suite(root or default_suite())
     hello = reader({"op": "hello"})
-    ops = [op for op in hello.get("ops", ["query"]) if op in ("query", "validate")]
+    ops = [op for op in hello.get("ops", ["query"]) if op in ("query", "validate", "local_resolution")]
     results = []
     for case in cases:
         try:

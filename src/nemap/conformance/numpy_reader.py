@@ -20,6 +20,7 @@ Spec sections are cited where each rule is implemented.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -414,6 +415,36 @@ class NemapFile:
             if "sha256:" + hashlib.sha256(canonical.tobytes()).hexdigest() != want:
                 _fail("INTEGRITY_DIGEST_MISMATCH", p)
 
+    # spec/0.2/nemap.md §5.1, R-EVD-03: the local resolution stored as evidence (one point at a time, in Python floats)
+    def local_resolution(self, points: Any) -> list[float | None]:
+        """Å at each point [N, 3] (None where unknown, or everywhere when the file has no grid)."""
+        member = (self.header.get("evidence") or {}).get("local_resolution")
+        if not isinstance(member, dict):
+            return [None] * len(points)
+        shape = tuple(int(n) for n in member["grid_shape"])
+        with h5py.File(self.path, "r") as f:
+            grid = np.asarray(self._dataset(f, "/evidence/local_resolution", shape, "<f4")[()], dtype=np.float64)
+        a = member["index_to_physical"]
+        out: list[float | None] = []
+        for p in np.asarray(points, dtype=np.float64).reshape(-1, 3):
+            if not all(math.isfinite(float(c)) for c in p):
+                out.append(None)
+                continue
+            q = [min(max((float(p[k]) - a[k][3]) / a[k][k], 0.0), shape[k] - 1.0) for k in range(3)]
+            base = [min(int(math.floor(q[k])), max(shape[k] - 2, 0)) for k in range(3)]
+            num = den = 0.0
+            for corner in itertools.product((0, 1), repeat=3):
+                node = tuple(min(base[k] + corner[k], shape[k] - 1) for k in range(3))
+                w = 1.0
+                for k in range(3):
+                    t = q[k] - base[k]
+                    w *= t if corner[k] else 1.0 - t
+                if grid[node] > 0:
+                    num += w * grid[node]
+                    den += w
+            out.append(num / den if den > 0 else None)
+        return out
+
     # §9: evaluation
     def evaluate(self, points: Any, dtype: Any = np.float64) -> tuple[np.ndarray, np.ndarray]:
         """Density [N] and gradient [N, 3] (density units per Å) at points [N, 3] (Å, x, y, z).
@@ -556,7 +587,8 @@ def handle(request: dict[str, Any], dtype: Any = np.float64) -> dict[str, Any]:
     """Answer one protocol request."""
     op = request.get("op")
     if op == "hello":
-        return {"name": "nemap numpy_reader (independent)", "version": "0.1", "spec_versions": ["0.1"], "ops": ["query"]}
+        return {"name": "nemap numpy_reader (independent)", "version": "0.1", "spec_versions": ["0.1", "0.2"],
+                "ops": ["query", "local_resolution"]}
     if op == "query":
         try:
             f = NemapFile(request["file"])
@@ -567,6 +599,11 @@ def handle(request: dict[str, Any], dtype: Any = np.float64) -> dict[str, Any]:
         except Exception as exc:  # anything else unreadable: refused, without a code
             return {"error": {"code": None, "message": f"{type(exc).__name__}: {exc}"}}
         return {"density": _json_floats(d), "gradient": _json_floats(g)}
+    if op == "local_resolution":
+        try:
+            return {"local_resolution": NemapFile(request["file"]).local_resolution(request["points"])}
+        except ReaderError as exc:
+            return {"error": {"code": exc.code, "message": exc.message}}
     return {"error": {"code": "UNSUPPORTED_OP", "message": f"unknown op {op!r}"}}
 
 

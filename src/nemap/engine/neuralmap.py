@@ -13,9 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from nemap.format import container
+from nemap.format import container, evidence
 from nemap.format.content import Layer, Normalization, Regions
 from nemap.format.errors import FormatError, NemapError
+from nemap.format.evidence import Evidence
 from nemap.format.geometry import Geometry, Grid, grid_over_box
 
 
@@ -47,6 +48,7 @@ class NeuralMap:
         self._weights: list[np.ndarray] | None = None
         self._biases: list[np.ndarray] | None = None
         self._feature_grid: np.ndarray | None = None
+        self._evidence: Evidence | None = None
         if verify:
             self._load_network()
 
@@ -137,7 +139,9 @@ class NeuralMap:
         """The graph of density peaks (``nemap.graph.PeakGraph``: pos [N, 3] Å, density, edge_index
         [2, E] both directions, edge_length Å; ``.to_networkx()``). Threshold: ``threshold`` (source
         units), the file's contour level (``contour=True``) or μ + ``sigma``·σ (default 3) of the
-        normalized densities. Resolution (Å): the argument or the file's header."""
+        normalized densities. Resolution (Å): the argument or the file's header. When the file carries a
+        local-resolution grid, nodes are linked when closer than 2 × the local resolution at their midpoint
+        (the global resolution where it has none); ``stats["edge_rule"]`` says which rule was used."""
         from nemap import graph
 
         res = resolution if resolution is not None else self.resolution
@@ -153,8 +157,10 @@ class NeuralMap:
         t = graph.threshold_for(self.normalization, threshold=threshold, sigma=sigma, contour=level,
                                 path=str(self.path))
         engine = self.engine(device)
+        grid = self.evidence.local_resolution_grid
+        local = None if grid is None or not (grid > 0).any() else (self.local_resolution, float(grid.max()))
         return graph.extract(lambda xyz, grad: engine.evaluate(xyz, gradient=grad), self.geometry.extent,
-                             float(res), t, method=method)
+                             float(res), t, method=method, local_resolution=local)
 
     def sample(self, voxel_size: Any = None, origin: Any = None, shape: Any = None, device: str = "cpu") -> Grid:
         """Density on a regular grid: positions origin + (i, j, k)·voxel_size exactly (Å, x, y, z).
@@ -176,6 +182,34 @@ class NeuralMap:
         from nemap.engine.baked import BakedMap
 
         return BakedMap(self, voxel_size, device=device)
+
+    # -- resolution evidence (spec/0.2/nemap.md §5.1) --------------------------------------------
+    @property
+    def evidence(self) -> Evidence:
+        """The file's resolution evidence (empty when it has none); arrays are read on first use."""
+        if self._evidence is None:
+            member = self.header.get("evidence") or {}
+            self._evidence = Evidence(
+                half_maps=list(member.get("half_maps", [])), fsc=member.get("fsc"),
+                fsc_table=self._read(evidence.FSC_PATH) if "fsc" in member else None,
+                local_resolution=member.get("local_resolution"),
+                local_resolution_grid=self._read(evidence.LOCAL_RESOLUTION_PATH) if "local_resolution" in member else None,
+                mask=member.get("mask"), mask_bits=self._read(evidence.MASK_PATH) if "mask" in member else None)
+        return self._evidence
+
+    def local_resolution(self, xyz: Any) -> np.ndarray:
+        """Local resolution (Å) at Å positions xyz [N, 3] (x, y, z) from the file's local-resolution grid
+        (spec/0.2/nemap.md R-EVD-03); NaN where unknown, and everywhere when the file has no grid."""
+        ev = self.evidence
+        p = np.asarray(xyz, dtype=np.float64).reshape(-1, 3)
+        if ev.local_resolution_grid is None:
+            return np.full(p.shape[0], np.nan)
+        return evidence.local_resolution_at(ev.local_resolution_grid, ev.local_resolution["index_to_physical"], p)
+
+    def mask(self) -> np.ndarray | None:
+        """The stored mask as booleans [nx, ny, nz] on the map's grid, or None."""
+        bits = self.evidence.mask_bits
+        return None if bits is None else evidence.unpack_mask(bits, self.geometry.grid_shape)
 
     @property
     def resolution(self) -> float | None:

@@ -20,7 +20,7 @@ import torch
 from nemap.engine.device import no_tf32, resolve_device
 from nemap.engine.query import Engine
 from nemap.fit import full_batch, sampled, spline
-from nemap.fit.fidelity import fidelity
+from nemap.fit.fidelity import fidelity, fsc_fidelity
 from nemap.fit.normalization import network_targets, normalization_for
 from nemap.fit.options import FitOptions
 from nemap.fit.resume import ResumeStore
@@ -95,6 +95,9 @@ def fit_map(grid: Grid, options: FitOptions, *, resume: Path | None = None,
     decoded = Engine.from_content(content, device=device).sample(grid.geometry).values
     content.provenance["training"] = _training_record(options, plan, device)
     content.provenance["fidelity"] = fidelity(grid, decoded, plan.bounds)
+    faithful = fsc_fidelity(grid, decoded)
+    if faithful is not None:
+        content.provenance["fidelity"]["fsc"] = faithful
     return content
 
 

@@ -41,6 +41,8 @@ CODES: dict[str, Code] = {
     # the NEMAP_feature_grid extension (spec/extensions/NEMAP_feature_grid/README.md)
     "FEATURE_GRID_INVALID": Code(ERROR, "NEMAP_feature_grid is not required, is in a file older than 0.2, or has "
                                         "fewer nodes than a region needs"),
+    "EVIDENCE_INVALID": Code(ERROR, "resolution evidence in a file older than 0.2, or evidence arrays whose values "
+                                    "break spec/0.2/nemap.md §5.1 (FSC table, local-resolution grid, mask padding)"),
     "EXTENSION_REQUIRED_UNSUPPORTED": Code(ERROR, "a required extension is not implemented by this reader"),
     "EXTENSION_UNSUPPORTED": Code(INFO, "an optional extension is ignored by this reader"),
     # header (spec §5)

@@ -25,6 +25,7 @@ import jsonschema
 import numpy as np
 
 from nemap.format.codes import CODES, ERROR, INFO, WARNING
+from nemap.format import evidence
 from nemap.format.content import Layer, NeuralMapContent, Normalization, Regions
 from nemap.format.errors import ArgumentError, FormatError
 from nemap.format.files import atomic_output
@@ -38,6 +39,7 @@ VERSION_STRING = f"{FORMAT_VERSION[0]}.{FORMAT_VERSION[1]}"
 BASE_VERSION_STRING = "0.1"  # what a file without extensions is written as (spec/0.2/nemap.md, R-VER-05)
 FEATURE_GRID = "NEMAP_feature_grid"
 FEATURE_GRID_PATH = f"/extensions/{FEATURE_GRID}/coefficients"
+EVIDENCE_SCHEMA = "evidence"  # schema/evidence/header.schema.json: the header's evidence member (spec/0.2/nemap.md §5.1)
 SUPPORTED_EXTENSIONS: frozenset[str] = frozenset({FEATURE_GRID})
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -410,6 +412,7 @@ class Inspector:
                      f"{self.file_version[0]}.{self.file_version[1]}" if self.file_version else "",
                      "/header#/nemap_version")
         self._check_extensions(header)
+        self._check_evidence_member(header)
         validator = jsonschema.Draft202012Validator(load_schema())
         errors = sorted(validator.iter_errors(header), key=lambda e: list(e.absolute_path))
         for err in errors:
@@ -449,6 +452,28 @@ class Inspector:
             pointer = "/".join(str(p) for p in err.absolute_path)
             self.add("SCHEMA_VIOLATION", f"header /extensions/{FEATURE_GRID}/{pointer}: {err.message}",
                      f"/header#/extensions/{FEATURE_GRID}/{pointer}", fatal=True)
+
+    def _check_evidence_member(self, header: dict[str, Any]) -> None:
+        """spec/0.2/nemap.md §5.1 (R-EVD-01): ``evidence`` only in a file of version 0.2 or later, valid against its schema."""
+        if "evidence" not in header:
+            return
+        if (self.file_version or (0, 0)) < (0, 2):
+            self.add("EVIDENCE_INVALID", "the evidence member needs a file of version 0.2 or later", "/header#/evidence")
+        validator = jsonschema.Draft202012Validator(load_schema(EVIDENCE_SCHEMA))
+        for err in validator.iter_errors(header["evidence"]):
+            pointer = "/".join(str(p) for p in err.absolute_path)
+            self.add("SCHEMA_VIOLATION", f"header /evidence/{pointer}: {err.message}", f"/header#/evidence/{pointer}",
+                     fatal=True)
+
+    def check_evidence_values(self, header: dict[str, Any], datasets: dict[str, h5py.Dataset]) -> None:
+        """R-EVD-02 to R-EVD-04: the values of the evidence arrays (small: read whole)."""
+        member = header.get("evidence")
+        if not member:
+            return
+        arrays = {p: datasets[p][()] for p in evidence.expected_datasets(member, header["geometry"]["grid_shape"])
+                  if p in datasets and p not in self.unreadable}
+        for path, message in evidence.problems(member, arrays, header["geometry"]["grid_shape"]):
+            self.add("EVIDENCE_INVALID", message, path)
 
     def _check_semantics(self, header: dict[str, Any]) -> None:
         geo = header["geometry"]
@@ -495,6 +520,8 @@ class Inspector:
         grid = feature_grid_member(header)
         if grid is not None:
             out[FEATURE_GRID_PATH] = ((n, grid["channels"], *grid["node_shape"]), "<f4")
+        if header.get("evidence"):
+            out.update(evidence.expected_datasets(header["evidence"], header["geometry"]["grid_shape"]))
         return out
 
     def check_datasets(self, header: dict[str, Any], datasets: dict[str, h5py.Dataset]) -> bool:
@@ -507,7 +534,7 @@ class Inspector:
                 self.add("DATASET_MISSING", f"required dataset {path} is missing", path)
                 continue
             self._check_dtype(path, ds, np.dtype(dtype))
-            if tuple(ds.shape) != shape:
+            if not _shape_matches(tuple(ds.shape), shape):
                 self.add("DATASET_SHAPE_MISMATCH", f"{path} has shape {tuple(ds.shape)}, the header implies {shape}", path)
         for path in SOURCE_DATASETS:
             ds = datasets.get(path)
@@ -599,6 +626,11 @@ class Inspector:
                 self.add("INTEGRITY_DIGEST_MISMATCH", f"{path} does not match its SHA-256 digest (file corrupted or edited)", path)
 
 
+def _shape_matches(got: tuple[int, ...], want: tuple[int, ...]) -> bool:
+    """Shapes agree; −1 in ``want`` stands for any length ≥ 2 (the shells of an FSC table)."""
+    return len(got) == len(want) and all(g == w or (w == -1 and g >= 2) for g, w in zip(got, want))
+
+
 # What h5py raises when the bytes of a file are damaged (libhdf5 errors surface as OSError, RuntimeError,
 # KeyError or ValueError; damaged names and strings as UnicodeDecodeError; absurd nesting as RecursionError).
 HDF5_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError, AttributeError, UnicodeDecodeError,
@@ -665,6 +697,7 @@ def _check_contents(ins: Inspector, f: h5py.File, values: bool, verify: bool) ->
                 ins.check_finite(p, ins.datasets[p][()])
         if FEATURE_GRID_PATH in required:
             ins.check_finite(FEATURE_GRID_PATH, ins.datasets[FEATURE_GRID_PATH][()])
+        ins.check_evidence_values(header, ins.datasets)
     if verify:
         ins.check_digests(header, ins.datasets)
 
@@ -699,6 +732,8 @@ def build_header(content: NeuralMapContent, digests: dict[str, str]) -> dict[str
         header["resolution"] = content.resolution
     if content.contour_level is not None:
         header["contour_level"] = content.contour_level
+    if content.evidence is not None and content.evidence.member():
+        header["evidence"] = content.evidence.member()
     header["normalization"] = content.normalization.to_json()
     regions: dict[str, Any] = {
         "count": content.regions.count,
@@ -731,6 +766,8 @@ def content_arrays(content: NeuralMapContent) -> dict[str, np.ndarray]:
         arrays[bp] = np.ascontiguousarray(b, dtype="<f4")
     if content.feature_grid is not None:
         arrays[FEATURE_GRID_PATH] = np.ascontiguousarray(content.feature_grid, dtype="<f4")
+    if content.evidence is not None:
+        arrays.update(content.evidence.arrays())
     if content.source_mrc_header is not None:
         arrays["/source/mrc_header"] = np.frombuffer(content.source_mrc_header, dtype="u1")
     return arrays
@@ -769,8 +806,10 @@ def write(path: str | os.PathLike, content: NeuralMapContent, *, force: bool = F
 
 
 def file_version(content: NeuralMapContent) -> str:
-    """The lowest version that describes ``content``: 0.2 when it uses NEMAP_feature_grid, else 0.1."""
-    return VERSION_STRING if content.feature_grid is not None else BASE_VERSION_STRING
+    """The lowest version that describes ``content``: 0.2 when it uses NEMAP_feature_grid or carries
+    resolution evidence, else 0.1."""
+    newer = content.feature_grid is not None or (content.evidence is not None and bool(content.evidence.member()))
+    return VERSION_STRING if newer else BASE_VERSION_STRING
 
 
 def feature_grid_member(header: dict[str, Any]) -> dict[str, Any] | None:

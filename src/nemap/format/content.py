@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from nemap.format.evidence import Evidence
 from nemap.format.geometry import Geometry
 
 ACTIVATIONS = ("sine", "identity")
@@ -137,7 +138,7 @@ class NeuralMapContent:
     ``biases[l]`` float32 [N, out_l], N = regions.network_count, stacked in network_index order.
     ``feature_grid``: float32 [N, C, Kx, Ky, Kz] coefficient grids of the NEMAP_feature_grid extension
     (node k of slot s at index first − m + k, m = (order − 1)/2), or None for SIREN regions (format 0.1);
-    ``feature_grid_order``: their B-spline degree, 3 or 5."""
+    ``feature_grid_order``: their B-spline degree, 3 or 5. ``evidence``: resolution evidence (spec/0.2/nemap.md §5.1)."""
 
     geometry: Geometry
     normalization: Normalization
@@ -152,3 +153,4 @@ class NeuralMapContent:
     source_mrc_header: bytes | None = None
     feature_grid: np.ndarray | None = None
     feature_grid_order: int = 3
+    evidence: Evidence | None = None

@@ -325,14 +325,19 @@ def saddle_points(field_fn: Field, pos: np.ndarray, step: float = HESSIAN_STEP
     return saddle, v[:, :, -1], 6 * len(pos)
 
 
-def link(pos: np.ndarray, max_length: float) -> tuple[np.ndarray, np.ndarray]:
-    """Edges between nodes at most ``max_length`` Å apart: edge_index [2, E] (both directions), lengths."""
+def link(pos: np.ndarray, max_length: float, limit: Callable[[np.ndarray], np.ndarray] | None = None
+         ) -> tuple[np.ndarray, np.ndarray]:
+    """Edges between nodes at most ``max_length`` Å apart: edge_index [2, E] (both directions), lengths.
+    ``limit``: the largest length (Å) at each candidate pair's midpoint [M, 3] instead (none above max_length)."""
     from scipy.spatial import cKDTree
 
     if len(pos) < 2:
         return np.zeros((2, 0), dtype=np.int64), np.zeros(0)
     pairs = cKDTree(pos).query_pairs(max_length, output_type="ndarray").astype(np.int64)  # distances ≤ max_length
     lengths = np.linalg.norm(pos[pairs[:, 0]] - pos[pairs[:, 1]], axis=1)
+    if limit is not None and len(pairs):
+        keep = lengths <= limit(0.5 * (pos[pairs[:, 0]] + pos[pairs[:, 1]]))
+        pairs, lengths = pairs[keep], lengths[keep]
     order = np.lexsort((pairs[:, 1], pairs[:, 0]))
     pairs, lengths = pairs[order], lengths[order]
     edge_index = np.concatenate([pairs.T, pairs.T[::-1]], axis=1)
@@ -341,9 +346,13 @@ def link(pos: np.ndarray, max_length: float) -> tuple[np.ndarray, np.ndarray]:
 
 def extract(field_fn: Field, box: tuple[np.ndarray, np.ndarray], resolution: float, threshold: float,
             method: str = "fast", progress: Callable[[str], None] | None = None,
-            screened: np.ndarray | None = None) -> PeakGraph:
+            screened: np.ndarray | None = None,
+            local_resolution: tuple[Callable[[np.ndarray], np.ndarray], float] | None = None) -> PeakGraph:
     """The peak graph of a density field over ``box`` (lo, hi Å). ``threshold`` in source units.
-    ``screened``: the seed-grid densities of ``screen_box`` for this field and box, if already known."""
+    ``screened``: the seed-grid densities of ``screen_box`` for this field and box, if already known.
+    ``local_resolution``: (Å at positions [M, 3], NaN where unknown; the largest value it returns): nodes are
+    then linked when closer than 2 × the local resolution at their midpoint (``resolution`` where unknown),
+    else 2 × ``resolution``."""
     if method not in ("paper", "fast"):
         raise NemapError(f"unknown graph method {method!r}; choose paper or fast", code="BAD_ARGUMENT")
     check_number("resolution", resolution, above=0, unit="Å")
@@ -392,7 +401,7 @@ def extract(field_fn: Field, box: tuple[np.ndarray, np.ndarray], resolution: flo
             node_evaluations += len(pos)
             saddles_left = int(saddle.sum())
     count = len(pos)
-    edge_index, edge_length = link(pos, EDGE_FACTOR * resolution)
+    edge_index, edge_length, counts["edge_rule"] = _edges(pos, resolution, local_resolution)
     linked = np.unique(edge_index[0])
     isolated = count - len(linked)
     remap = np.full(count, -1, dtype=np.int64)
@@ -405,6 +414,22 @@ def extract(field_fn: Field, box: tuple[np.ndarray, np.ndarray], resolution: flo
                   screening_s=round(t1 - t0, 3), climb_s=round(time.perf_counter() - t1, 3))
     return PeakGraph(pos, density, edge_index, edge_length, float(resolution), float(threshold),
                      (np.asarray(box[0], float), np.asarray(box[1], float)), method, counts)
+
+
+def _edges(pos: np.ndarray, resolution: float, local: tuple[Callable[[np.ndarray], np.ndarray], float] | None
+           ) -> tuple[np.ndarray, np.ndarray, str]:
+    """Edges by the global resolution, or by the local resolution at each pair's midpoint; and the rule."""
+    if local is None:
+        return (*link(pos, EDGE_FACTOR * resolution), f"length ≤ {EDGE_FACTOR:g} × global resolution {resolution:g} Å")
+    at, largest = local
+
+    def limit(mid: np.ndarray) -> np.ndarray:
+        r = at(mid)
+        return EDGE_FACTOR * np.where(np.isfinite(r) & (r > 0), r, resolution)
+
+    edge_index, edge_length = link(pos, EDGE_FACTOR * max(resolution, largest), limit)
+    return edge_index, edge_length, (f"length ≤ {EDGE_FACTOR:g} × local resolution at the midpoint (the file's "
+                                     f"local-resolution grid; {resolution:g} Å where it has none)")
 
 
 def threshold_for(normalization: Any, *, threshold: float | None = None, sigma: float | None = None,

@@ -80,8 +80,13 @@ class _Progress:
 def mrc_to_nemap(src: str | os.PathLike, dst: str | os.PathLike, options: FitOptions, *, force: bool = False,
                  resolution: float | None = None, contour: float | None = None, origin_convention: str = "auto",
                  ignore_cell_angles: bool = False, progress: bool = True, command: Sequence[str] | None = None,
+                 half_maps: Sequence[str | os.PathLike] | None = None, mask: str | os.PathLike | None = None,
                  ) -> dict[str, Any]:
     """Fit ``src`` (MRC) and write ``dst`` (.nemap). Returns the header written.
+
+    ``half_maps`` (two MRC files on the map's grid) and ``mask``: their FSC, local resolution and the mask are
+    stored as resolution evidence (format 0.2, spec/0.2/nemap.md §5.1), and the FSC = 0.143 resolution becomes
+    the map's resolution unless ``resolution`` is given.
 
     A conversion that is interrupted leaves ``DST.resume/`` with its finished regions; running the
     same conversion again picks them up. The output appears only when complete.
@@ -101,6 +106,7 @@ def mrc_to_nemap(src: str | os.PathLike, dst: str | os.PathLike, options: FitOpt
         log.setLevel(previous)
     check_memory(geometry.grid_shape, options, str(src))
     grid = read_mrc(src, origin_convention, ignore_cell_angles=ignore_cell_angles)
+    evidence = _evidence(half_maps, mask, grid.geometry)
     digest = file_sha256(src)
     key = {"source_sha256": digest, "options": options.to_json(), "origin_convention": origin_convention,
            "format": container.VERSION_STRING}
@@ -115,6 +121,12 @@ def mrc_to_nemap(src: str | os.PathLike, dst: str | os.PathLike, options: FitOpt
         bar.close()
     if resolution is not None:
         content.resolution = {"value": float(resolution), "source": "user"}
+    if evidence is not None:
+        content.evidence = evidence
+        if resolution is None:
+            content.resolution = {"value": float(evidence.fsc["resolution_0143"]), "source": "half_maps",
+                                  "criterion": "FSC=0.143" if evidence.fsc["crossed_0143"] else
+                                  "FSC=0.143 not reached: the finest shell (Nyquist)"}
     if contour is not None:
         content.contour_level = {"value": float(contour), "source": "user"}
     content.source_mrc_header = raw_header(src)
@@ -129,6 +141,21 @@ def mrc_to_nemap(src: str | os.PathLike, dst: str | os.PathLike, options: FitOpt
     header = container.write(dst, content, force=force)
     remove_resume_folder(resume)
     return header
+
+
+def _evidence(half_maps: Sequence[Any] | None, mask: Any, geometry: Geometry) -> Any:
+    """Resolution evidence from the half maps (None without them); computed before fitting, so that half maps
+    on another grid are refused at once."""
+    if half_maps is None:
+        if mask is not None:
+            raise ArgumentError("a mask is stored only with half maps: give 'half_maps' too", parameter="mask")
+        return None
+    if len(half_maps) != 2:
+        raise ArgumentError(f"'half_maps' must name two files, got {len(half_maps)}", parameter="half_maps")
+    from nemap.tools.resolution import half_map_evidence
+
+    log.info("resolution evidence from %s and %s", *half_maps)
+    return half_map_evidence(half_maps[0], half_maps[1], geometry, mask)
 
 
 def target_geometry(native: Geometry, voxel_size: Sequence[float] | None, box: Sequence[float] | None) -> Geometry:

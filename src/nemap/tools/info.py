@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import numpy as np
+
 from nemap.engine.neuralmap import open as open_nemap
 from nemap.io.mrc import is_mrc, mrc_info
 
@@ -49,7 +51,29 @@ def describe_nemap(path: str, with_provenance: bool = False) -> dict[str, Any]:
             "generator": m.provenance.get("generator"),
             "source": m.provenance.get("source", {}).get("filename"),
             "fidelity": m.provenance.get("fidelity", {}).get("overall"),
+            "faithful_to": m.provenance.get("fidelity", {}).get("fsc"),
+            **({"evidence": evidence_summary(m)} if m.header.get("evidence") else {}),
             "notices": [i.message for i in m.notices],
             "digests": "not checked (weights are read unverified; nemap validate checks every SHA-256)",
             **({"provenance": m.provenance} if with_provenance else {}),
         }
+
+
+def evidence_summary(m: Any) -> dict[str, Any]:
+    """The file's resolution evidence in brief: FSC resolutions and half maps, local-resolution range, mask."""
+    ev = m.evidence
+    out: dict[str, Any] = {}
+    if ev.fsc is not None:
+        out["fsc"] = {k: v for k, v in ev.fsc.items() if k != "columns"}
+        out["fsc"]["shells"] = int(ev.fsc_table.shape[0])
+        out["half_maps"] = [h.get("filename", h["sha256"][:12]) for h in ev.half_maps]
+    if ev.local_resolution_grid is not None:
+        known = ev.local_resolution_grid[ev.local_resolution_grid > 0]
+        out["local_resolution"] = {"grid_shape": ev.local_resolution["grid_shape"],
+                                   "window": ev.local_resolution.get("window"),
+                                   "min": float(known.min()) if known.size else None,
+                                   "median": float(np.median(known)) if known.size else None,
+                                   "max": float(known.max()) if known.size else None}
+    if ev.mask_bits is not None:
+        out["mask"] = {"voxels_inside": int(m.mask().sum()), "filename": ev.mask.get("filename")}
+    return out

@@ -148,3 +148,30 @@ def _draw(panels: list[tuple[str, np.ndarray]], overlay: np.ndarray | None, g: G
     with atomic_output(out, force=force) as partial:
         fig.savefig(partial, dpi=110, format="png")
     plt.close(fig)
+
+
+def fsc_plot(curve: Any, out: str | os.PathLike, *, force: bool = False) -> None:
+    """FSC against frequency (Å⁻¹; resolution in Å on the top axis), with the 0.143 and 0.5 lines; with a
+    mask also the masked, phase-randomized and corrected curves."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from nemap.format.files import atomic_output, check_output_path
+
+    check_output_path(out, force)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, values in curve.columns().items():
+        if name.startswith("fsc"):
+            ax.plot(curve.frequency, values, label=name.replace("_", " "))
+    for t in (0.143, 0.5):
+        ax.axhline(t, color="grey", lw=0.8, ls="--")
+    ax.set(xlabel="spatial frequency (Å⁻¹)", ylabel="FSC", ylim=(-0.1, 1.05))
+    top = ax.secondary_xaxis("top", functions=(lambda s: 1 / np.maximum(s, 1e-6), lambda r: 1 / np.maximum(r, 1e-6)))
+    top.set_xlabel("resolution (Å)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_output(out, force=force) as partial:
+        fig.savefig(partial, dpi=110, format="png")
+    plt.close(fig)

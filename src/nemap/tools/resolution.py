@@ -1,0 +1,120 @@
+"""Resolution from files: FSC of two maps (MRC or .nemap), a neural map against its source, local resolution
+written as an MRC map, and the evidence a conversion stores (spec/0.2/nemap.md §5.1)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nemap.engine.neuralmap import open as open_nemap
+from nemap.format.errors import NemapError
+from nemap.format.evidence import Evidence, pack_mask
+from nemap.format.files import is_nemap
+from nemap.format.geometry import Geometry, Grid
+from nemap.io.mrc import read_mrc, write_mrc
+from nemap.resolution.fsc import FscCurve, fsc
+from nemap.resolution.locres import LocalResolution, local_resolution
+from nemap.tools.convert import file_sha256
+
+log = logging.getLogger("nemap")
+
+
+def load_map(path: str | os.PathLike) -> Grid:
+    """An MRC map, or a .nemap file sampled on its own grid."""
+    if is_nemap(path):
+        with open_nemap(path) as m:
+            grid = m.sample()
+        return Grid(np.nan_to_num(grid.values), grid.geometry)
+    return read_mrc(path)
+
+
+def load_maps(paths: list[Any]) -> list[Grid | None]:
+    return [None if p is None else _named(load_map, p) for p in paths]
+
+
+def _named(load: Any, path: Any) -> Any:
+    try:
+        return load(path)
+    except NemapError as exc:
+        raise exc.with_path(path) from exc
+
+
+def fsc_files(half1: Any, half2: Any, mask: Any = None, randomize_below: float = 0.143) -> FscCurve:
+    """The FSC of two map files (and the masked, corrected curves with a mask file)."""
+    a, b, m = load_maps([half1, half2, mask])
+    return fsc(a, b, m, randomize_below=randomize_below, names=(str(half1), str(half2)), mask_name=str(mask))
+
+
+def fsc_against(neural: Any, source: Any) -> FscCurve:
+    """The FSC of a neural map, sampled on its source map's grid, against that source."""
+    src = _named(read_mrc, source)
+    with open_nemap(neural) as m:
+        sampled = m.sample(voxel_size=src.geometry.voxel_size, origin=src.geometry.origin,
+                           shape=src.geometry.grid_shape)
+    if np.isnan(sampled.values).any():
+        raise NemapError(f"{source}'s grid reaches outside the neural map {neural}: compare a map with its own source",
+                         code="GRIDS_DIFFER")
+    return fsc(sampled, src, names=(str(neural), str(source)))
+
+
+def locres_files(half1: Any, half2: Any, out: Any, mask: Any = None, *, window: float | None = None,
+                 step: int | None = None, threshold: float = 0.143, force: bool = False,
+                 progress: Any = None) -> LocalResolution:
+    """Local resolution of two half-map files, written to ``out`` (MRC, Å on the half maps' grid)."""
+    from nemap.format.files import check_output_path
+
+    check_output_path(out, force)
+    a, b, m = load_maps([half1, half2, mask])
+    result = local_resolution(a, b, m, window=window, step=step, threshold=threshold,
+                              names=(str(half1), str(half2)), progress=progress, mask_name=str(mask))
+    write_mrc(out, result.grid.values, result.grid.geometry, label="nemap locres (Å)", force=force)
+    return result
+
+
+def histogram(values: np.ndarray, bins: int = 10) -> list[str]:
+    """Lines of a text histogram of the estimated (> 0) local resolutions."""
+    v = values[values > 0]
+    if v.size == 0:
+        return ["no voxel estimated"]
+    counts, edges = np.histogram(v, bins=bins)
+    top = counts.max()
+    return [f"{lo:6.2f}–{hi:6.2f} Å {c:9d} {'#' * int(round(40 * c / top))}"
+            for lo, hi, c in zip(edges[:-1], edges[1:], counts)]
+
+
+def half_map_evidence(half1: Any, half2: Any, like: Geometry, mask: Any = None, *, locres: bool = True,
+                      progress: Any = None) -> Evidence:
+    """The evidence a conversion stores: FSC of the half maps (with the mask), their hashes, the coarse local
+    resolution and the mask. The half maps must lie on the map's grid (``like``)."""
+    a, b, m = load_maps([half1, half2, mask])
+    for name, g in ((half1, a), (half2, b)):
+        if g.geometry.grid_shape != like.grid_shape or not np.allclose(
+                g.geometry.voxel_size + g.geometry.origin, like.voxel_size + like.origin, rtol=1e-5, atol=1e-3):
+            raise NemapError(f"the half map {name} does not lie on the map's grid ({g.geometry.grid_shape} voxels of "
+                             f"{g.geometry.voxel_size} Å at {g.geometry.origin} vs {like.grid_shape} of "
+                             f"{like.voxel_size} Å at {like.origin})", code="GRIDS_DIFFER")
+    curve = fsc(a, b, m, names=(str(half1), str(half2)), mask_name=str(mask))
+    summary = curve.summary()
+    columns = curve.columns()
+    table = np.stack([np.where(np.isfinite(c), c, 0.0) for c in columns.values()], axis=1)
+    ev = Evidence(half_maps=[{"filename": Path(p).name, "sha256": file_sha256(p)} for p in (half1, half2)],
+                  fsc={"columns": list(columns), **{k: summary[k] for k in (
+                      "resolution_0143", "resolution_05", "crossed_0143", "crossed_05", "masked")},
+                       **({"randomized_from_resolution": summary["randomized_from_resolution"]}
+                          if "randomized_from_resolution" in summary else {})},
+                  fsc_table=table)
+    if locres:
+        result = local_resolution(a, b, m, names=(str(half1), str(half2)), progress=progress, mask_name=str(mask))
+        cg = result.coarse_geometry()
+        ev.local_resolution = {"grid_shape": list(cg.grid_shape), "index_to_physical": cg.index_to_physical.tolist(),
+                               "method": "fsc-window", "window": result.window, "step": result.step,
+                               "threshold": result.threshold}
+        ev.local_resolution_grid = np.nan_to_num(result.coarse, nan=0.0).astype(np.float32)
+    if m is not None:
+        ev.mask = {"encoding": "bits", "filename": Path(mask).name, "sha256": file_sha256(mask)}
+        ev.mask_bits = pack_mask(m.values >= 0.5)
+    return ev

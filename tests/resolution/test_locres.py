@@ -1,0 +1,63 @@
+"""Local resolution in windows: zones blurred differently are told apart, and bad input is refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fixtures.half_maps import half_maps, zoned_half_maps
+from nemap.format.errors import ArgumentError, NemapError
+from nemap.format.geometry import Grid
+from nemap.resolution import locres
+from nemap.resolution.fsc import fsc
+from nemap.resolution.locres import local_resolution, soft_sphere
+
+
+@pytest.mark.parametrize("noise", [0.5, 1.5])
+def test_the_sharper_zone_has_the_better_local_resolution(noise: float) -> None:
+    h1, h2, zone = zoned_half_maps(noise=noise, seed=4)
+    result = local_resolution(h1, h2)
+    v = result.grid.values
+    assert result.grid.geometry == h1.geometry and np.isfinite(v).all() and (v > 0).all()
+    sharp, blurred = np.median(v[zone == 0]), np.median(v[zone == 1])
+    assert sharp + 0.3 < blurred
+    # windows well inside each zone (edge windows reach the solvent margin), at the coarse centres
+    xs = result.centre_start[0] + result.step * np.arange(result.coarse.shape[0])
+    assert np.nanmedian(result.coarse[(xs > 8) & (xs < 24)]) < np.nanmedian(result.coarse[(xs > 40) & (xs < 56)])
+
+
+def test_one_window_is_the_fsc_of_the_windowed_halves() -> None:
+    h1, h2, _ = half_maps((24, 24, 24), noise=1.0, seed=5)
+    box = 20
+    got = locres.window_resolutions(h1.values.astype(np.float64), h2.values.astype(np.float64),
+                                    np.array([[12, 12, 12]]), box, h1.geometry.voxel_size, 0.143)
+    sphere = soft_sphere(box).astype(np.float32)
+    cut = tuple(slice(2, 22) for _ in range(3))
+    windowed = [Grid(h.values[cut] * sphere, h1.geometry.__class__((box,) * 3, h1.geometry.voxel_size))
+                for h in (h1, h2)]
+    assert got[0] == pytest.approx(fsc(*windowed).resolution(0.143)[0], rel=1e-9)
+
+
+def test_a_mask_limits_the_windows_and_zeroes_the_outside() -> None:
+    h1, h2, _ = zoned_half_maps(noise=0.5)
+    inside = np.zeros(h1.values.shape, np.float32)
+    inside[10:50, 6:26, 6:26] = 1
+    result = local_resolution(h1, h2, Grid(inside, h1.geometry), step=4)
+    assert (result.grid.values[inside == 0] == 0).all() and (result.grid.values[inside == 1] > 0).all()
+    assert np.isnan(result.coarse).any() and np.isfinite(result.coarse).any()
+    geo = result.coarse_geometry()
+    assert geo.voxel_size == (4.0, 4.0, 4.0) and geo.grid_shape == result.coarse.shape
+
+
+def test_bad_windows_and_steps_are_refused() -> None:
+    h1, h2, _ = half_maps((24, 20, 18))
+    with pytest.raises(NemapError, match="larger than the box") as err:
+        local_resolution(h1, h2, window=40.0)
+    assert err.value.code == "GRID_TOO_SMALL"
+    for window in (0.0, -5.0, float("nan")):
+        with pytest.raises(ArgumentError, match="window"):
+            local_resolution(h1, h2, window=window)
+    with pytest.raises(ArgumentError, match="step"):
+        local_resolution(h1, h2, step=0)
+    with pytest.raises(ArgumentError, match="threshold"):
+        local_resolution(h1, h2, threshold=0.0)
