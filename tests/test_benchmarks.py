@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-NEEDS_SHARED = {"graph_quality", "graph_speed", "interpolation", "region", "decimation", "whole_maps"}
+NEEDS_SHARED = {"graph_quality", "graph_speed", "interpolation", "region", "decimation", "whole_maps",
+                "resolution_models"}
 TOY_RUNS = {
     "fidelity": ["--toy"],
     "convert_speed": ["region", "--toy"],
@@ -24,6 +25,7 @@ TOY_RUNS = {
     "whole_maps": ["--toy"],
     "queries": ["--toy"],
     "resolution": ["--toy"],
+    "resolution_models": ["--toy"],
 }
 
 

@@ -28,6 +28,23 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="overwrite the plot if it exists")
     p.set_defaults(func=run_fsc)
 
+    est = sub.add_parser("resolution", parents=[common], help="resolution of one map by a learned estimator",
+                         description="Global resolution and class (high < 5 Å ≤ medium ≤ 10 Å < low), local "
+                                     "resolution and molecular mask of one map (MRC or .nemap), from a network "
+                                     "trained on simulated maps (no half maps needed). The map is resampled to "
+                                     "1 Å voxels.")
+    est.add_argument("map", nargs="?", help="MRC or .nemap file")
+    est.add_argument("--model", default="local", help="the estimator (default local; see --list-models)")
+    est.add_argument("--list-models", action="store_true", help="list the shipped estimators and their test figures")
+    est.add_argument("-o", "--output", default=None, metavar="LOCAL.mrc", help="write the local resolution (Å)")
+    est.add_argument("--mask-out", default=None, metavar="MASK.mrc", help="write the predicted mask (0/1)")
+    est.add_argument("--json", action="store_true", help="the result as JSON on stdout")
+    est.add_argument("--store", action="store_true",
+                     help="for a .nemap MAP: store the local resolution in it (format 0.2 evidence); nemap graph "
+                          "then links peaks by it")
+    est.add_argument("--force", action="store_true", help="overwrite outputs that exist")
+    est.set_defaults(func=run_estimate)
+
     lr = sub.add_parser("locres", parents=[common], help="local resolution of two half maps, as an MRC map in Å",
                         description="FSC in soft spherical windows (blocres-style) on a coarse grid of centres, "
                                     "interpolated to every voxel; 0 outside the mask. Default window 20 voxels, "
@@ -90,4 +107,34 @@ def run_locres(args: argparse.Namespace) -> int:
           f"FSC {result.threshold:g}")
     for line in resolution.histogram(values):
         print(line, file=sys.stderr)
+    return 0
+
+
+def run_estimate(args: argparse.Namespace) -> int:
+    from nemap.tools import resolution
+
+    if args.list_models:
+        for name, recipe in resolution.shipped_models().items():
+            print(f"{name}: {json.dumps(recipe.get('test', {}))}")
+        return 0
+    if args.map is None:
+        raise NemapError("give a map (MRC or .nemap), or --list-models", code="BAD_ARGUMENT")
+    result = resolution.estimate_file(args.map, model=args.model, local_out=args.output, mask_out=args.mask_out,
+                                      force=args.force)
+    summary = result.summary()
+    if args.store:
+        from nemap.format.files import is_nemap
+
+        if not is_nemap(args.map):
+            raise NemapError(f"{args.map}: --store needs a .nemap file", code="BAD_ARGUMENT")
+        resolution.store_estimate(args.map, result)
+    for note in result.notes:
+        print(f"nemap: {args.map}: {note}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(summary, indent=1))
+        return 0
+    local = summary.get("local_resolution")
+    extra = f"; local {local['min']:.2f}–{local['max']:.2f} Å" if local else ""
+    print(f"{args.map}: {summary['global_class']} resolution, {summary['global_resolution']:.2f} Å "
+          f"(model {summary['model']}{extra})")
     return 0

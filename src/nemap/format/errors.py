@@ -42,6 +42,8 @@ ERROR_CODES: dict[str, str] = {
     "GRIDS_DIFFER": "two maps (half maps, a map and its mask) that do not lie on one grid",
     "GRID_TOO_SMALL": "a grid too small for the computation asked (fewer than 4 voxels along an axis, a window larger than the box)",
     "BAD_MASK": "a mask with values outside [0, 1], or zero everywhere",
+    "CONSTANT_MAP": "a map with one value everywhere, where a resolution is asked",
+    "NO_MODEL": "a learned estimator that is not shipped, or whose weight file is missing or damaged",
     "OUT_OF_MEMORY": "a conversion that would not fit in the memory at hand",
     "BAD_MODEL": "not a readable atomic model, or a model without atoms",
     "BAD_GRAPH": "not a readable graph file",

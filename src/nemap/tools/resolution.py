@@ -118,3 +118,67 @@ def half_map_evidence(half1: Any, half2: Any, like: Geometry, mask: Any = None, 
         ev.mask = {"encoding": "bits", "filename": Path(mask).name, "sha256": file_sha256(mask)}
         ev.mask_bits = pack_mask(m.values >= 0.5)
     return ev
+
+
+def estimate_file(path: Any, *, model: str = "local", local_out: Any = None, mask_out: Any = None,
+                  force: bool = False) -> Any:
+    """The learned resolution estimate of a map file (MRC or .nemap), optionally written as MRC maps."""
+    from nemap.format.files import check_output_path
+    from nemap.resolution.estimate import estimate
+
+    for out in (local_out, mask_out):
+        if out is not None:
+            check_output_path(out, force)
+    grid = _named(load_map, path)
+    try:
+        result = estimate(grid, model=model, name=str(path))
+    except NemapError as exc:
+        raise exc.with_path(path) from exc
+    if (local_out is not None and result.local is None) or (mask_out is not None and result.mask is None):
+        raise NemapError(f"the model {model!r} gives no {'local map' if result.local is None else 'mask'}: "
+                         "choose the default model", code="BAD_ARGUMENT")
+    if local_out is not None:
+        write_mrc(local_out, result.local.values, result.local.geometry, label=f"nemap resolution {model} (Å)",
+                  force=force)
+    if mask_out is not None:
+        write_mrc(mask_out, result.mask.values, result.mask.geometry, label=f"nemap resolution {model} mask",
+                  force=force)
+    return result
+
+
+def shipped_models() -> dict[str, Any]:
+    """Name → recipe (training data, seed, test figures) of every shipped estimator."""
+    from nemap.resolution import models
+
+    return {name: models.load(name)[1] for name in models.available()}
+
+
+STORE_STEP = 4  # voxels between the nodes of a stored learned local-resolution grid
+
+
+def store_estimate(path: Any, result: Any) -> None:
+    """Store a learned local resolution in a .nemap file as its local-resolution evidence (every STORE_STEP
+    voxels; 0 outside the predicted mask), keeping everything else; the file is rewritten atomically."""
+    from nemap.format.container import write
+    from nemap.format.content import NeuralMapContent
+
+    if result.local is None:
+        raise NemapError(f"the model {result.model!r} gives no local map to store", code="BAD_ARGUMENT")
+    with open_nemap(path, verify=True) as m:
+        ev = m.evidence
+        coarse = result.local.values[::STORE_STEP, ::STORE_STEP, ::STORE_STEP].copy()
+        if result.mask is not None:
+            coarse[result.mask.values[::STORE_STEP, ::STORE_STEP, ::STORE_STEP] <= 0] = 0.0
+        g = m.geometry
+        cg = Geometry(coarse.shape, tuple(STORE_STEP * v for v in g.voxel_size), g.origin)
+        ev.local_resolution = {"grid_shape": list(coarse.shape), "index_to_physical": cg.index_to_physical.tolist(),
+                               "method": f"learned:{result.model}", "step": STORE_STEP}
+        ev.local_resolution_grid = coarse.astype(np.float32)
+        content = NeuralMapContent(
+            m.geometry, m.normalization, m.regions, m.layers, m.weights, m.biases,
+            resolution=m.header.get("resolution"), contour_level=m.header.get("contour_level"),
+            provenance=m.provenance, extras=m.header.get("extras", {}), source_mrc_header=m.source_mrc_header(),
+            feature_grid=m.feature_grid, feature_grid_order=m.feature_grid_order, evidence=ev)
+        content.provenance.setdefault("history", []).append(
+            {"step": "resolution", "model": result.model, "global_resolution": result.global_resolution})
+    write(path, content, force=True)

@@ -1,0 +1,174 @@
+"""Learned resolution estimators (PyTorch) and their weight files (HDF5: no pickles).
+
+The seed paper's three (002, scaled to a 2-core CPU and a 10 MB budget; each class says how): ``dnn`` and
+``cnn3d`` classify a patch as high (< 5 Å), medium (5–10 Å) or low (> 10 Å) resolution; ``unet10`` classifies
+every voxel into ten resolution bins. ``local`` (the default, CryoRes-style): a small 3D U-Net on CUBE³ patches at 1 Å per voxel that predicts, per
+voxel, the local resolution (log Å) and the molecular mask (logit), and from its deepest features the patch's
+global resolution (log Å); trained with L_global + λ·L_local + L_mask on simulated maps with exact labels
+(training/resolution_data.py, training/train_resolution.py).
+
+A weight file holds one dataset per parameter (float32, named as in the module's state dict) and root
+attributes: ``model`` (the architecture's name), ``config`` (JSON of its constructor arguments), ``recipe``
+(JSON: training data, seed, steps, time, figures) and ``sha256`` (of the parameters, in name order, as
+little-endian float32), checked on loading.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from nemap.format.errors import FormatError
+
+CUBE = 32  # voxels per patch edge, 1 Å each
+WEIGHTS = Path(__file__).resolve().parent / "weights"
+
+
+def _block(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv3d(cin, cout, 3, padding=1), nn.ReLU(inplace=True),
+                         nn.Conv3d(cout, cout, 3, padding=1), nn.ReLU(inplace=True))
+
+
+class LocalResolutionNet(nn.Module):
+    """Map patch [B, 1, n, n, n] (zero mean, unit std) → local log-resolution [B, n, n, n], mask logits
+    [B, n, n, n] and global log-resolution [B]; n a multiple of 4."""
+
+    def __init__(self, width: int = 8):
+        super().__init__()
+        w = width
+        self.enc1, self.enc2, self.enc3 = _block(1, w), _block(w, 2 * w), _block(2 * w, 4 * w)
+        self.dec2, self.dec1 = _block(6 * w, 2 * w), _block(3 * w, w)
+        self.local = nn.Conv3d(w, 1, 1)
+        self.mask = nn.Conv3d(w, 1, 1)
+        self.glob = nn.Sequential(nn.Linear(4 * w, 4 * w), nn.ReLU(inplace=True), nn.Linear(4 * w, 1))
+        self.offset = float(np.log(6.0))  # outputs are log Å around 6 Å
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        e1 = self.enc1(x)
+        e2 = self.enc2(nn.functional.max_pool3d(e1, 2))
+        e3 = self.enc3(nn.functional.max_pool3d(e2, 2))
+        d2 = self.dec2(torch.cat([nn.functional.interpolate(e3, scale_factor=2.0, mode="trilinear"), e2], 1))
+        d1 = self.dec1(torch.cat([nn.functional.interpolate(d2, scale_factor=2.0, mode="trilinear"), e1], 1))
+        g = self.glob(e3.mean(dim=(2, 3, 4)))[:, 0]
+        return self.local(d1)[:, 0] + self.offset, self.mask(d1)[:, 0], g + self.offset
+
+
+CLASS_CENTRES = (3.75, 7.5, 12.5)  # Å: the middle of high (2.5–5), medium (5–10) and low (10–15)
+LOCAL_BINS = (2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 7.0, 8.5, 10.0, 12.0, 15.0)  # Å: the ten classes of ``unet10``
+
+
+class SeedDense(nn.Module):
+    """The seed paper's dense classifier (002: input → 1000 → 100 ReLU → 3 classes), scaled to fit: the CUBE³
+    patch averaged to 16³ (2 Å voxels) → ``hidden`` → ``hidden2`` → 3 (the seed's 64³ → 1000 → 100 network
+    has 262M parameters, 1 GB)."""
+
+    def __init__(self, hidden: int = 128, hidden2: int = 32):
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear((CUBE // 2) ** 3, hidden), nn.ReLU(inplace=True),
+                                 nn.Linear(hidden, hidden2), nn.ReLU(inplace=True), nn.Linear(hidden2, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(nn.functional.avg_pool3d(x, 2))
+
+
+class SeedCNN(nn.Module):
+    """The seed paper's 3D CNN classifier (002: convolutions of 7³, 5³, 5³ kernels, each followed by 2× max
+    pooling, ELU, ELU, ReLU; a tanh dense layer with dropout 0.4; 3 classes), with ``width``, 2·width,
+    4·width filters and a ``dense``-wide dense layer instead of 32, 64, 128 and 1024 (8.4M parameters)."""
+
+    def __init__(self, width: int = 8, dense: int = 128):
+        super().__init__()
+        w = width
+        self.features = nn.Sequential(
+            nn.Conv3d(1, w, 7, padding=3), nn.ELU(inplace=True), nn.MaxPool3d(2),
+            nn.Conv3d(w, 2 * w, 5, padding=2), nn.ELU(inplace=True), nn.MaxPool3d(2),
+            nn.Conv3d(2 * w, 4 * w, 5, padding=2), nn.ReLU(inplace=True), nn.MaxPool3d(2))
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(4 * w * (CUBE // 8) ** 3, dense), nn.Tanh(),
+                                  nn.Dropout(0.4), nn.Linear(dense, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+class SeedUNet(nn.Module):
+    """The seed paper's 3D U-Net local classifier (002: per-voxel classes of resolution, 3³ convolutions, ReLU,
+    spatial dropout 0.5, max pooling, up-sampling and skip concatenation) with two levels of ``width``,
+    2·width, 4·width filters instead of five levels of 64 … 1024, and ten classes of LOCAL_BINS."""
+
+    def __init__(self, width: int = 8):
+        super().__init__()
+        w = width
+        self.enc1, self.enc2, self.root = _block(1, w), _block(w, 2 * w), _block(2 * w, 4 * w)
+        self.drop = nn.Dropout3d(0.5)
+        self.dec2, self.dec1 = _block(6 * w, 2 * w), _block(3 * w, w)
+        self.out = nn.Conv3d(w, len(LOCAL_BINS) - 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        e1 = self.enc1(x)
+        e2 = self.enc2(nn.functional.max_pool3d(e1, 2))
+        r = self.drop(self.root(nn.functional.max_pool3d(e2, 2)))
+        d2 = self.dec2(torch.cat([nn.functional.interpolate(r, scale_factor=2.0), e2], 1))
+        d1 = self.dec1(torch.cat([nn.functional.interpolate(d2, scale_factor=2.0), e1], 1))
+        return self.out(d1)
+
+
+ARCHITECTURES = {"local": LocalResolutionNet, "dnn": SeedDense, "cnn3d": SeedCNN, "unet10": SeedUNet}
+KINDS = {"local": "local", "dnn": "class", "cnn3d": "class", "unet10": "bins"}
+
+
+def parameters_digest(state: dict[str, torch.Tensor]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(state):
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(state[name].detach().cpu().numpy(), dtype="<f4").tobytes())
+    return h.hexdigest()
+
+
+def save(model: nn.Module, name: str, config: dict[str, Any], recipe: dict[str, Any], path: Path) -> str:
+    """Write a weight file (see the module docstring); returns the parameters' SHA-256."""
+    import h5py
+
+    state = model.state_dict()
+    digest = parameters_digest(state)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    with h5py.File(tmp, "w") as f:
+        for key in sorted(state):
+            f.create_dataset(key, data=state[key].detach().cpu().numpy().astype("<f4"))
+        f.attrs["model"], f.attrs["config"] = name, json.dumps(config)
+        f.attrs["recipe"], f.attrs["sha256"] = json.dumps(recipe), digest
+    tmp.replace(path)
+    return digest
+
+
+def available() -> list[str]:
+    """Names of the weight files shipped with the package."""
+    return sorted(p.stem for p in WEIGHTS.glob("*.h5"))
+
+
+def load(name: str) -> tuple[nn.Module, dict[str, Any]]:
+    """The model ``name`` with its shipped weights, in eval mode, and its recipe; FormatError when the name is
+    unknown, the file is missing or its digest does not match."""
+    import h5py
+
+    path = WEIGHTS / f"{name}.h5"
+    if not path.is_file():
+        raise FormatError(f"no resolution model {name!r}; shipped: {', '.join(available()) or 'none'}",
+                          path=path, code="NO_MODEL")
+    with h5py.File(path, "r") as f:
+        arch = ARCHITECTURES.get(str(f.attrs["model"]))
+        if arch is None:
+            raise FormatError(f"unknown architecture {f.attrs['model']!r}", path=path, code="NO_MODEL")
+        model = arch(**json.loads(f.attrs["config"]))
+        state = {k: torch.as_tensor(f[k][()]) for k in model.state_dict()}
+        recipe, digest = json.loads(f.attrs["recipe"]), str(f.attrs["sha256"])
+    if parameters_digest(state) != digest:
+        raise FormatError("the weights do not match their SHA-256 (damaged file)", path=path, code="NO_MODEL")
+    model.load_state_dict(state)
+    return model.eval(), recipe

@@ -1,0 +1,137 @@
+"""The learned resolution estimators: weight files, the estimate on maps of any voxel size, bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fixtures.half_maps import zoned_half_maps
+from fixtures.synthetic_maps import chain_map
+from nemap.format.errors import FormatError, NemapError
+from nemap.format.geometry import Geometry, Grid
+from nemap.resolution import models
+from nemap.resolution.estimate import CLASSES, estimate
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("name", sorted(models.ARCHITECTURES))
+def test_architectures_give_their_outputs_and_weights_round_trip(name: str, tmp_path, monkeypatch) -> None:
+    net = models.ARCHITECTURES[name]().eval()
+    x = torch.randn(2, 1, models.CUBE, models.CUBE, models.CUBE)
+    out = net(x)
+    if models.KINDS[name] == "local":
+        assert [t.shape for t in out] == [(2,) + (models.CUBE,) * 3] * 2 + [(2,)]
+    elif models.KINDS[name] == "class":
+        assert out.shape == (2, 3)
+    else:
+        assert out.shape == (2, len(models.LOCAL_BINS) - 1) + (models.CUBE,) * 3
+    monkeypatch.setattr(models, "WEIGHTS", tmp_path)
+    models.save(net, name, {}, {"test": {}}, tmp_path / f"{name}.h5")
+    loaded, recipe = models.load(name)
+    assert recipe == {"test": {}}
+    for a, b in zip(net.state_dict().values(), loaded.state_dict().values()):
+        assert torch.equal(a, b)
+    import h5py
+
+    with h5py.File(tmp_path / f"{name}.h5", "r+") as f:  # one parameter changed: the digest no longer matches
+        key = sorted(net.state_dict())[0]
+        f[key][...] = f[key][()] + 1
+    with pytest.raises(FormatError, match="SHA-256"):
+        models.load(name)
+
+
+def test_shipped_weights_are_small_and_recorded() -> None:
+    assert "local" in models.available()
+    total = sum(p.stat().st_size for p in models.WEIGHTS.glob("*.h5"))
+    assert total <= 10 * 2**20
+    for name in models.available():
+        _, recipe = models.load(name)
+        assert recipe["seed"] == 0 and recipe["data"]["train"]["seed"] == 0 and "test" in recipe
+
+
+def test_unknown_model_is_refused_by_name() -> None:
+    grid, _ = chain_map((32, 32, 32), resolution=4.0)
+    with pytest.raises(FormatError, match="no resolution model 'nope'") as err:
+        estimate(grid, model="nope")
+    assert err.value.code == "NO_MODEL"
+
+
+def test_constant_and_nan_maps_are_refused() -> None:
+    g = Geometry((32, 32, 32), (1.0, 1.0, 1.0))
+    with pytest.raises(NemapError, match="constant") as err:
+        estimate(Grid(np.full((32, 32, 32), 2.0, np.float32), g))
+    assert err.value.code == "CONSTANT_MAP"
+    values = np.random.default_rng(0).standard_normal((32, 32, 32)).astype(np.float32)
+    values[1, 2, 3] = np.nan
+    with pytest.raises(NemapError, match="NaN") as err:
+        estimate(Grid(values, g))
+    assert err.value.code == "NONFINITE_VOXELS"
+
+
+@pytest.mark.parametrize("voxel", [0.5, 1.0, 4.0])
+def test_any_voxel_size_is_resampled_and_the_result_is_on_the_map_grid(voxel: float) -> None:
+    n = {0.5: 60, 1.0: 36, 4.0: 10}[voxel]
+    grid, _ = chain_map((n, n, n), voxel_size=voxel, resolution=max(6.0, 3 * voxel), margin=0.0,
+                        atoms=int((n * voxel) ** 3 / 30))
+    e = estimate(grid)
+    assert e.local.geometry == grid.geometry and e.mask.geometry == grid.geometry
+    assert e.global_class in CLASSES and 1.0 < e.global_resolution < 40.0
+    assert any("resampled" in note for note in e.notes) == (voxel != 1.0)
+    assert any("padded" in note for note in e.notes) == (n * voxel < models.CUBE)
+
+
+def test_the_sharper_zone_is_estimated_sharper() -> None:
+    h1, h2, zone = zoned_half_maps((64, 40, 40), noise=0.3, seed=5)
+    e = estimate(Grid(((h1.values + h2.values) / 2).astype(np.float32), h1.geometry))
+    assert np.median(e.local.values[zone == 0]) < np.median(e.local.values[zone == 1])
+
+
+def test_command_line(tmp_path) -> None:
+    grid, _ = chain_map((40, 36, 32), resolution=5.0, margin=0.0, atoms=2000)
+    from nemap.io.mrc import write_mrc
+
+    write_mrc(tmp_path / "m.mrc", grid.values, grid.geometry)
+    run = lambda *a: subprocess.run([sys.executable, "-m", "nemap", "-q", *map(str, a)], capture_output=True,  # noqa: E731
+                                    text=True, cwd=REPO)
+    import json
+
+    r = run("resolution", tmp_path / "m.mrc", "--json", "-o", tmp_path / "local.mrc", "--mask-out", tmp_path / "mask.mrc")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert {"global_class", "global_resolution", "model"} <= set(out) and out["model"] == "local"
+    assert (tmp_path / "local.mrc").is_file() and (tmp_path / "mask.mrc").is_file()
+    bad = run("resolution", tmp_path / "m.mrc", "--model", "nope")
+    assert bad.returncode == 1 and "no resolution model 'nope'" in bad.stderr and "Traceback" not in bad.stderr
+    listed = run("resolution", "--list-models")
+    assert listed.returncode == 0 and listed.stdout.startswith(("cnn3d", "dnn", "local"))
+
+
+def test_store_in_a_nemap_file_and_the_graph_uses_it(tmp_path) -> None:
+    import nemap
+    from nemap.fit.fit_map import fit_map
+    from nemap.fit.options import options_for
+    from nemap.tools.resolution import estimate_file, store_estimate
+
+    grid, _ = chain_map((40, 36, 32), resolution=4.0, margin=0.0, atoms=2000, seed=2)
+    nemap.write(tmp_path / "m.nemap", fit_map(grid, options_for("spline")))
+    with nemap.open(tmp_path / "m.nemap") as m:
+        before = m.evaluate(np.asarray(m.geometry.origin) + [[5.0, 6.0, 7.0]])[0]
+    result = estimate_file(tmp_path / "m.nemap")
+    store_estimate(tmp_path / "m.nemap", result)
+    with nemap.open(tmp_path / "m.nemap", verify=True) as m:
+        assert m.evidence.local_resolution["method"] == "learned:local"
+        assert m.evaluate(np.asarray(m.geometry.origin) + [[5.0, 6.0, 7.0]])[0] == pytest.approx(before)
+        coarse = m.evidence.local_resolution_grid
+        known = np.argwhere(coarse > 0)
+        assert len(known) > 0
+        a = np.asarray(m.evidence.local_resolution["index_to_physical"])
+        np.testing.assert_allclose(m.local_resolution(known * np.diag(a[:, :3]) + a[:, 3]),
+                                   coarse[tuple(known.T)], rtol=1e-6)
+        g = m.graph(4.0, sigma=1.0)
+        assert "local resolution" in g.stats["edge_rule"]

@@ -1,0 +1,140 @@
+"""Training and test data for the learned resolution estimators, made by our own simulator from a seed.
+
+    python -m training.resolution_data --out DIR [--count 4000] [--seed 0] [--split train|test]
+
+Each sample is a CUBE³ patch at 1 Å per voxel (x, y, z) of a simulated map with exact labels:
+- an atomic model (../shared/data/models_for_simulation; TRAIN_MODELS for training, TEST_MODELS never used in
+  training), randomly rotated, cropped around a random atom (random crops of large complexes);
+- a base resolution drawn log-uniformly in [LOW, HIGH] Å and a smooth resolution field around it (up to
+  ±VARIATION in log R, correlation length 6–14 voxels): every voxel's label is the field's value there
+  (molmap blur followed per voxel, ``nemap.resolution.synthetic``);
+- a B-factor (sharpening or blurring) of −30 … +40 Å² applied to the signal up to 2 Å;
+- coloured noise (correlation 0.5–2 voxels) at a signal-to-noise ratio of 0.3–20 (std of the signal inside the
+  molecule over the noise std);
+- with probability MASKED_FRACTION, solvent masked to zero outside a soft envelope (as deposited maps often are);
+- labels: local resolution (Å) per voxel, the molecular mask, and the global resolution (median of the local
+  resolution inside the mask) with its class (high < 5 Å ≤ medium ≤ 10 Å < low).
+Voxel sizes: the set is at 1 Å; the estimator resamples any map to 1 Å (so 2.5 Å is the finest resolution
+it can see: LOW). Writes DIR/SPLIT.npz (float16 maps, float16 labels, bool masks) and DIR/SPLIT.json (recipe).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy.fft
+from scipy import ndimage
+from scipy.spatial.transform import Rotation
+
+from nemap.io.models import read_model
+from nemap.resolution import synthetic
+
+SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "data" / "models_for_simulation"
+TRAIN_MODELS = ["1hvr.pdb", "4E43.pdb", "19hc.pdb.gz", "6msm.pdb.bz2", "6z6u.pdb", "5PTI.cif.gz"]
+TEST_MODELS = ["1a28.pdb.gz", "3KPR.cif.gz"]
+CUBE = 32
+LOW, HIGH = 2.5, 15.0
+VARIATION = 0.35
+LADDER = np.exp(np.linspace(np.log(LOW * 0.7), np.log(HIGH * 1.45), 12))
+MASKED_FRACTION = 0.4
+CLASS_EDGES = (5.0, 10.0)  # Å: high < 5 ≤ medium ≤ 10 < low
+CLASSES_BY_INDEX = ("high", "medium", "low")
+
+
+def resolution_class(resolution: np.ndarray) -> np.ndarray:
+    """0 high (< 5 Å), 1 medium (5–10 Å), 2 low (> 10 Å)."""
+    return np.digitize(resolution, CLASS_EDGES, right=True)
+
+
+def load_models(names: list[str], folder: Path = SHARED_MODELS) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Heavy atoms (Å, centred) and atomic numbers of each model."""
+    out = []
+    for name in names:
+        atoms = read_model(folder / name)
+        keep = ~atoms.is_hydrogen
+        xyz = atoms.xyz[keep]
+        out.append((xyz - xyz.mean(axis=0), atoms.atomic_number[keep]))
+    return out
+
+
+def make_sample(models: list[tuple[np.ndarray, np.ndarray]], rng: np.random.Generator
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(map, local resolution Å, mask), each CUBE³."""
+    xyz, z = models[rng.integers(len(models))]
+    xyz = Rotation.random(random_state=rng.integers(2**31)).apply(xyz)
+    centre = xyz[rng.integers(len(xyz))] + rng.normal(0, 3.0, 3)
+    shape = (CUBE,) * 3
+    origin = centre - (CUBE - 1) / 2
+    near = np.all(np.abs(xyz - centre) < CUBE / 2 + 20, axis=1)
+    base = float(np.exp(rng.uniform(np.log(LOW), np.log(HIGH))))
+    spread = float(np.exp(rng.uniform(0, VARIATION)))
+    field = synthetic.smooth_field(shape, rng, max(LOW, base / spread), min(HIGH * 1.3, base * spread),
+                                   float(rng.uniform(6, 14)))
+    used = LADDER[max(0, np.searchsorted(LADDER, field.min()) - 1):np.searchsorted(LADDER, field.max()) + 1]
+    bfactor = float(rng.uniform(-30, 40))
+    levels = synthetic.levels(xyz[near], z[near], shape, origin, 1.0, used)
+    signal = synthetic.follow_field(levels, used, field)
+    signal = _apply_bfactor(signal, bfactor)
+    mask = synthetic.atom_mask(xyz[near], shape, origin, 1.0)
+    inside = signal[mask] if mask.any() else signal.ravel()
+    snr = float(np.exp(rng.uniform(np.log(0.3), np.log(20))))
+    noisy = signal + synthetic.coloured_noise(shape, rng, float(rng.uniform(0.5, 2.0))) * (inside.std() + 1e-6) / snr
+    if rng.uniform() < MASKED_FRACTION:
+        noisy = noisy * np.clip(ndimage.gaussian_filter(mask.astype(np.float32), 1.5) * 1.5, 0, 1)
+    return noisy.astype(np.float32), field.astype(np.float32), mask
+
+
+def _apply_bfactor(values: np.ndarray, bfactor: float) -> np.ndarray:
+    """exp(−B s²/4) applied up to 2 Å (s in Å⁻¹ at 1 Å voxels), flat beyond."""
+    f = scipy.fft.rfftn(values)
+    freqs = [np.fft.fftfreq(n) for n in values.shape[:-1]] + [np.fft.rfftfreq(values.shape[-1])]
+    s2 = sum(np.square(fr).reshape([-1 if a == i else 1 for a in range(3)]) for i, fr in enumerate(freqs))
+    return scipy.fft.irfftn(f * np.exp(-bfactor * np.minimum(s2, 0.25) / 4), s=values.shape)
+
+
+def build(count: int, seed: int, split: str) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    models = load_models(TRAIN_MODELS if split == "train" else TEST_MODELS)
+    maps = np.empty((count,) + (CUBE,) * 3, np.float16)
+    local = np.empty_like(maps)
+    masks = np.empty((count,) + (CUBE,) * 3, bool)
+    t0 = time.perf_counter()
+    for i in range(count):
+        m, r, k = make_sample(models, rng)
+        maps[i] = normalize(m)
+        local[i], masks[i] = r, k
+        if (i + 1) % 500 == 0:
+            print(f"{split}: {i + 1}/{count} samples, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    glob = np.array([np.median(local[i][masks[i]]) if masks[i].any() else np.median(local[i]) for i in range(count)])
+    return {"maps": maps, "local": local, "masks": masks, "global": glob.astype(np.float32)}
+
+
+def normalize(values: np.ndarray) -> np.ndarray:
+    """Zero mean, unit standard deviation (what the estimator does to every patch)."""
+    v = values.astype(np.float64)
+    return ((v - v.mean()) / (v.std() + 1e-8)).astype(np.float32)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--count", type=int, default=4000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--split", choices=["train", "test"], default="train")
+    args = ap.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    data = build(args.count, args.seed, args.split)
+    np.savez(args.out / f"{args.split}.npz", **data)
+    recipe = {"count": args.count, "seed": args.seed, "split": args.split, "cube": CUBE, "voxel_size": 1.0,
+              "resolution_range": [LOW, HIGH], "variation": VARIATION, "masked_fraction": MASKED_FRACTION,
+              "models": TRAIN_MODELS if args.split == "train" else TEST_MODELS}
+    (args.out / f"{args.split}.json").write_text(json.dumps(recipe, indent=1))
+
+
+if __name__ == "__main__":
+    main()
