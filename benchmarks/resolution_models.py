@@ -1,7 +1,8 @@
 """The learned resolution estimators on held-out simulated maps, real maps, and against FSC-based local
 resolution.
 
-    python -m benchmarks.resolution_models [--count 400] [--models local] [--out DIR] [--toy]
+    python -m benchmarks.resolution_models [--count 400] [--models local] [--maps 6272 5778 0093 21457] [--out DIR]
+                                           [--toy]
 
 1. Held-out simulated maps: ``training.resolution_data`` test split (atomic models never used in training,
    seed 1): class accuracy, global RMSE (Å), local RMSE over 2–8 Å (Å), mask IoU, per model.
@@ -41,13 +42,14 @@ def simulated(names: list[str], count: int) -> dict:
     return {name: evaluate(models.load(name)[0], data, models.KINDS[name]) for name in names}
 
 
-def real(names: list[str]) -> list[dict]:
+def real(names: list[str], maps: list[str]) -> list[dict]:
     if not (SHARED / "INDEX.md").is_file():
         print(f"resolution_models: {SHARED} not found, real maps skipped", file=sys.stderr)
         return []
     rows = []
     for model in names:
-        for key, deposited in DEPOSITED.items():
+        for key in maps:
+            deposited = DEPOSITED[key]
             grid = read_mrc(SHARED / MAP_FILES[key])
             t0 = time.perf_counter()
             e = estimate(grid, model=model)
@@ -109,11 +111,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--models", nargs="+", default=models.available())
     ap.add_argument("--edge", type=int, default=256)
     ap.add_argument("--out", type=Path, default=None)
-    ap.add_argument("--toy", action="store_true", help="CI smoke run: 16 simulated maps, a 48³ timing")
+    ap.add_argument("--maps", nargs="+", default=list(DEPOSITED), choices=list(DEPOSITED))
+    ap.add_argument("--toy", action="store_true", help="CI smoke run: 16 simulated maps, EMD-21457, a 48³ timing")
     args = ap.parse_args(argv)
     if args.toy:
-        args.count, args.edge = 16, 48
-    result = {"simulated": simulated(args.models, args.count), "real": real(args.models),
+        args.count, args.edge, args.maps = 16, 48, ["21457"]
+    result = {"simulated": simulated(args.models, args.count), "real": real(args.models, args.maps),
               "against_locres": against_locres(args.models), "timing": timing(args.models, args.edge)}
     out = results_dir("resolution_models", args.out)
     write_json(out / "resolution_models.json", result, "resolution_models")
