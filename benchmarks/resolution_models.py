@@ -54,8 +54,7 @@ def real(names: list[str], maps: list[str]) -> list[dict]:
             t0 = time.perf_counter()
             e = estimate(grid, model=model)
             rows.append({"model": model, "map": key, "deposited": deposited, "estimate": e.global_resolution,
-                         "class": e.global_class, "deposited_class": resolution_data.CLASSES_BY_INDEX[
-                             int(resolution_data.resolution_class(np.array(deposited)))],
+                         "class": e.global_class, "deposited_class": models.CLASSES[int(models.resolution_class(deposited))],
                          "error": abs(e.global_resolution - deposited), "seconds": time.perf_counter() - t0})
             print(rows[-1], file=sys.stderr, flush=True)
     return rows

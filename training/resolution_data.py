@@ -33,6 +33,7 @@ from scipy.spatial.transform import Rotation
 
 from nemap.io.models import read_model
 from nemap.resolution import synthetic
+from nemap.resolution.fsc import frequency_squared
 
 SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "data" / "models_for_simulation"
 TRAIN_MODELS = ["1hvr.pdb", "4E43.pdb", "19hc.pdb.gz", "6msm.pdb.bz2", "6z6u.pdb", "5PTI.cif.gz"]
@@ -42,15 +43,6 @@ LOW, HIGH = 2.5, 15.0
 VARIATION = 0.35
 LADDER = np.exp(np.linspace(np.log(LOW * 0.7), np.log(HIGH * 1.45), 12))
 MASKED_FRACTION = 0.4
-CLASS_EDGES = (5.0, 10.0)  # Å: high < 5 ≤ medium ≤ 10 < low
-CLASSES_BY_INDEX = ("high", "medium", "low")
-
-
-def resolution_class(resolution: np.ndarray) -> np.ndarray:
-    """0 high (< 5 Å), 1 medium (5–10 Å), 2 low (> 10 Å)."""
-    return np.digitize(resolution, CLASS_EDGES, right=True)
-
-
 def load_models(names: list[str], folder: Path = SHARED_MODELS) -> list[tuple[np.ndarray, np.ndarray]]:
     """Heavy atoms (Å, centred) and atomic numbers of each model."""
     out = []
@@ -92,8 +84,7 @@ def make_sample(models: list[tuple[np.ndarray, np.ndarray]], rng: np.random.Gene
 def _apply_bfactor(values: np.ndarray, bfactor: float) -> np.ndarray:
     """exp(−B s²/4) applied up to 2 Å (s in Å⁻¹ at 1 Å voxels), flat beyond."""
     f = scipy.fft.rfftn(values)
-    freqs = [np.fft.fftfreq(n) for n in values.shape[:-1]] + [np.fft.rfftfreq(values.shape[-1])]
-    s2 = sum(np.square(fr).reshape([-1 if a == i else 1 for a in range(3)]) for i, fr in enumerate(freqs))
+    s2 = frequency_squared(values.shape)
     return scipy.fft.irfftn(f * np.exp(-bfactor * np.minimum(s2, 0.25) / 4), s=values.shape)
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from nemap.resolution import models
-from training.resolution_data import resolution_class
+from nemap.resolution.models import resolution_class
 
 
 def augment(x: torch.Tensor, *labels: torch.Tensor, rng: np.random.Generator) -> list[torch.Tensor]:

@@ -37,6 +37,7 @@ class BakedMap:
 
     def __init__(self, source: Any, voxel_size: Any = None, seed: int = 0, device: str = "cpu"):
         g = source.geometry
+        self.map_geometry: Geometry = g
         self.box = (np.asarray(g.origin), np.asarray(g.extent[1]))
         if voxel_size is not None:
             self._bake(source, tuple(np.broadcast_to(np.asarray(voxel_size, dtype=float), (3,))), device)
@@ -85,8 +86,7 @@ class BakedMap:
         top = np.asarray(self.geometry.grid_shape) - 1
         for start in range(0, n, BLOCK_POINTS):
             block = p[start:start + BLOCK_POINTS]
-            with np.errstate(invalid="ignore"):
-                inside = np.nonzero(np.all((block >= self.box[0] - 1e-6) & (block <= self.box[1] + 1e-6), axis=1))[0]
+            inside = np.nonzero(self.map_geometry.contains(block))[0]  # the exact engine's box (spec §9.4)
             q = np.clip(self.geometry.to_index(block[inside]), 0, top)
             y, dq = self._spline(q, gradient)
             density[start + inside] = y

@@ -89,10 +89,11 @@ class Engine:
         grad = np.full((n, 3), np.nan) if gradient else None
         for start in range(0, n, BLOCK_POINTS):
             block = slice(start, start + BLOCK_POINTS)
-            inside = np.nonzero(self.geometry.contains(p[block]))[0]
+            q = self.geometry.to_index(p[block])  # once per point: also decides inside
+            inside = np.nonzero(self.geometry.contains_index(q))[0]
             if inside.size == 0:
                 continue
-            q = self.geometry.clamp_index(self.geometry.to_index(p[block][inside]))
+            q = self.geometry.clamp_index(q[inside])
             d, g = self._blend(q, gradient)
             density[start + inside] = d
             if grad is not None:

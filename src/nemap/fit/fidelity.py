@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -62,8 +63,6 @@ def fsc_fidelity(grid: Grid, decoded: np.ndarray) -> dict[str, Any] | None:
     g = grid.geometry
     if min(g.grid_shape) < MIN_VOXELS or float(grid.values.max() - grid.values.min()) == 0:
         return None
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a neural map equal to its source is the best case, not a mistake
         curve = fsc(Grid(np.asarray(decoded, dtype=np.float32), g), grid, names=("the neural map", "its source"))

@@ -83,9 +83,13 @@ class Geometry:
     def contains(self, xyz: Any) -> np.ndarray:
         """True where an Å position lies in the closed box spanned by the voxel centres
         (within DOMAIN_TOLERANCE voxels)."""
-        q = self.to_index(xyz)
+        return self.contains_index(self.to_index(xyz))
+
+    def contains_index(self, q: Any) -> np.ndarray:
+        """:meth:`contains` for index coordinates (..., 3) already computed (NaN: outside)."""
         hi = np.asarray(self.grid_shape, dtype=np.float64) - 1.0
-        return np.all((q >= -DOMAIN_TOLERANCE) & (q <= hi + DOMAIN_TOLERANCE), axis=-1)
+        with np.errstate(invalid="ignore"):
+            return np.all((q >= -DOMAIN_TOLERANCE) & (q <= hi + DOMAIN_TOLERANCE), axis=-1)
 
     def clamp_index(self, q: Any) -> np.ndarray:
         """Index coordinates clamped onto the grid box [0, n − 1] per axis."""

@@ -22,13 +22,11 @@ from scipy import ndimage
 
 from nemap.format.errors import NemapError
 from nemap.format.geometry import Grid
-from nemap.resolution.models import CLASS_CENTRES, CUBE, KINDS, LOCAL_BINS, load
+from nemap.resolution.models import CLASS_CENTRES, CLASSES, CUBE, KINDS, LOCAL_BINS, load, resolution_class
 
 log = logging.getLogger("nemap")
 
 DEFAULT_MODEL = "local"
-CLASS_EDGES = (5.0, 10.0)
-CLASSES = ("high", "medium", "low")
 
 
 @dataclass
@@ -60,7 +58,7 @@ class Estimate:
 
 
 def classify(resolution: float) -> str:
-    return CLASSES[int(np.digitize(resolution, CLASS_EDGES, right=True))]
+    return CLASSES[int(resolution_class(resolution))]
 
 
 def check_map(grid: Grid, name: str) -> None:

@@ -36,11 +36,17 @@ class Shells:
     count: int  # shells 0 … count − 1
 
 
+def frequency_squared(shape: tuple[int, ...], voxel_size: Any = 1.0) -> np.ndarray:
+    """|s|² on the real-FFT half space of a grid of ``shape`` voxels (x, y, z) of ``voxel_size`` Å (one value
+    or per axis): Å⁻², or voxel⁻² with the default voxel size of 1."""
+    d = np.broadcast_to(np.asarray(voxel_size, dtype=np.float64), (len(shape),))
+    freqs = [np.fft.fftfreq(n, v) for n, v in zip(shape[:-1], d[:-1])] + [np.fft.rfftfreq(shape[-1], d[-1])]
+    return sum(np.square(f).reshape([-1 if a == i else 1 for a in range(len(shape))]) for i, f in enumerate(freqs))
+
+
 def shells(shape: tuple[int, ...], voxel_size: tuple[float, ...]) -> Shells:
     """Fourier shells of a grid of ``shape`` voxels (x, y, z) of ``voxel_size`` Å (last axis halved by rfftn)."""
-    freqs = [np.fft.fftfreq(n, d) for n, d in zip(shape[:-1], voxel_size[:-1])]
-    freqs.append(np.fft.rfftfreq(shape[-1], voxel_size[-1]))
-    s2 = sum(np.square(f).reshape([-1 if a == i else 1 for a in range(len(shape))]) for i, f in enumerate(freqs))
+    s2 = frequency_squared(shape, voxel_size)
     spacing = 1.0 / max(n * d for n, d in zip(shape, voxel_size))
     count = int(np.floor((1.0 / (2 * max(voxel_size))) / spacing + 1e-9)) + 1
     index = np.floor(np.sqrt(s2) / spacing + 0.5).astype(np.int64)  # nearest shell, halves up

@@ -18,6 +18,8 @@ import numpy as np
 import scipy.fft
 from scipy import ndimage
 
+from nemap.resolution.fsc import frequency_squared
+
 SIGMA_FACTOR = 0.225  # molmap: σ = 0.225 × resolution
 
 
@@ -25,7 +27,7 @@ def structure_factors(xyz: np.ndarray, weights: np.ndarray, shape: tuple[int, in
                       voxel_size: float) -> np.ndarray:
     """Σ_a w_a·exp(−2πi s·(x_a − origin)) on the real-FFT half space of ``shape`` (s in voxel⁻¹), complex128."""
     q = (np.asarray(xyz, dtype=np.float64) - origin) / voxel_size  # [A, 3] voxel units
-    freqs = [np.fft.fftfreq(shape[0]), np.fft.fftfreq(shape[1]), np.fft.rfftfreq(shape[2])]
+    freqs = [np.fft.fftfreq(shape[0]), np.fft.fftfreq(shape[1]), np.fft.rfftfreq(shape[2])]  # one vector per axis
     ex, ey, ez = (np.exp(-2j * np.pi * q[:, k, None] * freqs[k][None, :]) for k in range(3))
     xy = (ex[:, :, None] * ey[:, None, :]).reshape(len(q), -1) * np.asarray(weights)[:, None]  # [A, nx·ny]
     return (xy.T @ ez).reshape(shape[0], shape[1], -1)
@@ -40,8 +42,7 @@ def levels(xyz: np.ndarray, weights: np.ndarray, shape: tuple[int, int, int], or
     lo = np.asarray(origin, dtype=np.float64) - pad * voxel_size
     inside = np.all((xyz >= lo - voxel_size) & (xyz <= lo + np.asarray(big) * voxel_size), axis=1)
     f = structure_factors(xyz[inside], weights[inside], big, lo, voxel_size)
-    freqs = [np.fft.fftfreq(big[0]), np.fft.fftfreq(big[1]), np.fft.rfftfreq(big[2])]
-    s2 = sum(np.square(fr).reshape([-1 if a == i else 1 for a in range(3)]) for i, fr in enumerate(freqs))
+    s2 = frequency_squared(big)  # voxel⁻²
     out = np.empty((len(resolutions),) + tuple(shape), dtype=np.float32)
     for i, r in enumerate(resolutions):
         var = (SIGMA_FACTOR * r / voxel_size) ** 2  # voxel²
