@@ -26,6 +26,7 @@ TOY_RUNS = {
     "queries": ["--toy"],
     "resolution": ["--toy"],
     "resolution_models": ["--toy"],
+    "distributed": ["--toy"],
 }
 
 

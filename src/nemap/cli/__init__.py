@@ -15,12 +15,13 @@ import warnings
 from typing import Sequence
 
 from nemap._version import __version__
-from nemap.cli import common, conformance, convert, graph, info, plot, resolution, simulate, validate
+from nemap.cli import (common, conformance, convert, convert_many, graph, info, plot, resolution, simulate,
+                       validate)
 from nemap.cli.common import flag_message, restore_logging, setup_logging
 from nemap.format.container import VERSION_STRING
 from nemap.format.errors import NemapError, NemapWarning
 
-SUBCOMMANDS = (info, convert, simulate, plot, graph, resolution, validate, conformance)
+SUBCOMMANDS = (info, convert, convert_many, simulate, plot, graph, resolution, validate, conformance)
 
 
 def build_parser() -> argparse.ArgumentParser:

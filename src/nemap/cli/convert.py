@@ -58,6 +58,9 @@ def _add_fitting(fit: Any) -> None:
                      help="half maps on the map's grid: their FSC, local resolution (and --mask) are stored in the "
                           "file (format 0.2) and the FSC = 0.143 resolution is the map's unless --resolution is given")
     fit.add_argument("--mask", default=None, help="MRC mask stored with --half-maps (and used for their FSC)")
+    fit.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                     help="fit the regions on a Dask cluster: a running scheduler (tcp://host:8786) or local:N "
+                          "(N single-thread worker processes on this machine); needs dask.distributed")
     fit.add_argument("--ignore-cell-angles", action="store_true",
                      help="read a non-orthogonal (crystallographic) cell as if its angles were 90°")
 
@@ -74,17 +77,23 @@ def run(args: argparse.Namespace) -> int:
                      ".nemap → .mrc/.map", code="BAD_ARGUMENT")
 
 
-def _fit(args: argparse.Namespace) -> int:
+def options_from_args(args: argparse.Namespace) -> Any:
+    """The fitting options of the --preset and its overrides."""
     from nemap.fit.options import options_for
+
+    return options_for(args.preset, seed=args.seed, device=args.device, width=args.width, sine_layers=args.depth,
+                       max_steps=args.max_steps, exit_loss=args.exit_loss, max_region_size=args.region_size)
+
+
+def _fit(args: argparse.Namespace) -> int:
     from nemap.tools import convert
 
-    options = options_for(args.preset, seed=args.seed, device=args.device, width=args.width,
-                          sine_layers=args.depth, max_steps=args.max_steps, exit_loss=args.exit_loss,
-                          max_region_size=args.region_size)
+    options = options_from_args(args)
     header = convert.mrc_to_nemap(args.input, args.output, options, force=args.force, resolution=args.resolution,
                                   contour=args.contour, origin_convention=args.origin_convention,
                                   ignore_cell_angles=args.ignore_cell_angles, progress=not args.quiet,
-                                  command=["nemap", *sys.argv[1:]], half_maps=args.half_maps, mask=args.mask)
+                                  command=["nemap", *sys.argv[1:]], half_maps=args.half_maps, mask=args.mask,
+                                  scheduler=args.scheduler)
     print(format_fidelity(args.output, header))
     return 0
 

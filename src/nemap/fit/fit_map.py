@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -19,12 +20,13 @@ import torch
 
 from nemap.engine.device import no_tf32, resolve_device
 from nemap.engine.query import Engine
-from nemap.fit import full_batch, sampled, spline
+from nemap.fit import sampled, spline
 from nemap.fit.fidelity import fidelity, fsc_fidelity
 from nemap.fit.normalization import network_targets, normalization_for
 from nemap.fit.options import FitOptions
 from nemap.fit.resume import ResumeStore
-from nemap.fit.stack import RegionFit, local_inputs
+from nemap.fit.stack import RegionFit
+from nemap.fit.tasks import RegionTask, fit_together, region_task
 from nemap.format.content import NeuralMapContent, Regions
 from nemap.format.errors import NemapError, warn
 from nemap.format.geometry import Grid
@@ -53,52 +55,132 @@ class _Plan:
         return tuple(slice(int(f), int(l) + 1) for f, l in zip(*self.bounds[r]))  # type: ignore[return-value]
 
 
+class MapFit:
+    """One map's fit in phases, so that its regions can be fitted anywhere: the constructor plans it (regions,
+    flat ones, those a resume folder already holds), ``tasks()`` gives the regions still to fit as
+    self-contained :class:`RegionTask` objects, ``record(fit)`` takes each finished region (saved to the
+    resume folder), and ``content()`` assembles the map once every region is in. ``fit_here()`` fits the
+    remaining regions in this process (several at once on a GPU).
+
+    grid: values [x, y, z], geometry in Å. resume: a folder that keeps finished regions (created, reused if
+    its key matches, removed by the caller when the output is written). Raises NemapError for grids it
+    cannot fit (non-finite voxels)."""
+
+    def __init__(self, grid: Grid, options: FitOptions, *, resume: Path | None = None,
+                 resume_key: dict[str, Any] | None = None):
+        values = np.asarray(grid.values, dtype=np.float32)
+        bad = int(np.count_nonzero(~np.isfinite(values)))
+        if bad:
+            raise NemapError(f"{bad} voxel(s) are NaN or infinite; fix or mask the map first",
+                             code="NONFINITE_VOXELS")
+        self.grid, self.options = grid, options
+        self.normalization, self.constant = normalization_for(values, options.clamp_negative)
+        self.plan = _Plan(tiling(grid.geometry.grid_shape, options.max_region_size, options.min_overlap,
+                                 _tiling_method(options)))
+        self.device = resolve_device(options.device)
+        self.workers: dict[str, Any] | None = None
+        self.store: ResumeStore | None = None
+        self.targets: np.ndarray | None = None
+        self._log_start()
+        if self.constant:
+            warn(f"the map is constant ({self.normalization.value_min:g}): stored as constant regions, no networks")
+            return
+        self.targets = network_targets(values, self.normalization)
+        if options.method != "spline":
+            self.store = _open_store(self.plan, resume, resume_key)
+        _find_flat(self.plan, self.targets, options)
+        if options.method == "spline":
+            self.plan.coefficients = spline.coefficient_grid(self.targets, options.spline_order)
+            self.plan.todo = []
+
+    def _log_start(self) -> None:
+        plan, options = self.plan, self.options
+        if options.method == "spline":
+            log.info("converting %d region(s) of ≤ %d voxels per axis (%s preset: the B-spline of degree %d that "
+                     "interpolates the voxels; nothing is trained)", plan.total, options.max_region_size,
+                     options.preset, options.spline_order)
+        else:
+            log.info("fitting %d region(s) of ≤ %d voxels per axis on %s (%s preset, %d×%d sine, ω0 = %g)",
+                     plan.total, options.max_region_size, self.device, options.preset, options.width,
+                     options.sine_layers, options.omega)
+
+    @property
+    def total(self) -> int:
+        return self.plan.total
+
+    @property
+    def done(self) -> int:
+        """Regions finished: fitted, resumed, flat, or all of them for a spline or constant map."""
+        if self.constant or self.plan.coefficients is not None:
+            return self.plan.total
+        return len(self.plan.fits) + len(self.plan.flat)
+
+    def tasks(self) -> Iterator[RegionTask]:
+        """The regions still to fit, in region order (each made when asked for: they hold copies of voxels)."""
+        if self.targets is None or not self.plan.todo:
+            return
+        coefficients = sampled.spline_coefficients(self.targets) if self.options.method == "sampled" else None
+        for r in list(self.plan.todo):
+            if r not in self.plan.fits:
+                yield region_task(r, self.options, self.targets, self.plan.box(r), coefficients)
+
+    def record(self, fit: RegionFit) -> None:
+        """Take a finished region (and save it to the resume folder)."""
+        self.plan.fits[fit.index] = fit
+        if self.store is not None:
+            self.store.save(fit)
+
+    def fit_here(self, progress: Any = None) -> None:
+        """Fit the remaining regions in this process: one at a time on a CPU, batches that fit its memory on a GPU.
+        progress(done, total, last_stats) is called as regions finish, and progress.step(step, best_loss) during
+        a fit if it has that method."""
+        if progress:
+            progress(self.done, self.total, None)
+        if not self.plan.todo:
+            return
+        if self.device.type == "cuda":
+            no_tf32()
+        batch = self.options.batch_regions or (1 if self.device.type == "cpu" else
+                                               _gpu_batch(self.plan.bounds, self.options, self.device))
+
+        def done(fit: RegionFit) -> None:
+            self.record(fit)
+            if progress:
+                progress(self.done, self.total, fit.stats)
+
+        on_step = getattr(progress, "step", None)
+        pending: list[RegionTask] = []
+        for task in self.tasks():
+            pending.append(task)
+            if len(pending) == batch:
+                fit_together(pending, self.device, done, on_step)
+                pending = []
+        if pending:
+            fit_together(pending, self.device, done, on_step)
+
+    def content(self) -> NeuralMapContent:
+        """The fitted map with its provenance (training, fidelity); every region must be in."""
+        missing = [r for r in self.plan.todo if r not in self.plan.fits]
+        if missing and self.plan.coefficients is None:
+            raise NemapError(f"{len(missing)} region(s) are not fitted yet (first: {missing[0]})", code="INCOMPLETE")
+        content = _assemble(self.grid, self.normalization, self.plan, self.options, self.constant)
+        decoded = Engine.from_content(content, device=self.device).sample(self.grid.geometry).values
+        content.provenance["training"] = _training_record(self.options, self.plan, self.device)
+        if self.workers is not None:
+            content.provenance["training"]["workers"] = self.workers
+        content.provenance["fidelity"] = fidelity(self.grid, decoded, self.plan.bounds)
+        faithful = fsc_fidelity(self.grid, decoded)
+        if faithful is not None:
+            content.provenance["fidelity"]["fsc"] = faithful
+        return content
+
+
 def fit_map(grid: Grid, options: FitOptions, *, resume: Path | None = None,
             resume_key: dict[str, Any] | None = None, progress: Any = None) -> NeuralMapContent:
-    """Fit a neural map to ``grid`` (values [x, y, z], geometry in Å).
-
-    resume: a folder that keeps finished regions (created, reused if its key matches, removed by
-    the caller when the output is written). progress(done, total, last_stats) is called as regions
-    finish, and progress.step(step, best_loss) during a fit if it has that method. Raises
-    NemapError for grids it cannot fit (non-finite voxels).
-    """
-    values = np.asarray(grid.values, dtype=np.float32)
-    bad = int(np.count_nonzero(~np.isfinite(values)))
-    if bad:
-        raise NemapError(f"{bad} voxel(s) are NaN or infinite; fix or mask the map first", code="NONFINITE_VOXELS")
-    normalization, constant = normalization_for(values, options.clamp_negative)
-    plan = _Plan(tiling(grid.geometry.grid_shape, options.max_region_size, options.min_overlap, _tiling_method(options)))
-    device = resolve_device(options.device)
-    if device.type == "cuda":
-        no_tf32()
-    if options.method == "spline":
-        log.info("converting %d region(s) of ≤ %d voxels per axis (%s preset: the B-spline of degree %d that "
-                 "interpolates the voxels; nothing is trained)", plan.total, options.max_region_size, options.preset,
-                 options.spline_order)
-    else:
-        log.info("fitting %d region(s) of ≤ %d voxels per axis on %s (%s preset, %d×%d sine, ω0 = %g)", plan.total,
-                 options.max_region_size, device, options.preset, options.width, options.sine_layers, options.omega)
-    if constant:
-        warn(f"the map is constant ({normalization.value_min:g}): stored as constant regions, no networks")
-    else:
-        targets = network_targets(values, normalization)
-        if options.method == "spline":
-            _find_flat(plan, targets, options)
-            plan.coefficients = spline.coefficient_grid(targets, options.spline_order)
-            if progress:
-                progress(plan.total, plan.total, None)
-        else:
-            store = _open_store(plan, resume, resume_key)
-            _find_flat(plan, targets, options)
-            _fit_todo(plan, targets, options, device, store, progress)
-    content = _assemble(grid, normalization, plan, options, constant)
-    decoded = Engine.from_content(content, device=device).sample(grid.geometry).values
-    content.provenance["training"] = _training_record(options, plan, device)
-    content.provenance["fidelity"] = fidelity(grid, decoded, plan.bounds)
-    faithful = fsc_fidelity(grid, decoded)
-    if faithful is not None:
-        content.provenance["fidelity"]["fsc"] = faithful
-    return content
+    """Fit a neural map to ``grid`` (values [x, y, z], geometry in Å) in this process (see :class:`MapFit`)."""
+    job = MapFit(grid, options, resume=resume, resume_key=resume_key)
+    job.fit_here(progress)
+    return job.content()
 
 
 def _open_store(plan: _Plan, resume: Path | None, resume_key: dict[str, Any] | None) -> ResumeStore | None:
@@ -123,35 +205,6 @@ def _find_flat(plan: _Plan, targets: np.ndarray, options: FitOptions) -> None:
     if plan.flat:
         log.info("%d of %d regions are flat (targets span < %g): stored as constants", len(plan.flat), plan.total,
                  options.flat_tolerance)
-
-
-def _fit_todo(plan: _Plan, targets: np.ndarray, options: FitOptions, device: torch.device,
-              store: ResumeStore | None, progress: Any) -> None:
-    """Fit the regions still to fit, in batches, saving each to the store as it finishes."""
-    if progress:
-        progress(len(plan.fits) + len(plan.flat), plan.total, None)
-    batch = options.batch_regions or (1 if device.type == "cpu" else _gpu_batch(plan.bounds, options, device))
-    region_shape = tuple(int(n) for n in plan.bounds[0, 1] - plan.bounds[0, 0] + 1)
-    u = local_inputs(region_shape) if options.method == "paper" else None
-    spline = sampled.spline_coefficients(targets) if options.method == "sampled" and plan.todo else None
-
-    def done(fit: RegionFit) -> None:
-        plan.fits[fit.index] = fit
-        if store is not None:
-            store.save(fit)
-        if progress:
-            progress(len(plan.fits) + len(plan.flat), plan.total, fit.stats)
-
-    on_step = getattr(progress, "step", None)
-    for start in range(0, len(plan.todo), batch):
-        chunk = plan.todo[start:start + batch]
-        if options.method == "sampled":
-            pools = [sampled.training_pool(spline, targets[plan.box(r)], plan.bounds[r], options, r) for r in chunk]
-            sampled.fit_regions_sampled([p[0] for p in pools], [p[1] for p in pools], chunk, options, device, done,
-                                        on_step)
-        else:
-            t = np.stack([targets[plan.box(r)].reshape(-1) for r in chunk])
-            full_batch.fit_regions(u, t, chunk, options, device, done, on_step)
 
 
 def _assemble(grid: Grid, normalization: Any, plan: _Plan, options: FitOptions, constant: bool) -> NeuralMapContent:

@@ -8,6 +8,7 @@ its own grid or on any voxel size / box (Å) and writes a mode-2 MRC file.
 from __future__ import annotations
 
 import datetime as _dt
+from dataclasses import dataclass
 import hashlib
 import math
 import logging
@@ -21,7 +22,7 @@ import numpy as np
 from nemap._version import __version__
 from nemap.engine.device import resolve_device
 from nemap.engine.neuralmap import open as open_nemap
-from nemap.fit.fit_map import fit_map
+from nemap.fit.fit_map import MapFit
 from nemap.fit.memory import available_memory_bytes, check_memory
 from nemap.fit.options import FitOptions
 from nemap.fit.resume import remove_resume_folder
@@ -77,20 +78,30 @@ class _Progress:
             self.bar.close()
 
 
-def mrc_to_nemap(src: str | os.PathLike, dst: str | os.PathLike, options: FitOptions, *, force: bool = False,
-                 resolution: float | None = None, contour: float | None = None, origin_convention: str = "auto",
-                 ignore_cell_angles: bool = False, progress: bool = True, command: Sequence[str] | None = None,
-                 half_maps: Sequence[str | os.PathLike] | None = None, mask: str | os.PathLike | None = None,
-                 ) -> dict[str, Any]:
-    """Fit ``src`` (MRC) and write ``dst`` (.nemap). Returns the header written.
+@dataclass
+class Conversion:
+    """An MRC → .nemap conversion under way: the map's fit (``job``, see :class:`nemap.fit.fit_map.MapFit`)
+    and what its file will record."""
 
-    ``half_maps`` (two MRC files on the map's grid) and ``mask``: their FSC, local resolution and the mask are
-    stored as resolution evidence (format 0.2, spec/0.2/nemap.md §5.1), and the FSC = 0.143 resolution becomes
-    the map's resolution unless ``resolution`` is given.
+    src: Path
+    dst: Path
+    job: MapFit
+    digest: str
+    resume: Path
+    force: bool
+    resolution: float | None
+    contour: float | None
+    evidence: Any
+    command: Sequence[str] | None
 
-    A conversion that is interrupted leaves ``DST.resume/`` with its finished regions; running the
-    same conversion again picks them up. The output appears only when complete.
-    """
+
+def start_conversion(src: str | os.PathLike, dst: str | os.PathLike, options: FitOptions, *, force: bool = False,
+                     resolution: float | None = None, contour: float | None = None, origin_convention: str = "auto",
+                     ignore_cell_angles: bool = False, command: Sequence[str] | None = None,
+                     half_maps: Sequence[str | os.PathLike] | None = None, mask: str | os.PathLike | None = None,
+                     ) -> Conversion:
+    """Check the arguments, read ``src`` and plan its fit (regions a resume folder ``DST.resume/`` already
+    holds are taken from it); NemapError (with the file named) for what cannot be converted."""
     src, dst = Path(src), Path(dst)
     check_output_path(dst, force)
     resolve_device(options.device)  # a device this machine lacks is refused before any work
@@ -111,36 +122,73 @@ def mrc_to_nemap(src: str | os.PathLike, dst: str | os.PathLike, options: FitOpt
     key = {"source_sha256": digest, "options": options.to_json(), "origin_convention": origin_convention,
            "format": container.VERSION_STRING}
     resume = dst.with_name(dst.name + ".resume")
-    bar = _Progress(progress, dst, force)
     try:
-        try:
-            content = fit_map(grid, options, resume=resume, resume_key=key, progress=bar)
-        except NemapError as exc:
-            raise exc.with_path(src) from exc
-    finally:
-        bar.close()
-    if resolution is not None:
-        content.resolution = {"value": float(resolution), "source": "user"}
-    if evidence is not None:
-        content.evidence = evidence
-        if resolution is None:
-            content.resolution = {"value": float(evidence.fsc["resolution_0143"]), "source": "half_maps",
-                                  "criterion": "FSC=0.143" if evidence.fsc["crossed_0143"] else
+        job = MapFit(grid, options, resume=resume, resume_key=key)
+    except NemapError as exc:
+        raise exc.with_path(src) from exc
+    return Conversion(src, dst, job, digest, resume, force, resolution, contour, evidence, command)
+
+
+def finish_conversion(conv: Conversion) -> dict[str, Any]:
+    """Assemble the fitted map, write it atomically and remove the resume folder; returns the header."""
+    content = conv.job.content()
+    if conv.resolution is not None:
+        content.resolution = {"value": float(conv.resolution), "source": "user"}
+    if conv.evidence is not None:
+        content.evidence = conv.evidence
+        if conv.resolution is None:
+            fsc = conv.evidence.fsc
+            content.resolution = {"value": float(fsc["resolution_0143"]), "source": "half_maps",
+                                  "criterion": "FSC=0.143" if fsc["crossed_0143"] else
                                   "FSC=0.143 not reached: the finest shell (Nyquist)"}
-    if contour is not None:
-        content.contour_level = {"value": float(contour), "source": "user"}
-    content.source_mrc_header = raw_header(src)
+    if conv.contour is not None:
+        content.contour_level = {"value": float(conv.contour), "source": "user"}
+    content.source_mrc_header = raw_header(conv.src)
     content.provenance = {
         "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "generator": {"name": "nemap", "version": __version__},
-        "source": {"filename": src.name, "sha256": digest,
+        "source": {"filename": conv.src.name, "sha256": conv.digest,
                    **({"mrc_header": "/source/mrc_header"} if content.source_mrc_header else {})},
         **content.provenance,
-        "history": [{"step": "convert", "command": list(command) if command else None}],
+        "history": [{"step": "convert", "command": list(conv.command) if conv.command else None}],
     }
-    header = container.write(dst, content, force=force)
-    remove_resume_folder(resume)
+    header = container.write(conv.dst, content, force=conv.force)
+    remove_resume_folder(conv.resume)
     return header
+
+
+def mrc_to_nemap(src: str | os.PathLike, dst: str | os.PathLike, options: FitOptions, *, force: bool = False,
+                 resolution: float | None = None, contour: float | None = None, origin_convention: str = "auto",
+                 ignore_cell_angles: bool = False, progress: bool = True, command: Sequence[str] | None = None,
+                 half_maps: Sequence[str | os.PathLike] | None = None, mask: str | os.PathLike | None = None,
+                 scheduler: Any = None) -> dict[str, Any]:
+    """Fit ``src`` (MRC) and write ``dst`` (.nemap). Returns the header written.
+
+    ``half_maps`` (two MRC files on the map's grid) and ``mask``: their FSC, local resolution and the mask are
+    stored as resolution evidence (format 0.2, spec/0.2/nemap.md §5.1), and the FSC = 0.143 resolution becomes
+    the map's resolution unless ``resolution`` is given. ``scheduler``: fit the regions on a Dask cluster
+    (an address, ``tcp://host:8786`` or ``local:N`` for N local single-thread workers, or a
+    ``nemap.tools.distributed.Cluster``).
+
+    A conversion that is interrupted leaves ``DST.resume/`` with its finished regions; running the
+    same conversion again picks them up. The output appears only when complete.
+    """
+    conv = start_conversion(src, dst, options, force=force, resolution=resolution, contour=contour,
+                            origin_convention=origin_convention, ignore_cell_angles=ignore_cell_angles,
+                            command=command, half_maps=half_maps, mask=mask)
+    bar = _Progress(progress, conv.dst, force)
+    try:
+        if scheduler is None or conv.job.done == conv.job.total:
+            conv.job.fit_here(bar)
+        else:
+            from nemap.tools.distributed import fit_on_cluster
+
+            fit_on_cluster(conv.job, scheduler, bar)
+    except NemapError as exc:
+        raise exc.with_path(conv.src) from exc
+    finally:
+        bar.close()
+    return finish_conversion(conv)
 
 
 def _evidence(half_maps: Sequence[Any] | None, mask: Any, geometry: Geometry) -> Any:
