@@ -1,21 +1,26 @@
 """Training and test data for the learned resolution estimators, made by our own simulator from a seed.
 
-    python -m training.resolution_data --out DIR [--count 4000] [--seed 0] [--split train|test]
+    python -m training.resolution_data --out DIR [--count 4000] [--seed 0] [--split train|test] [--extra-models SDIST]
 
 Each sample is a CUBE³ patch at 1 Å per voxel (x, y, z) of a simulated map with exact labels:
 - an atomic model (../shared/data/models_for_simulation; TRAIN_MODELS for training, TEST_MODELS never used in
-  training), randomly rotated, cropped around a random atom (random crops of large complexes);
+  training; with --extra-models, also the 50 protein chains that the MDAnalysisTests 2.11.0 source archive
+  ships for its DSSP tests, ``pip download --no-deps mdanalysistests==2.11.0``, SHA-256 in EXTRA_SHA256),
+  randomly rotated, cropped around a random atom (random crops of large complexes);
 - a base resolution drawn log-uniformly in [LOW, HIGH] Å and a smooth resolution field around it (up to
   ±VARIATION in log R, correlation length 6–14 voxels): every voxel's label is the field's value there
   (molmap blur followed per voxel, ``nemap.resolution.synthetic``);
 - a B-factor (sharpening or blurring) of −30 … +40 Å² applied to the signal up to 2 Å;
 - coloured noise (correlation 0.5–2 voxels) at a signal-to-noise ratio of 0.3–20 (std of the signal inside the
   molecule over the noise std);
-- with probability MASKED_FRACTION, solvent masked to zero outside a soft envelope (as deposited maps often are);
+- with probability MASKED_FRACTION, solvent masked to zero: half of these outside a soft envelope, half outside
+  a hard zone of 2.5–5 Å around the atoms (as deposited maps and ChimeraX's ``volume zone`` do);
+- with probability COARSE_FRACTION, sampled at a voxel size v between 1 Å and min(1.8 Å, R/2) and brought to
+  1 Å as the estimator does (Fourier resampling): the spectrum beyond 1/(2v) Å⁻¹ is removed;
 - labels: local resolution (Å) per voxel, the molecular mask, and the global resolution (median of the local
   resolution inside the mask) with its class (high < 5 Å ≤ medium ≤ 10 Å < low).
-Voxel sizes: the set is at 1 Å; the estimator resamples any map to 1 Å (so 2.5 Å is the finest resolution
-it can see: LOW). Writes DIR/SPLIT.npz (float16 maps, float16 labels, bool masks) and DIR/SPLIT.json (recipe).
+Voxel sizes: the set is at 1 Å; the estimator resamples any map to 1 Å in Fourier space (so 2.5 Å is the
+finest resolution it can see: LOW; a map of coarser voxels is the COARSE_FRACTION case). Writes DIR/SPLIT.npz (float16 maps, float16 labels, bool masks) and DIR/SPLIT.json (recipe).
 """
 
 from __future__ import annotations
@@ -43,8 +48,33 @@ LOW, HIGH = 2.5, 15.0
 VARIATION = 0.35
 LADDER = np.exp(np.linspace(np.log(LOW * 0.7), np.log(HIGH * 1.45), 12))
 MASKED_FRACTION = 0.4
+COARSE_FRACTION = 0.3
+EXTRA_SDIST = "mdanalysistests-2.11.0.tar.gz"
+EXTRA_SHA256 = "5edeb5b01805da728b202103aa8d2b5974a37f1005ab1fe0150ed7d59702d2ea"
+EXTRA_MEMBERS = "MDAnalysisTests/data/dssp/"
+EXTRA_SKIP = ("1mr1D_failing.pdb.gz", "wrong_hydrogens.pdb.gz")  # a duplicate chain; a 37-atom fragment
+
+
+def extra_models(sdist: Path, folder: Path) -> list[str]:
+    """Unpack the DSSP test chains of the MDAnalysisTests source archive into ``folder`` (checked by SHA-256);
+    their file names."""
+    import hashlib
+    import tarfile
+
+    digest = hashlib.sha256(sdist.read_bytes()).hexdigest()
+    if digest != EXTRA_SHA256:
+        raise SystemExit(f"{sdist}: SHA-256 {digest} is not that of {EXTRA_SDIST}")
+    folder.mkdir(parents=True, exist_ok=True)
+    names = []
+    with tarfile.open(sdist) as tar:
+        for member in tar.getmembers():
+            name = member.name.rsplit("/", 1)[-1]
+            if EXTRA_MEMBERS in member.name and name.endswith(".pdb.gz") and name not in EXTRA_SKIP:
+                (folder / name).write_bytes(tar.extractfile(member).read())
+                names.append(name)
+    return sorted(names)
 def load_models(names: list[str], folder: Path = SHARED_MODELS) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Heavy atoms (Å, centred) and atomic numbers of each model."""
+    """Heavy atoms (Å, centred) and atomic numbers of each model (a name may be a full path)."""
     out = []
     for name in names:
         atoms = read_model(folder / name)
@@ -76,9 +106,29 @@ def make_sample(models: list[tuple[np.ndarray, np.ndarray]], rng: np.random.Gene
     inside = signal[mask] if mask.any() else signal.ravel()
     snr = float(np.exp(rng.uniform(np.log(0.3), np.log(20))))
     noisy = signal + synthetic.coloured_noise(shape, rng, float(rng.uniform(0.5, 2.0))) * (inside.std() + 1e-6) / snr
+    if rng.uniform() < COARSE_FRACTION and base > 2.0:
+        noisy = nyquist_cut(noisy, float(rng.uniform(1.0, min(1.8, base / 2))))
     if rng.uniform() < MASKED_FRACTION:
-        noisy = noisy * np.clip(ndimage.gaussian_filter(mask.astype(np.float32), 1.5) * 1.5, 0, 1)
+        noisy = noisy * solvent_mask(xyz[near], mask, shape, origin, rng)
     return noisy.astype(np.float32), field.astype(np.float32), mask
+
+
+def solvent_mask(xyz: np.ndarray, mask: np.ndarray, shape: tuple[int, int, int], origin: np.ndarray,
+                 rng: np.random.Generator) -> np.ndarray:
+    """A soft envelope around the molecular mask, or a hard zone of 2.5–5 Å around the atoms (half each)."""
+    if rng.uniform() < 0.5:
+        return np.clip(ndimage.gaussian_filter(mask.astype(np.float32), 1.5) * 1.5, 0, 1)
+    return synthetic.atom_mask(xyz, shape, origin, 1.0, radius=float(rng.uniform(2.5, 5.0))).astype(np.float32)
+
+
+def nyquist_cut(values: np.ndarray, voxel: float) -> np.ndarray:
+    """A 1 Å map as it is after sampling at ``voxel`` Å and Fourier resampling to 1 Å: every frequency
+    beyond 1/(2·voxel) Å⁻¹ along any axis removed."""
+    f = scipy.fft.rfftn(values)
+    axes = [np.abs(np.fft.fftfreq(n)) for n in values.shape[:2]] + [np.fft.rfftfreq(values.shape[2])]
+    keep = ((axes[0][:, None, None] <= 0.5 / voxel) & (axes[1][None, :, None] <= 0.5 / voxel)
+            & (axes[2][None, None, :] <= 0.5 / voxel))
+    return scipy.fft.irfftn(f * keep, s=values.shape)
 
 
 def _apply_bfactor(values: np.ndarray, bfactor: float) -> np.ndarray:
@@ -88,9 +138,10 @@ def _apply_bfactor(values: np.ndarray, bfactor: float) -> np.ndarray:
     return scipy.fft.irfftn(f * np.exp(-bfactor * np.minimum(s2, 0.25) / 4), s=values.shape)
 
 
-def build(count: int, seed: int, split: str) -> dict[str, np.ndarray]:
+def build(count: int, seed: int, split: str, extra: list[Path] | None = None) -> dict[str, np.ndarray]:
+    """``count`` samples of the split; ``extra`` model files join the training models."""
     rng = np.random.default_rng(seed)
-    models = load_models(TRAIN_MODELS if split == "train" else TEST_MODELS)
+    models = load_models(TRAIN_MODELS + [str(p) for p in extra or []] if split == "train" else TEST_MODELS)
     maps = np.empty((count,) + (CUBE,) * 3, np.float16)
     local = np.empty_like(maps)
     masks = np.empty((count,) + (CUBE,) * 3, bool)
@@ -117,13 +168,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--count", type=int, default=4000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--split", choices=["train", "test"], default="train")
+    ap.add_argument("--extra-models", type=Path, default=None, metavar="SDIST",
+                    help=f"{EXTRA_SDIST}: add its DSSP test chains to the training models")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    data = build(args.count, args.seed, args.split)
+    extra = extra_models(args.extra_models, args.out / "models") if args.extra_models and args.split == "train" else []
+    data = build(args.count, args.seed, args.split, [args.out / "models" / n for n in extra])
     np.savez(args.out / f"{args.split}.npz", **data)
     recipe = {"count": args.count, "seed": args.seed, "split": args.split, "cube": CUBE, "voxel_size": 1.0,
               "resolution_range": [LOW, HIGH], "variation": VARIATION, "masked_fraction": MASKED_FRACTION,
-              "models": TRAIN_MODELS if args.split == "train" else TEST_MODELS}
+              "coarse_fraction": COARSE_FRACTION,
+              "models": TRAIN_MODELS if args.split == "train" else TEST_MODELS,
+              "extra_models": {"archive": EXTRA_SDIST, "sha256": EXTRA_SHA256, "files": extra} if extra else None}
     (args.out / f"{args.split}.json").write_text(json.dumps(recipe, indent=1))
 
 

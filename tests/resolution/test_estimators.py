@@ -15,7 +15,7 @@ from fixtures.synthetic_maps import chain_map
 from nemap.format.errors import FormatError, NemapError
 from nemap.format.geometry import Geometry, Grid
 from nemap.resolution import models
-from nemap.resolution.estimate import CLASSES, estimate
+from nemap.resolution.estimate import CLASSES, estimate, fourier_resample
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -84,6 +84,25 @@ def test_any_voxel_size_is_resampled_and_the_result_is_on_the_map_grid(voxel: fl
     assert e.global_class in CLASSES and 1.0 < e.global_resolution < 40.0
     assert any("resampled" in note for note in e.notes) == (voxel != 1.0)
     assert any("padded" in note for note in e.notes) == (n * voxel < models.CUBE)
+
+
+def test_fourier_resampling_keeps_a_band_limited_map_on_the_same_box() -> None:
+    centres = lambda n: (np.arange(n) + 0.5) / n  # noqa: E731  (fractions of the box, x, y, z)
+    wave = lambda nx, ny: (np.cos(2 * np.pi * 3 * centres(nx))[:, None, None]  # noqa: E731
+                           * np.sin(2 * np.pi * 2 * centres(ny))[None, :, None] * np.ones((1, 1, 5)))
+    up = fourier_resample(wave(20, 16), (30, 24, 5))  # finer voxels: nothing blurred, centres in the same box
+    np.testing.assert_allclose(up, wave(30, 24), atol=1e-6)
+    np.testing.assert_allclose(fourier_resample(up, (20, 16, 5)), wave(20, 16), atol=1e-6)
+
+
+def test_masked_solvent_is_outside_the_mask_and_patches_of_it_are_skipped() -> None:
+    grid, _ = chain_map((80, 40, 40), resolution=4.0, margin=0.0, atoms=3000, seed=2)
+    values = grid.values.copy()
+    values[36:] = 0.0  # solvent masked to zero: more than a patch of it along x
+    e = estimate(Grid(values, grid.geometry))
+    assert e.mask.values[37:].max() == 0 and e.mask.values[:30].mean() > 0.05
+    assert np.all(e.local.values[70:] == np.float32(e.global_resolution))  # no patch reached it
+    assert np.isfinite(e.local.values).all()
 
 
 def test_the_sharper_zone_is_estimated_sharper() -> None:

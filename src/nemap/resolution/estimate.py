@@ -1,14 +1,19 @@
 """Resolution of a single map by a learned estimator (no half maps): global resolution and class, local
 resolution and molecular mask, each on the map's own grid.
 
-The map is resampled to 1 Å per voxel (linear interpolation of the voxels; the models were trained at
-1 Å, so 2.5 Å is the finest resolution they tell apart), cut into CUBE³ patches every CUBE/2 voxels (a map
-smaller than a patch is padded with its mean, and says so), each patch normalized to zero mean and unit
-standard deviation, and predicted; overlapping predictions are averaged with a tent window. The global
-resolution is the median of the local resolution inside the predicted mask (everywhere when the mask is
-empty, or the model predicts none); its class is high (< 5 Å), medium (5–10 Å) or low (> 10 Å). A classifier
-(``dnn``, ``cnn3d``) gives one class per map: the mean of its patches' class probabilities, its global
-resolution the probability-weighted class centre (3.75, 7.5, 12.5 Å), and no local map.
+1. The map is resampled to 1 Å per voxel in Fourier space (its transform cropped or zero-padded, as RELION
+   and EMAN rescale maps: every frequency both grids hold is kept, nothing is blurred; the models were trained
+   at 1 Å, so 2.5 Å is the finest resolution they tell apart). Voxels whose 3³ neighbourhood is exactly
+   constant (solvent masked to a constant, as deposited maps often are) stay exactly constant.
+2. It is cut into CUBE³ patches every STEP voxels (a map smaller than a patch is padded with its mean, and
+   says so); patches of masked solvent only are skipped; each patch is normalized to zero mean and unit
+   standard deviation and predicted; overlapping predictions are averaged with a tent window.
+3. The mask is the predicted one less the masked solvent; the global resolution is the median of the local
+   resolution inside it (everywhere when it is empty, or the model predicts none); its class is high
+   (< 5 Å), medium (5–10 Å) or low (> 10 Å). Solvent that no patch reached gets the global value.
+A classifier (``dnn``, ``cnn3d``) gives one class per map: the mean of its patches' class probabilities
+weighted by their non-solvent share, its global resolution the probability-weighted class centre (3.75, 7.5,
+12.5 Å), and no local map.
 """
 
 from __future__ import annotations
@@ -71,48 +76,88 @@ def check_map(grid: Grid, name: str) -> None:
 
 
 def to_one_angstrom(grid: Grid, notes: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """The map at 1 Å per voxel (linear) and the zoom factors used (x, y, z)."""
+    """The map at 1 Å per voxel (Fourier resampling, x, y, z) and the zoom factors used (new/old voxels)."""
     zoom = np.asarray(grid.geometry.voxel_size, dtype=np.float64)
     if np.allclose(zoom, 1.0, atol=1e-3):
         return grid.values.astype(np.float32), np.ones(3)
-    notes.append(f"resampled from {tuple(round(v, 4) for v in grid.geometry.voxel_size)} Å to 1 Å voxels")
-    shape = np.maximum(np.round(np.asarray(grid.geometry.grid_shape) * zoom).astype(int), 1)
-    return ndimage.zoom(grid.values.astype(np.float32), shape / np.asarray(grid.geometry.grid_shape), order=1,
-                        mode="nearest", grid_mode=True), shape / np.asarray(grid.geometry.grid_shape)
+    notes.append(f"resampled from {tuple(round(v, 4) for v in grid.geometry.voxel_size)} Å to 1 Å voxels "
+                 "(Fourier)")
+    old = np.asarray(grid.geometry.grid_shape)
+    shape = np.maximum(np.round(old * zoom).astype(int), 1)
+    return fourier_resample(grid.values, tuple(shape)), shape / old
+
+
+def fourier_resample(values: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+    """``values`` on ``shape`` voxels spanning the same box (voxel centres at (i + ½)·box/n along each axis):
+    the transform cropped or zero-padded per axis, as for a periodic band-limited map; float32."""
+    import scipy.fft
+    from scipy import signal
+
+    out = values.astype(np.float64)
+    for axis, m in enumerate(shape):
+        n = out.shape[axis]
+        if n == m:
+            continue
+        delta = 0.5 * (n / m - 1)  # old voxels from the first old centre to the first new one
+        phase = np.exp(2j * np.pi * np.fft.fftfreq(n) * delta).reshape([-1 if a == axis else 1 for a in range(3)])
+        out = scipy.fft.ifft(scipy.fft.fft(out, axis=axis) * phase, axis=axis).real
+        out = signal.resample(out, m, axis=axis)
+    return out.astype(np.float32)
+
+
+def flat_solvent(values: np.ndarray) -> np.ndarray:
+    """Voxels whose 3³ neighbourhood is exactly constant (solvent masked to a constant)."""
+    return ndimage.maximum_filter(values, size=3, mode="nearest") == ndimage.minimum_filter(values, size=3,
+                                                                                             mode="nearest")
+
+
+STEP = 24  # voxels between patch starts: 8 voxels of overlap, blended by the tent window
 
 
 def starts(n: int) -> list[int]:
-    """Patch starts along an axis of n ≥ CUBE voxels: every CUBE/2, the last flush with the end."""
-    s = list(range(0, n - CUBE + 1, CUBE // 2))
+    """Patch starts along an axis of n ≥ CUBE voxels: every STEP, the last flush with the end."""
+    s = list(range(0, n - CUBE + 1, STEP))
     return s if s[-1] == n - CUBE else s + [n - CUBE]
 
 
-def patches(values: np.ndarray) -> tuple[list[tuple[int, int, int]], Any]:
-    """Patch corners and a function giving the normalized patches [B, 1, n, n, n] of a batch of corners."""
+def patches(values: np.ndarray, solvent: np.ndarray) -> tuple[list[tuple[int, int, int]], np.ndarray, Any]:
+    """Corners of the patches that hold any non-solvent voxel, their non-solvent fractions, and a function
+    giving the normalized patches [B, 1, n, n, n] of a batch of corners."""
     import torch
 
-    corners = [(i, j, k) for i in starts(values.shape[0]) for j in starts(values.shape[1])
-               for k in starts(values.shape[2])]
+    corners, share = [], []
+    for i in starts(values.shape[0]):
+        for j in starts(values.shape[1]):
+            for k in starts(values.shape[2]):
+                f = 1.0 - float(solvent[i:i + CUBE, j:j + CUBE, k:k + CUBE].mean())
+                if f > 0:
+                    corners.append((i, j, k))
+                    share.append(f)
 
     def batch(cs: list[tuple[int, int, int]]) -> Any:
         p = np.stack([values[i:i + CUBE, j:j + CUBE, k:k + CUBE] for i, j, k in cs])
         p = (p - p.mean(axis=(1, 2, 3), keepdims=True)) / (p.std(axis=(1, 2, 3), keepdims=True) + 1e-8)
         return torch.as_tensor(p.astype(np.float32))[:, None]
 
-    return corners, batch
+    return corners, np.asarray(share), batch
 
 
-def predict(model: Any, kind: str, values: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None,
-                                                                np.ndarray | None]:
-    """On a 1 Å map of at least CUBE voxels per axis: local resolution (Å), mask probability, class
-    probabilities (the mean over patches) — whichever the model gives."""
+def _window() -> np.ndarray:
+    tent = np.minimum(np.arange(CUBE) + 0.5, CUBE - np.arange(CUBE) - 0.5)
+    return (tent[:, None, None] * tent[None, :, None] * tent[None, None, :]).astype(np.float32)
+
+
+def predict(model: Any, kind: str, values: np.ndarray, solvent: np.ndarray
+            ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """On a 1 Å map of at least CUBE voxels per axis: local resolution (Å; NaN where no patch was predicted),
+    mask probability, class probabilities (the mean over patches, weighted by their non-solvent share) —
+    whichever the model gives. Patches of solvent only are skipped."""
     import torch
 
-    tent = np.minimum(np.arange(CUBE) + 0.5, CUBE - np.arange(CUBE) - 0.5)
-    window = (tent[:, None, None] * tent[None, :, None] * tent[None, None, :]).astype(np.float32)
+    window = _window()
     acc_r, acc_m, acc_w = (np.zeros(values.shape, np.float32) for _ in range(3))
     probabilities = []
-    corners, batch_of = patches(values)
+    corners, share, batch_of = patches(values, solvent)
     centres = np.log(np.sqrt(np.asarray(LOCAL_BINS[:-1]) * np.asarray(LOCAL_BINS[1:])))
     with torch.inference_mode():
         for b in range(0, len(corners), 16):
@@ -131,8 +176,9 @@ def predict(model: Any, kind: str, values: np.ndarray) -> tuple[np.ndarray | Non
                 acc_m[box] += window * mm
                 acc_w[box] += window
     if kind == "class":
-        return None, None, np.concatenate(probabilities).mean(axis=0)
-    return np.exp(acc_r / acc_w), (acc_m / acc_w if kind == "local" else None), None
+        return None, None, (share @ np.concatenate(probabilities)) / share.sum()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.exp(acc_r / acc_w), (np.nan_to_num(acc_m / acc_w) if kind == "local" else None), None
 
 
 def _on_grid(values: np.ndarray, grid: Grid, zoom: np.ndarray) -> np.ndarray:
@@ -145,6 +191,13 @@ def _on_grid(values: np.ndarray, grid: Grid, zoom: np.ndarray) -> np.ndarray:
     return values.astype(np.float32)
 
 
+def _nearest(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``values`` on ``shape`` voxels spanning the same box, nearest voxel."""
+    if values.shape == tuple(shape):
+        return values.copy()
+    return ndimage.zoom(values, np.asarray(shape) / np.asarray(values.shape), order=0, mode="nearest", grid_mode=True)
+
+
 def estimate(grid: Grid, model: str = DEFAULT_MODEL, name: str = "the map") -> Estimate:
     """The learned estimate of ``grid``'s resolution (see the module docstring)."""
     check_map(grid, name)
@@ -152,17 +205,25 @@ def estimate(grid: Grid, model: str = DEFAULT_MODEL, name: str = "the map") -> E
     kind = KINDS[model] if model in KINDS else "local"
     notes: list[str] = []
     values, zoom = to_one_angstrom(grid, notes)
+    flat = flat_solvent(grid.values)
+    solvent = _nearest(flat, values.shape)
+    values[solvent] = _nearest(grid.values, values.shape)[solvent]  # masked solvent stays exactly flat
     if (np.asarray(values.shape) < CUBE).any():
         notes.append(f"{tuple(values.shape)} voxels at 1 Å is smaller than the model's {CUBE}³ input: padded "
                      "with the map's mean")
-        values = np.pad(values, [(0, max(0, CUBE - n)) for n in values.shape], constant_values=float(values.mean()))
-    local, mask, probabilities = predict(net, kind, values)
+        pad = [(0, max(0, CUBE - n)) for n in values.shape]
+        values = np.pad(values, pad, constant_values=float(values.mean()))
+        solvent = np.pad(solvent, pad, constant_values=True)
+    local, mask, probabilities = predict(net, kind, values, solvent)
     if probabilities is not None:  # a classifier: one value per map
         g = float(probabilities @ np.asarray(CLASS_CENTRES))
         return Estimate(g, CLASSES[int(np.argmax(probabilities))], None, None, model, notes,
                         [float(p) for p in probabilities])
-    local = _on_grid(local, grid, zoom)
+    covered = np.isfinite(local)
+    local = _on_grid(np.where(covered, local, np.nanmedian(local)), grid, zoom)
     inside = _on_grid(mask, grid, zoom) > 0.5 if mask is not None else np.ones(local.shape, bool)
+    inside &= ~flat
     g = float(np.median(local[inside] if inside.any() else local))
+    local[_on_grid(covered.astype(np.float32), grid, zoom) < 0.5] = g  # solvent no patch reached: the global value
     return Estimate(g, classify(g), Grid(local, grid.geometry),
                     Grid(inside.astype(np.float32), grid.geometry) if mask is not None else None, model, notes)
