@@ -63,11 +63,12 @@ class MapFit:
     remaining regions in this process (several at once on a GPU).
 
     grid: values [x, y, z], geometry in Å. resume: a folder that keeps finished regions (created, reused if
-    its key matches, removed by the caller when the output is written). Raises NemapError for grids it
-    cannot fit (non-finite voxels)."""
+    its key matches, removed by the caller when the output is written). elsewhere: the regions will be fitted on
+    other machines (each resolves ``options.device`` itself). Raises NemapError for grids it cannot fit
+    (non-finite voxels)."""
 
     def __init__(self, grid: Grid, options: FitOptions, *, resume: Path | None = None,
-                 resume_key: dict[str, Any] | None = None):
+                 resume_key: dict[str, Any] | None = None, elsewhere: bool = False):
         values = np.asarray(grid.values, dtype=np.float32)
         bad = int(np.count_nonzero(~np.isfinite(values)))
         if bad:
@@ -77,7 +78,8 @@ class MapFit:
         self.normalization, self.constant = normalization_for(values, options.clamp_negative)
         self.plan = _Plan(tiling(grid.geometry.grid_shape, options.max_region_size, options.min_overlap,
                                  _tiling_method(options)))
-        self.device = resolve_device(options.device)
+        # elsewhere: the regions are fitted on other machines (each resolves options.device); this one only decodes
+        self.device = resolve_device("auto" if elsewhere else options.device)
         self.workers: dict[str, Any] | None = None
         self.store: ResumeStore | None = None
         self.targets: np.ndarray | None = None

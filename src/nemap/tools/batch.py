@@ -171,7 +171,8 @@ def _on_cluster(batch: Batch, todo: list[int], sources: list[Path], outputs: lis
         for m in todo:
             batch.started[m] = time.perf_counter()
             try:
-                conv = start_conversion(sources[m], outputs[m], options, force=force, command=command)
+                conv = start_conversion(sources[m], outputs[m], options, force=force, command=command,
+                                        elsewhere=True)
             except NemapError as exc:
                 batch.set(m, status="failed", error=str(exc.with_path(sources[m])))
                 bar.map_done()

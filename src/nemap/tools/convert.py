@@ -99,12 +99,14 @@ def start_conversion(src: str | os.PathLike, dst: str | os.PathLike, options: Fi
                      resolution: float | None = None, contour: float | None = None, origin_convention: str = "auto",
                      ignore_cell_angles: bool = False, command: Sequence[str] | None = None,
                      half_maps: Sequence[str | os.PathLike] | None = None, mask: str | os.PathLike | None = None,
-                     ) -> Conversion:
+                     elsewhere: bool = False) -> Conversion:
     """Check the arguments, read ``src`` and plan its fit (regions a resume folder ``DST.resume/`` already
-    holds are taken from it); NemapError (with the file named) for what cannot be converted."""
+    holds are taken from it); NemapError (with the file named) for what cannot be converted. ``elsewhere``:
+    the regions will be fitted on a cluster, whose workers resolve ``options.device`` themselves."""
     src, dst = Path(src), Path(dst)
     check_output_path(dst, force)
-    resolve_device(options.device)  # a device this machine lacks is refused before any work
+    if not elsewhere:
+        resolve_device(options.device)  # a device this machine lacks is refused before any work
     if resolution is not None:
         check_number("resolution", resolution, above=0, unit="Å")
     if contour is not None:
@@ -123,7 +125,7 @@ def start_conversion(src: str | os.PathLike, dst: str | os.PathLike, options: Fi
            "format": container.VERSION_STRING}
     resume = dst.with_name(dst.name + ".resume")
     try:
-        job = MapFit(grid, options, resume=resume, resume_key=key)
+        job = MapFit(grid, options, resume=resume, resume_key=key, elsewhere=elsewhere)
     except NemapError as exc:
         raise exc.with_path(src) from exc
     return Conversion(src, dst, job, digest, resume, force, resolution, contour, evidence, command)
@@ -175,10 +177,13 @@ def mrc_to_nemap(src: str | os.PathLike, dst: str | os.PathLike, options: FitOpt
     """
     conv = start_conversion(src, dst, options, force=force, resolution=resolution, contour=contour,
                             origin_convention=origin_convention, ignore_cell_angles=ignore_cell_angles,
-                            command=command, half_maps=half_maps, mask=mask)
+                            command=command, half_maps=half_maps, mask=mask, elsewhere=scheduler is not None)
     bar = _Progress(progress, conv.dst, force)
     try:
         if scheduler is None or conv.job.done == conv.job.total:
+            if scheduler is not None:
+                log.info("nothing to fit on the cluster (%s preset, %d of %d regions done)", options.preset,
+                         conv.job.done, conv.job.total)
             conv.job.fit_here(bar)
         else:
             from nemap.tools.distributed import fit_on_cluster
