@@ -84,15 +84,21 @@ def load_models(names: list[str], folder: Path = SHARED_MODELS) -> list[tuple[np
     return out
 
 
-def make_sample(models: list[tuple[np.ndarray, np.ndarray]], rng: np.random.Generator
+SEED_RESOLUTIONS = (2.5, 7.5, 12.5)  # Å: the seed paper's (002) three simulated resolutions
+
+
+def make_sample(models: list[tuple[np.ndarray, np.ndarray]], rng: np.random.Generator, seed_protocol: bool = False
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(map, local resolution Å, mask), each CUBE³."""
+    """(map, local resolution Å, mask), each CUBE³. ``seed_protocol``: as the seed paper simulated its maps —
+    one of SEED_RESOLUTIONS everywhere, no noise, no B-factor, no mask, 1 Å voxels."""
     xyz, z = models[rng.integers(len(models))]
     xyz = Rotation.random(random_state=rng.integers(2**31)).apply(xyz)
     centre = xyz[rng.integers(len(xyz))] + rng.normal(0, 3.0, 3)
     shape = (CUBE,) * 3
     origin = centre - (CUBE - 1) / 2
     near = np.all(np.abs(xyz - centre) < CUBE / 2 + 20, axis=1)
+    if seed_protocol:
+        return _seed_sample(xyz[near], z[near], float(rng.choice(SEED_RESOLUTIONS)), shape, origin)
     base = float(np.exp(rng.uniform(np.log(LOW), np.log(HIGH))))
     spread = float(np.exp(rng.uniform(0, VARIATION)))
     field = synthetic.smooth_field(shape, rng, max(LOW, base / spread), min(HIGH * 1.3, base * spread),
@@ -111,6 +117,12 @@ def make_sample(models: list[tuple[np.ndarray, np.ndarray]], rng: np.random.Gene
     if rng.uniform() < MASKED_FRACTION:
         noisy = noisy * solvent_mask(xyz[near], mask, shape, origin, rng)
     return noisy.astype(np.float32), field.astype(np.float32), mask
+
+
+def _seed_sample(xyz: np.ndarray, z: np.ndarray, resolution: float, shape: tuple[int, int, int],
+                 origin: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    signal = synthetic.levels(xyz, z, shape, origin, 1.0, np.array([resolution]))[0]
+    return signal, np.full(shape, resolution, np.float32), synthetic.atom_mask(xyz, shape, origin, 1.0)
 
 
 def solvent_mask(xyz: np.ndarray, mask: np.ndarray, shape: tuple[int, int, int], origin: np.ndarray,
@@ -138,8 +150,10 @@ def _apply_bfactor(values: np.ndarray, bfactor: float) -> np.ndarray:
     return scipy.fft.irfftn(f * np.exp(-bfactor * np.minimum(s2, 0.25) / 4), s=values.shape)
 
 
-def build(count: int, seed: int, split: str, extra: list[Path] | None = None) -> dict[str, np.ndarray]:
-    """``count`` samples of the split; ``extra`` model files join the training models."""
+def build(count: int, seed: int, split: str, extra: list[Path] | None = None, seed_protocol: bool = False
+          ) -> dict[str, np.ndarray]:
+    """``count`` samples of the split; ``extra`` model files join the training models; ``seed_protocol``: see
+    ``make_sample``."""
     rng = np.random.default_rng(seed)
     models = load_models(TRAIN_MODELS + [str(p) for p in extra or []] if split == "train" else TEST_MODELS)
     maps = np.empty((count,) + (CUBE,) * 3, np.float16)
@@ -147,7 +161,7 @@ def build(count: int, seed: int, split: str, extra: list[Path] | None = None) ->
     masks = np.empty((count,) + (CUBE,) * 3, bool)
     t0 = time.perf_counter()
     for i in range(count):
-        m, r, k = make_sample(models, rng)
+        m, r, k = make_sample(models, rng, seed_protocol)
         maps[i] = normalize(m)
         local[i], masks[i] = r, k
         if (i + 1) % 500 == 0:
