@@ -80,6 +80,7 @@ class MapFit:
                                  _tiling_method(options)))
         # elsewhere: the regions are fitted on other machines (each resolves options.device); this one only decodes
         self.device = resolve_device("auto" if elsewhere else options.device)
+        self.elsewhere = elsewhere
         self.workers: dict[str, Any] | None = None
         self.store: ResumeStore | None = None
         self.targets: np.ndarray | None = None
@@ -103,7 +104,8 @@ class MapFit:
                      options.preset, options.spline_order)
         else:
             log.info("fitting %d region(s) of ≤ %d voxels per axis on %s (%s preset, %d×%d sine, ω0 = %g)",
-                     plan.total, options.max_region_size, self.device, options.preset, options.width,
+                     plan.total, options.max_region_size, "a cluster" if self.elsewhere else self.device,
+                     options.preset, options.width,
                      options.sine_layers, options.omega)
 
     @property
