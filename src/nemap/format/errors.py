@@ -45,6 +45,8 @@ ERROR_CODES: dict[str, str] = {
     "CONSTANT_MAP": "a map with one value everywhere, where a resolution is asked",
     "NO_MODEL": "a learned estimator that is not shipped, or whose weight file is missing or damaged",
     "OUT_OF_MEMORY": "a conversion that would not fit in the memory at hand",
+    "SCHEDULER_UNREACHABLE": "a Dask scheduler that cannot be reached (or a local cluster that cannot start)",
+    "INCOMPLETE": "a fit assembled before all of its regions are in",
     "BAD_MODEL": "not a readable atomic model, or a model without atoms",
     "BAD_GRAPH": "not a readable graph file",
     "NO_BOX": "a graph file without the map box, and no map given",

@@ -82,7 +82,7 @@ class Cluster:
             import distributed
         except ImportError as exc:
             raise NemapError("a scheduler needs dask.distributed: pip install 'nemap[distributed]'",
-                             code="NO_DASK") from exc
+                             code="MISSING_DEPENDENCY") from exc
         self.address = address
         self.local = None
         try:
