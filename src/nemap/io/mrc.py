@@ -452,13 +452,24 @@ def _read(
     return hdr, values
 
 
+def _uncompressed_name(path: str | os.PathLike) -> str:
+    name = os.path.basename(os.fspath(path))
+    for comp in _COMPRESSION_SUFFIXES:
+        if name.lower().endswith(comp):
+            name = name[: -len(comp)]
+    return name
+
+
 def is_mrc(path: str | os.PathLike) -> bool:
     """True for the names of MRC/CCP4 maps: .mrc .map .ccp4 .mrcs .rec, optionally .gz or .bz2."""
-    name = os.path.basename(os.fspath(path)).lower()
-    for comp in _COMPRESSION_SUFFIXES:
-        if name.endswith(comp):
-            name = name[: -len(comp)]
-    return name.endswith(MRC_SUFFIXES)
+    return _uncompressed_name(path).lower().endswith(MRC_SUFFIXES)
+
+
+def map_stem(path: str | os.PathLike) -> str:
+    """The file name without its compression and MRC suffixes (emd_1234.map.gz → emd_1234)."""
+    name = _uncompressed_name(path)
+    suffix = next((s for s in MRC_SUFFIXES if name.lower().endswith(s)), "")
+    return name[: len(name) - len(suffix)]
 
 
 # --------------------------------------------------------------------------------------------

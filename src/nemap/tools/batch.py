@@ -16,6 +16,7 @@ import glob
 import json
 import logging
 import os
+import sys
 import time
 from collections import deque
 from collections.abc import Hashable, Iterator, Sequence
@@ -28,6 +29,7 @@ from nemap.fit.stack import RegionFit
 from nemap.fit.tasks import RegionTask
 from nemap.format.errors import ArgumentError, NemapError
 from nemap.format.files import replace_atomically
+from nemap.io.mrc import map_stem
 from nemap.tools.convert import Conversion, finish_conversion, start_conversion
 
 log = logging.getLogger("nemap")
@@ -59,7 +61,7 @@ def _expand(item: str) -> list[Path]:
 
 def output_paths(inputs: list[Path], out_dir: Path) -> list[Path]:
     """DIR/STEM.nemap for every input; ArgumentError when two inputs would write the same file."""
-    outputs = [out_dir / (_stem(p) + ".nemap") for p in inputs]
+    outputs = [out_dir / (map_stem(p) + ".nemap") for p in inputs]
     first: dict[Path, Path] = {}
     for src, dst in zip(inputs, outputs):
         if dst in first:
@@ -67,14 +69,6 @@ def output_paths(inputs: list[Path], out_dir: Path) -> list[Path]:
                                 parameter="inputs")
         first[dst] = src
     return outputs
-
-
-def _stem(path: Path) -> str:
-    name = path.name
-    for suffix in (".gz", ".mrc", ".map", ".ccp4"):
-        if name.lower().endswith(suffix):
-            name = name[: -len(suffix)]
-    return name
 
 
 @dataclass
@@ -250,8 +244,6 @@ class _Bar:
         self.maps, self.finished = maps, 0
         if enabled:
             from tqdm import tqdm
-
-            import sys
 
             self.bar = tqdm(total=0, unit="region", desc=f"maps 0/{maps}", file=sys.stderr, dynamic_ncols=True,
                             mininterval=0.5)

@@ -8,12 +8,12 @@ its own grid or on any voxel size / box (Å) and writes a mode-2 MRC file.
 from __future__ import annotations
 
 import datetime as _dt
-from dataclasses import dataclass
 import hashlib
-import math
 import logging
+import math
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 

@@ -113,17 +113,14 @@ class Cluster:
 
     def threads_by_host(self) -> dict[str, int]:
         """Dask threads per worker host (its address without the port)."""
-        out: dict[str, int] = {}
-        for addr, info in self.client.scheduler_info(n_workers=-1)["workers"].items():
-            host = addr.rsplit(":", 1)[0]
-            out[host] = out.get(host, 0) + int(info.get("nthreads", 1))
-        return out
+        return _threads_by_host(self.client.scheduler_info(n_workers=-1)["workers"])
 
     def describe(self) -> dict[str, Any]:
         """What a file's provenance records: the scheduler and its workers."""
-        threads = self.threads_by_host()
-        return {"scheduler": self.address, "count": len(self.client.scheduler_info(n_workers=-1)["workers"]),
-                "threads": sum(threads.values()), "hosts": len(threads)}
+        workers = self.client.scheduler_info(n_workers=-1)["workers"]
+        threads = _threads_by_host(workers)
+        return {"scheduler": self.address, "count": len(workers), "threads": sum(threads.values()),
+                "hosts": len(threads)}
 
     def run(self, tasks: Iterable[tuple[Hashable, RegionTask]], on_result: Callable[[Hashable, RegionFit], None],
             on_error: Callable[[Hashable, BaseException], None] | None = None, window: int | None = None) -> None:
@@ -185,6 +182,14 @@ def fit_on_cluster(job: MapFit, cluster: Cluster | str, progress: Any = None) ->
             progress(job.done, job.total, fit.stats)
 
     cluster.run(((task.index, task) for task in job.tasks()), arrived)
+
+
+def _threads_by_host(workers: dict[str, Any]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for addr, info in workers.items():
+        host = addr.rsplit(":", 1)[0]
+        out[host] = out.get(host, 0) + int(info.get("nthreads", 1))
+    return out
 
 
 def _local_count(address: str) -> int:
