@@ -78,8 +78,7 @@ def fit(grid, preset: str, **overrides):
     wall = time.perf_counter() - t0
     from nemap.engine.query import Engine
 
-    engine = Engine(content.geometry, content.normalization, content.regions, content.layers,
-                    content.weights, content.biases)
+    engine = Engine(content)
     return content, engine, wall
 
 

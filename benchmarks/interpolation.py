@@ -126,12 +126,11 @@ def one_case(name: str, resolution: float, args) -> dict:
         t0 = time.perf_counter()
         content = encode(grid, options)
         wall = time.perf_counter() - t0
-        engine = Engine(content.geometry, content.normalization, content.regions, content.layers,
-                        content.weights, content.biases, device=args.device)
+        engine = Engine(content, device=args.device)
         d, g = engine.evaluate(points, gradient=True)
         results[f"neural ({args.neural})"] = (d, g)
         case["neural_fit"] = {"preset": args.neural, "wall_s": round(wall, 1), "regions": content.regions.count,
-                              "networks": content.regions.network_count, "device": str(engine.device)}
+                              "networks": content.regions.network_count, "device": args.device}
     for label, (d, g) in results.items():
         err = np.abs(d - truth) / scale
         case["methods"][label] = {"mae_nonzero": float(err[nonzero].mean()), "mae_all": float(err.mean()),

@@ -12,7 +12,8 @@ import jsonschema
 
 import nemap
 from nemap.format.codes import CODES
-from nemap.format.container import digest, load_schema
+from nemap.format.hdf5 import digest
+from nemap.format.header_json import load_schema
 from nemap.format.reference import evaluate_map
 from nemap.format.validate import validate
 

@@ -14,12 +14,13 @@ from __future__ import annotations
 import logging
 
 from nemap._version import __version__
-from nemap.engine.neuralmap import NeuralMap, open  # noqa: E402
-from nemap.format.container import FORMAT_VERSION, VERSION_STRING as FORMAT_VERSION_STRING, write  # noqa: E402
-from nemap.format.content import Layer, NeuralMapContent, Normalization, Regions, siren_layers  # noqa: E402
-from nemap.format.errors import ArgumentError, FormatError, NemapError, NemapWarning  # noqa: E402
-from nemap.format.geometry import Geometry, Grid  # noqa: E402
-from nemap.format.validate import Report, validate  # noqa: E402
+from nemap.errors import ArgumentError, FormatError, NemapError, NemapWarning
+from nemap.format.content import Layer, NeuralMapContent, Normalization, Regions, siren_layers
+from nemap.format.geometry import Geometry, Grid
+from nemap.format.limits import FORMAT_VERSION, VERSION_STRING as FORMAT_VERSION_STRING
+from nemap.format.validate import Report, validate
+from nemap.format.writer import write
+from nemap.map.neuralmap import NeuralMap, open
 
 logging.getLogger("nemap").addHandler(logging.NullHandler())  # a library logs; the application shows
 

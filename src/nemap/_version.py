@@ -1,4 +1,4 @@
-"""The installed package's version (not the format's: that is ``nemap.format.container.VERSION_STRING``).
+"""The installed package's version (not the format's: that is ``nemap.format.limits.VERSION_STRING``).
 Imports nothing of nemap, so that every layer may use it."""
 
 from importlib.metadata import PackageNotFoundError, version

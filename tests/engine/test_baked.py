@@ -10,7 +10,7 @@ from fixtures.random_nemap import random_content
 from fixtures.synthetic_maps import chain_map
 from nemap.fit.fit_map import fit_map
 from nemap.fit.options import options_for
-from nemap.format.errors import ArgumentError
+from nemap.errors import ArgumentError
 
 
 @pytest.fixture(scope="module", params=["spline", "siren"])

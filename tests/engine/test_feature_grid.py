@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from fixtures.random_nemap import random_feature_grid_content
-from nemap.engine.feature_grid import bspline_weights, interpolation_gate
+from nemap.engine import bspline
 from nemap.engine.query import Engine
 from nemap.format.reference import evaluate
 
@@ -28,16 +27,35 @@ def test_engine_matches_reference_density_and_gradient(order: int) -> None:
 
 @pytest.mark.parametrize("order", [3, 5])
 def test_bspline_weights_sum_to_one_and_reproduce_linear_functions(order: int) -> None:
-    u = torch.linspace(0, 1, 101, dtype=torch.float64)
-    w = bspline_weights(u, order)
-    assert torch.allclose(w.sum(-1), torch.ones_like(u))
-    nodes = torch.arange(order + 1, dtype=torch.float64) - (order - 1) // 2  # node offsets from the cell
-    assert torch.allclose((w * nodes).sum(-1), u)
+    u = np.linspace(0, 1, 101)
+    w, dw = bspline.weights(u, order)
+    assert np.allclose(w.sum(-1), 1.0) and np.allclose(dw.sum(-1), 0.0)
+    nodes = np.arange(order + 1) - (order - 1) // 2  # node offsets from the cell
+    assert np.allclose((w * nodes).sum(-1), u) and np.allclose((dw * nodes).sum(-1), 1.0)
 
 
-def test_gate_vanishes_with_its_gradient_at_voxel_centres_only() -> None:
-    q = torch.tensor([[0.0, 3.0, -2.0], [0.5, 3.0, 1.0], [0.25, 0.5, 0.75]], dtype=torch.float64, requires_grad=True)
-    g = interpolation_gate(q)
-    (grad,) = torch.autograd.grad(g.sum(), q)
-    assert g[0] == 0 and torch.all(grad[0].abs() < 1e-12)
-    assert g[1].item() == pytest.approx(1.0) and g[2].item() > 0.5
+@pytest.mark.parametrize("order", [3, 5])
+def test_spline_gradient_is_the_derivative_of_its_value(order: int) -> None:
+    c = np.random.default_rng(order).standard_normal((12, 11, 10))
+    t = np.random.default_rng(1).uniform(0, 1, (50, 3)) * (np.asarray(c.shape) - order - 2) + (order - 1) // 2
+    v, g = bspline.evaluate(c, t, order)
+    h = 1e-6
+    for a in range(3):
+        step = np.zeros(3)
+        step[a] = h
+        numeric = (bspline.evaluate(c, t + step, order, False)[0] - bspline.evaluate(c, t - step, order, False)[0]) / (2 * h)
+        assert np.abs(numeric - g[:, a]).max() < 1e-6 * np.abs(g).max()
+
+
+def test_the_correction_network_acts_only_between_voxel_centres() -> None:
+    content = random_feature_grid_content((14, 12, 10), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), order=5, channels=2, seed=3)
+    zero = random_feature_grid_content((14, 12, 10), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), order=5, channels=2, seed=3)
+    for w, b in zip(zero.weights, zero.biases):
+        w[...] = 0
+        b[...] = 0
+    centres = np.array([[3.0, 4.0, 5.0], [7.0, 2.0, 8.0]])
+    off = centres + 0.37
+    d, g = Engine(content).evaluate(centres)
+    dz, gz = Engine(zero).evaluate(centres)
+    assert np.allclose(d, dz, atol=1e-12) and np.allclose(g, gz, atol=1e-9)
+    assert not np.allclose(Engine(content).evaluate(off)[0], Engine(zero).evaluate(off)[0])

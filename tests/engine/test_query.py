@@ -47,7 +47,7 @@ def test_sample_on_the_native_grid_is_the_decoded_map(fitted, tmp_path) -> None:
 
 def test_query_positions_are_checked_and_nan_positions_give_nan() -> None:
     from nemap.engine.query import positions
-    from nemap.format.errors import ArgumentError
+    from nemap.errors import ArgumentError
 
     assert positions([1.0, 2.0, 3.0]).shape == (1, 3)
     assert positions(np.zeros((0, 3), np.float16)).dtype == np.float64

@@ -7,6 +7,7 @@ import pytest
 
 from fixtures.random_nemap import random_content, random_feature_grid_content
 from nemap.engine import query
+from nemap.engine.kinds import siren as siren_kind
 from nemap.engine.query import Engine
 from nemap.format.geometry import Geometry, grid_points
 
@@ -47,7 +48,7 @@ def test_points_in_blocks_equal_points_at_once(monkeypatch: pytest.MonkeyPatch) 
     p[::97] = np.nan
     d, g = engine.evaluate(p)
     monkeypatch.setattr(query, "BLOCK_POINTS", 128)
-    monkeypatch.setattr(query, "CHUNK_POINTS", 50)
+    monkeypatch.setattr(siren_kind, "CHUNK_POINTS", 50)
     d2, g2 = engine.evaluate(p)
     np.testing.assert_allclose(d2, d, rtol=0, atol=1e-6 * np.nanmax(np.abs(d)))  # float32 networks: chunking changes rounding only
     np.testing.assert_allclose(g2, g, rtol=0, atol=1e-5 * np.nanmax(np.abs(g)))

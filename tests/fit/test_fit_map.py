@@ -16,7 +16,7 @@ from nemap.fit.fit_map import fit_map
 from nemap.fit.full_batch import fit_regions
 from nemap.fit.options import options_for
 from nemap.fit.stack import local_inputs
-from nemap.format.errors import NemapError
+from nemap.errors import NemapError
 from nemap.format.geometry import Geometry, Grid
 from fixtures.synthetic_maps import chain_map
 

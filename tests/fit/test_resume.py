@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from nemap.fit.resume import LOCK, ResumeStore, remove_resume_folder
-from nemap.fit.stack import RegionFit
-from nemap.format.errors import NemapError, NemapWarning
+from nemap.fit.region import RegionFit
+from nemap.errors import NemapError, NemapWarning
 
 KEY = {"source_sha256": "0" * 64, "options": {"width": 8}}
 

@@ -13,8 +13,8 @@ from fixtures.synthetic_maps import chain_map
 from nemap.engine.query import Engine
 from nemap.fit.fit_map import fit_map
 from nemap.fit.options import PRESETS, options_for
-from nemap.format import container
-from nemap.format.errors import ArgumentError
+from nemap.format import limits
+from nemap.errors import ArgumentError
 from nemap.format.geometry import Geometry, Grid
 
 
@@ -86,7 +86,7 @@ def test_spline_file_is_format_0_2_and_paper_files_stay_0_1(chain: Grid, tmp_pat
     small = Grid(chain.values[:12, :10, :8], Geometry((12, 10, 8), (1.0,) * 3))
     paper = fit_map(small, options_for("small", max_steps=2, device="cpu"))
     header = nemap.write(tmp_path / "p.nemap", paper)
-    assert header["nemap_version"] == container.BASE_VERSION_STRING == "0.1" and "extensions" not in header
+    assert header["nemap_version"] == limits.BASE_VERSION_STRING == "0.1" and "extensions" not in header
 
 
 def test_spline_order_is_checked() -> None:

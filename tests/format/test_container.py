@@ -12,8 +12,8 @@ import pytest
 
 import nemap
 from nemap.conformance.harness import load_suite
-from nemap.format import container
-from nemap.format.errors import FormatError, NemapError
+from nemap.format import hdf5, limits
+from nemap.errors import FormatError, NemapError
 from nemap.format.validate import validate
 from fixtures.conformance.generate import INVALID, SUITE
 
@@ -88,7 +88,7 @@ def test_weights_are_lazy_and_closed_file_refuses(good: Path) -> None:
 
 def test_written_file_is_hdf5_1_8_compatible(good: Path) -> None:
     raw = good.read_bytes()
-    assert raw[:8] == container.HDF5_SIGNATURE
+    assert raw[:8] == limits.HDF5_SIGNATURE
     assert raw[8] <= 2  # superblock version
     with h5py.File(good) as f:
         assert f.attrs["nemap_format"] == "nemap"
@@ -115,9 +115,9 @@ def test_missing_output_directory(tmp_path: Path) -> None:
 
 def test_digest_is_of_values_not_encoding(tmp_path: Path) -> None:
     a = np.arange(12, dtype="<f4").reshape(3, 4)
-    assert container.digest(a) == container.digest(a.astype(">f4"))
-    assert container.digest(a) == container.digest(np.asfortranarray(a))
-    assert container.digest(a) != container.digest(a.astype("<f8"))
+    assert hdf5.digest(a) == hdf5.digest(a.astype(">f4"))
+    assert hdf5.digest(a) == hdf5.digest(np.asfortranarray(a))
+    assert hdf5.digest(a) != hdf5.digest(a.astype("<f8"))
     content = random_content(seed=1)
     p1, p2 = tmp_path / "a.nemap", tmp_path / "b.nemap"
     nemap.write(p1, content)

@@ -11,8 +11,8 @@ import pytest
 
 from nemap.cli.common import flag_message
 from nemap.format.codes import CODES
-from nemap.format.errors import ERROR_CODES, ArgumentError, NemapError, NemapWarning
-from nemap.format.files import check_output_path
+from nemap.errors import ERROR_CODES, ArgumentError, NemapError, NemapWarning
+from nemap.files import check_output_path
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "nemap"
 

@@ -15,7 +15,7 @@ from scipy.spatial import cKDTree
 
 from fixtures.synthetic_maps import random_chain
 from nemap.io.graph_files import read_graph, write_graph
-from nemap.format.errors import NemapError
+from nemap.errors import NemapError
 from nemap.graph import (PeakGraph, climb_fast, cluster, discrete_roots, extract, screen, screen_box, seed_grid_shape,
                          seed_positions, seeds_above, threshold_for)
 from nemap.graph.score import match_one_to_one, score

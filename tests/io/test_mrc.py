@@ -21,7 +21,7 @@ from nemap.io.mrc import (
     read_mrc_header,
     write_mrc,
 )
-from nemap.format.errors import FormatError, NemapError
+from nemap.errors import FormatError, NemapError
 from nemap.format.geometry import Geometry
 from fixtures.synthetic_mrc import patch_int32, write_raw_mrc
 
@@ -627,7 +627,7 @@ def test_shared_map_roundtrip_through_write(shared_data, tmp_path):
 
 def test_machine_stamp_that_disagrees_with_the_data_is_read_with_a_warning(tmp_path):
     """MACHST says big-endian, the header and data are little-endian: read as the data says, warned."""
-    from nemap.format.errors import NemapWarning
+    from nemap.errors import NemapWarning
 
     path = tmp_path / "stamp.mrc"
     values = np.arange(24, dtype=np.float32).reshape(4, 3, 2)

@@ -12,7 +12,7 @@ import torch
 
 from fixtures.half_maps import zoned_half_maps
 from fixtures.synthetic_maps import chain_map
-from nemap.format.errors import FormatError, NemapError
+from nemap.errors import FormatError, NemapError
 from nemap.format.geometry import Geometry, Grid
 from nemap.resolution import models
 from nemap.resolution.estimate import CLASSES, estimate, fourier_resample

@@ -7,7 +7,7 @@ import pytest
 
 import nemap
 from fixtures.half_maps import half_maps
-from nemap.format.errors import ArgumentError, NemapError
+from nemap.errors import ArgumentError, NemapError
 from nemap.format.geometry import Geometry, Grid
 from nemap.resolution.fsc import crossing, fsc
 

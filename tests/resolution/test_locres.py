@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from fixtures.half_maps import half_maps, zoned_half_maps
-from nemap.format.errors import ArgumentError, NemapError
+from nemap.errors import ArgumentError, NemapError
 from nemap.format.geometry import Grid
 from nemap.resolution import locres
 from nemap.resolution.fsc import fsc

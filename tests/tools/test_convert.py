@@ -10,7 +10,7 @@ import pytest
 import nemap
 from nemap.tools.convert import mrc_to_nemap, nemap_to_mrc
 from nemap.io.mrc import read_mrc
-from nemap.format.errors import NemapError
+from nemap.errors import NemapError
 
 from tests.conftest import quick
 

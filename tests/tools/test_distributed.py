@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import nemap
-from nemap.format.errors import ArgumentError
+from nemap.errors import ArgumentError
 from nemap.tools.convert import mrc_to_nemap
 from tests.conftest import REPO, quick
 

@@ -18,8 +18,8 @@ from nemap._version import __version__
 from nemap.cli import (common, conformance, convert, convert_many, graph, info, plot, resolution, simulate,
                        validate)
 from nemap.cli.common import flag_message, restore_logging, setup_logging
-from nemap.format.container import VERSION_STRING
-from nemap.format.errors import NemapError, NemapWarning
+from nemap.format.limits import VERSION_STRING
+from nemap.errors import NemapError, NemapWarning
 
 SUBCOMMANDS = (info, convert, convert_many, simulate, plot, graph, resolution, validate, conformance)
 

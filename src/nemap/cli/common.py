@@ -10,7 +10,7 @@ import sys
 import warnings
 from typing import Any
 
-from nemap.format.errors import NemapError, NemapWarning
+from nemap.errors import NemapError, NemapWarning
 
 log = logging.getLogger("nemap")
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from nemap.cli.common import floats
 from nemap.fit.options import PRESETS
-from nemap.format.errors import NemapError
+from nemap.errors import NemapError
 from nemap.io.mrc import ORIGIN_CONVENTIONS
 
 
@@ -66,7 +66,7 @@ def _add_fitting(fit: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nemap.format.files import is_nemap
+    from nemap.files import is_nemap
     from nemap.io.mrc import is_mrc
 
     if is_mrc(args.input) and is_nemap(args.output):

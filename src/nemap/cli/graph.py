@@ -7,7 +7,7 @@ import argparse
 import json
 from typing import Any
 
-from nemap.format.errors import NemapError
+from nemap.errors import NemapError
 
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -40,8 +40,8 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nemap.engine.neuralmap import open as open_nemap
-    from nemap.format.files import check_output_path
+    from nemap.map.neuralmap import open as open_nemap
+    from nemap.files import check_output_path
     from nemap.io import graph_files
 
     graph_files.graph_format(args.output)  # an unknown format is refused before any work
@@ -63,10 +63,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _map_box(path: str) -> Any:
     """(lo, hi) Å of a .nemap or MRC map's box of voxel centres."""
-    from nemap.format.files import is_nemap
+    from nemap.files import is_nemap
 
     if is_nemap(path):
-        from nemap.engine.neuralmap import open as open_nemap
+        from nemap.map.neuralmap import open as open_nemap
 
         with open_nemap(path) as m:
             return m.geometry.extent

@@ -6,7 +6,7 @@ import argparse
 import importlib.util
 from typing import Any
 
-from nemap.format.errors import NemapError
+from nemap.errors import NemapError
 
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:

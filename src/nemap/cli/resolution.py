@@ -8,7 +8,7 @@ import json
 import sys
 from typing import Any
 
-from nemap.format.errors import NemapError
+from nemap.errors import NemapError
 
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -123,7 +123,7 @@ def run_estimate(args: argparse.Namespace) -> int:
                                       force=args.force)
     summary = result.summary()
     if args.store:
-        from nemap.format.files import is_nemap
+        from nemap.files import is_nemap
 
         if not is_nemap(args.map):
             raise NemapError(f"{args.map}: --store needs a .nemap file", code="BAD_ARGUMENT")

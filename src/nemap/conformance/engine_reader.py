@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 
 from nemap._version import __version__
-from nemap.format import container
-from nemap.format.errors import NemapError
-from nemap.engine.neuralmap import open as open_nemap
+from nemap.format.limits import VERSION_STRING
+from nemap.errors import NemapError
+from nemap.map.neuralmap import open as open_nemap
 from nemap.format.validate import validate
 
 from nemap.conformance.protocol import error_answer, json_floats, serve
@@ -25,7 +25,7 @@ def handle(request: dict[str, Any]) -> dict[str, Any]:
     op = request.get("op")
     if op == "hello":
         return {"name": "nemap (reference engine)", "version": __version__,
-                "spec_versions": [container.VERSION_STRING], "ops": ["query", "validate", "local_resolution"]}
+                "spec_versions": [VERSION_STRING], "ops": ["query", "validate", "local_resolution"]}
     if op == "validate":
         return validate(request["file"]).to_json()
     if op == "query":

@@ -20,7 +20,7 @@ import numpy as np
 
 from nemap.conformance.materialize import materialize
 from nemap.conformance.protocol import Handler, float_array
-from nemap.format.errors import NemapError
+from nemap.errors import NemapError
 
 SUITE_VERSION = "0.2"
 

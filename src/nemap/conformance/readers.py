@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from nemap.conformance.protocol import Handler
-from nemap.format.errors import ArgumentError
+from nemap.errors import ArgumentError
 
 BUILTIN = ("engine", "numpy", "numpy-float32")
 

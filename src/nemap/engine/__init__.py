@@ -1,3 +1,3 @@
-"""Queries of a neural map: SIREN networks in torch, the query engine (density and gradient at any Å
-position) and ``nemap.open`` → :class:`~nemap.engine.neuralmap.NeuralMap`. Torch is imported only when a
-query is made."""
+"""Queries of a neural map: the query engine (density and gradient at any Å position, values on grids) with
+one evaluator per region kind (``nemap.engine.kinds``: splines in NumPy, SIREN networks in torch, imported only
+when a SIREN map is evaluated), and the baked map for bulk queries."""

@@ -16,12 +16,11 @@ import warnings
 from typing import Any
 
 import numpy as np
-import torch
 from scipy import ndimage
 
-from nemap.engine.feature_grid import spline_features
 from nemap.engine.query import BLOCK_POINTS, positions
-from nemap.format.errors import NemapWarning
+from nemap.errors import require
+from nemap.errors import NemapWarning
 from nemap.format.geometry import Geometry
 
 CHECK_POINTS = 4000  # random points at which the bake is compared with the exact map
@@ -29,6 +28,27 @@ TARGET_ERROR = 1e-3  # largest density error (fraction of the range) the default
 SUBDIVISIONS = (2, 3, 4)  # default baking grids: the map's voxel size divided by these
 MAX_BYTES = 1 << 30  # float32 coefficients a default grid may take
 CHUNK_POINTS = 1 << 15
+
+
+def cubic_spline(coefficients: Any, t: Any) -> Any:
+    """Cubic B-spline of a coefficient grid [Kx, Ky, Kz] (torch) at node coordinates t [M, 3] (node k at t = k;
+    t in [1, K − 3]): one gather of the 4³ nodes of every point, one contraction; differentiable in t."""
+    import torch
+
+    from nemap.engine.bspline import _tables
+
+    values = torch.as_tensor(_tables(3)[0], dtype=coefficients.dtype)
+    kx, ky, kz = coefficients.shape
+    top = torch.tensor([kx, ky, kz], dtype=t.dtype) - 3
+    cell = torch.minimum(torch.clamp(torch.floor(t.detach()), min=1.0), top)
+    u = (t - cell).to(coefficients.dtype)
+    w = torch.stack([sum(float(c) * u ** k for k, c in enumerate(row)) for row in values], dim=-1)  # [M, 3, 4]
+    start = cell.long() - 1
+    steps = torch.arange(4)
+    offsets = ((steps[:, None, None] * ky + steps[None, :, None]) * kz + steps[None, None, :]).reshape(-1)
+    base = (start[:, 0] * ky + start[:, 1]) * kz + start[:, 2]
+    picked = coefficients.reshape(-1)[base[:, None] + offsets].reshape(-1, 4, 4, 4)
+    return torch.einsum("mijk,mi,mj,mk->m", picked, w[:, 0], w[:, 1], w[:, 2])
 
 
 class BakedMap:
@@ -57,23 +77,26 @@ class BakedMap:
     def _bake(self, source: Any, step: tuple[float, float, float], device: str) -> None:
         grid = source.sample(voxel_size=step, device=device)
         self.geometry: Geometry = grid.geometry
+        torch = require("torch", "siren", "bake a map")
         c = ndimage.spline_filter(np.nan_to_num(grid.values.astype(np.float64)), order=3, mode="mirror")
         # one node before and two after each axis, mirrored as map_coordinates(mode="mirror") extends them
         self._coefficients = torch.as_tensor(np.pad(c, 2 * ((1, 2),) + ((1, 2),), mode="reflect"),
-                                             dtype=torch.float32)[None, None]
+                                             dtype=torch.float32)
 
     def _spline(self, q: np.ndarray, gradient: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """Spline values [M] and d/dq [M, 3] (when asked) at index positions q [M, 3] on the baking grid."""
+        import torch
+
         y = np.empty(q.shape[0])
         dq = np.empty_like(q) if gradient else None
         for start in range(0, q.shape[0], CHUNK_POINTS):
             chunk = slice(start, start + CHUNK_POINTS)
-            t = torch.as_tensor(q[chunk] + 1.0)[None]
+            t = torch.as_tensor(q[chunk] + 1.0)
             with torch.enable_grad() if gradient else torch.inference_mode():
                 t.requires_grad_(gradient)
-                yt = spline_features(self._coefficients, t, 3)[0, :, 0]
+                yt = cubic_spline(self._coefficients, t)
                 if gradient:
-                    dq[chunk] = torch.autograd.grad(yt.sum(), t)[0][0].numpy()
+                    dq[chunk] = torch.autograd.grad(yt.sum(), t)[0].numpy()
             y[chunk] = yt.detach().numpy()
         return y, dq
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from nemap.format.errors import ArgumentError
+from nemap.errors import ArgumentError
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

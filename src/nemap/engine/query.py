@@ -1,33 +1,29 @@
 """The query engine: density and gradient of a neural map at any Å positions (spec §9).
 
-Positions are (N, 3) Å in x, y, z order; densities come back in source units, gradients in
-density units per Å; NaN outside the grid box. Networks run in PyTorch (float32 by default, never
-TF32; ω folded into the weights, sines in place, chunks of CHUNK_POINTS points so that activations stay
-in cache; gradients by reverse mode with respect to the 3 inputs only); blending and the chain rule run in
-float64 NumPy. Points are taken BLOCK_POINTS at a time, so working memory is bounded whatever their number
-(10⁸ points need only the input and output arrays). Sampling a regular grid (:meth:`Engine.sample`) uses
-the grid: each region evaluates its own dense block of samples, with separable blending weights.
+Positions are (N, 3) Å in x, y, z order; densities come back in source units, gradients in density units per
+Å; NaN outside the grid box. Each region kind has its evaluator (``nemap.engine.kinds``: SIREN networks in
+torch, splines in NumPy); blending and the chain rule run in float64 NumPy. Points are taken BLOCK_POINTS at a
+time, so working memory is bounded whatever their number (10⁸ points need only the input and output arrays).
+Sampling a regular grid (:meth:`Engine.sample`) uses the grid: each region evaluates its own dense block of
+samples, with separable blending weights.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
-import torch
 
-from nemap.engine import feature_grid, siren
-from nemap.engine.device import no_tf32, resolve_device
-from nemap.format.content import Layer, Normalization, Regions
-from nemap.format.errors import ArgumentError
+from nemap.engine.kinds import evaluator
+from nemap.errors import ArgumentError
+from nemap.format.content import Normalization, Regions
 from nemap.format.geometry import DOMAIN_TOLERANCE, Geometry, Grid
+from nemap.format.kinds import kind_of_content
 from nemap.format.tiling import axis_factors
 
 log = logging.getLogger("nemap")
 
-CHUNK_POINTS = 1 << 14  # points per network call
 BLOCK_POINTS = 1 << 18  # points per blending pass: bounds working memory (≈ 60 MB)
 SLAB_VOXELS = 1 << 22  # grid samples per slab of x planes when sampling
 
@@ -50,36 +46,26 @@ def positions(xyz: Any) -> np.ndarray:
 
 
 class Engine:
-    """Evaluates one neural map; build it with :meth:`Engine.from_content`."""
+    """Evaluates one neural map: ``Engine(content)`` for a ``NeuralMapContent`` or an opened ``NeuralMap``
+    (anything with geometry, normalization, regions and its kind's arrays). ``device`` and ``dtype`` (a torch
+    dtype, float32 by default: the conformant precision, spec §9.5) apply to SIREN regions; splines are
+    evaluated in float64 NumPy on the CPU."""
 
-    def __init__(self, geometry: Geometry, normalization: Normalization, regions: Regions,
-                 layers: Sequence[Layer], weights: Sequence[np.ndarray], biases: Sequence[np.ndarray],
-                 device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
-                 feature_grid: np.ndarray | None = None, feature_grid_order: int = 3):
-        self.geometry = geometry
-        self.normalization = normalization
-        self.regions = regions
-        self.layers = list(layers)
-        self.device = resolve_device(device)
-        self.dtype = dtype
-        if self.device.type == "cuda":
-            no_tf32()
-        self.weights = [torch.as_tensor(np.asarray(w), device=self.device).to(dtype) for w in weights]
-        self.biases = [torch.as_tensor(np.asarray(b), device=self.device).to(dtype) for b in biases]
-        self.bounds = np.asarray(regions.bounds, dtype=np.int64)
-        self.feature_grid = None if feature_grid is None else torch.as_tensor(np.asarray(feature_grid), device=self.device)
-        self.feature_grid_order = int(feature_grid_order)
-        self._networks: dict[int, list[tuple[torch.Tensor, torch.Tensor, bool]]] = {}
-        self._top = np.asarray(geometry.grid_shape, dtype=np.float64) - 1.0
+    def __init__(self, content: Any, device: Any = "cpu", dtype: Any = None):
+        self.geometry: Geometry = content.geometry
+        self.normalization: Normalization = content.normalization
+        self.regions: Regions = content.regions
+        kind = getattr(content, "representation", None) or kind_of_content(content)
+        self.kind = kind.name
+        self.evaluator = evaluator(kind.name, content, device=device, dtype=dtype)
+        self.bounds = np.asarray(self.regions.bounds, dtype=np.int64)
+        self.slots = np.asarray(self.regions.network_index, dtype=np.int64)
+        self._top = np.asarray(self.geometry.grid_shape, dtype=np.float64) - 1.0
 
     @classmethod
-    def from_content(cls, content: Any, device: str | torch.device = "cpu",
-                     dtype: torch.dtype = torch.float32) -> "Engine":
-        """The engine of a neural map: a ``NeuralMapContent`` or an opened ``NeuralMap`` (anything with
-        geometry, normalization, regions, layers, weights and biases)."""
-        return cls(content.geometry, content.normalization, content.regions, content.layers, content.weights,
-                   content.biases, device=device, dtype=dtype, feature_grid=getattr(content, "feature_grid", None),
-                   feature_grid_order=getattr(content, "feature_grid_order", 3))
+    def from_content(cls, content: Any, device: Any = "cpu", dtype: Any = None) -> "Engine":
+        """The engine of a neural map (the same as ``Engine(content, device, dtype)``)."""
+        return cls(content, device=device, dtype=dtype)
 
     def evaluate(self, xyz: Any, gradient: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
         """Density [N] (source units) and, if asked, gradient [N, 3] (per Å) at Å positions [N, 3]."""
@@ -108,15 +94,7 @@ class Engine:
         q_min, q_max = q.min(axis=0), q.max(axis=0)
         near = np.all((self.bounds[:, 1] >= q_min) & (self.bounds[:, 0] <= q_max), axis=1)
         for r in np.nonzero(near)[0]:
-            first, last = self.bounds[r, 0], self.bounds[r, 1]
-            whole = bool(np.all(first <= q_min) and np.all(last >= q_max))
-            pts = np.arange(m) if whole else np.nonzero(np.all((q >= first) & (q <= last), axis=1))[0]
-            f, df = self._factors(q[pts], first, last, gradient)
-            w = f[:, 0] * f[:, 1] * f[:, 2]
-            keep = w > 0
-            if not keep.all():
-                pts, w, f = pts[keep], w[keep], f[keep]
-                df = df[keep] if gradient else None
+            pts, w, f, df = self._weights(r, q, q_min, q_max, gradient)
             if pts.size == 0:
                 continue
             at = slice(None) if pts.size == m else pts  # a slice when the region holds every point: no scatter
@@ -137,6 +115,20 @@ class Engine:
                 grad = grad_q * self._gradient_scale()
         return density, grad
 
+    def _weights(self, r: int, q: np.ndarray, q_min: np.ndarray, q_max: np.ndarray,
+                 gradient: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """Region r's points (indices into q) of positive weight, their weights, factors and factor slopes."""
+        first, last = self.bounds[r, 0], self.bounds[r, 1]
+        whole = bool(np.all(first <= q_min) and np.all(last >= q_max))
+        pts = np.arange(q.shape[0]) if whole else np.nonzero(np.all((q >= first) & (q <= last), axis=1))[0]
+        f, df = self._factors(q[pts], first, last, gradient)
+        w = f[:, 0] * f[:, 1] * f[:, 2]
+        keep = w > 0
+        if not keep.all():
+            pts, w, f = pts[keep], w[keep], f[keep]
+            df = df[keep] if gradient else None
+        return pts, w, f, df
+
     def _factors(self, q: np.ndarray, first: np.ndarray, last: np.ndarray,
                  gradient: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """Per-axis blending factors [M, 3] of one region at q [M, 3] and their derivatives (when asked);
@@ -156,59 +148,13 @@ class Engine:
         half_range = 0.5 * (self.normalization.value_max - self.normalization.value_min)
         return half_range / np.asarray(self.geometry.voxel_size)
 
-    def _network(self, slot: int) -> list[tuple[torch.Tensor, torch.Tensor, bool]]:
-        if slot not in self._networks:
-            self._networks[slot] = siren.folded([w[slot] for w in self.weights], [b[slot] for b in self.biases],
-                                                self.layers)
-        return self._networks[slot]
-
     def _region_output(self, r: int, q: np.ndarray, gradient: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """Region r's output y and dy/dq at index-space points q [M, 3]."""
-        slot = int(self.regions.network_index[r])
+        slot = int(self.slots[r])
         if slot < 0:
             value = float(self.regions.constant_value[r])
             return np.full(q.shape[0], value), (np.zeros_like(q) if gradient else None)
-        if self.feature_grid is not None:
-            return self._feature_region_output(r, slot, q, gradient)
-        first, last = self.bounds[r, 0].astype(np.float64), self.bounds[r, 1].astype(np.float64)
-        span = last - first
-        du_dq = np.where(span > 0, 2.0 / np.where(span > 0, span, 1.0), 0.0)
-        u = (q - first) * du_dq - (span > 0)  # u = 0 on an axis one voxel thin
-        network = self._network(slot)
-        y, dy_du = self._chunked(u, self.dtype, lambda t: siren.run(t, network), gradient)
-        return y, (dy_du * du_dq if gradient else None)
-
-    def _feature_region_output(self, r: int, slot: int, q: np.ndarray,
-                               gradient: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        """A NEMAP_feature_grid region's y and dy/dq (autograd through the spline and the network)."""
-        coefficients = self.feature_grid[slot:slot + 1].to(self.dtype)
-        ws = [w[slot:slot + 1] for w in self.weights]
-        bs = [b[slot:slot + 1] for b in self.biases]
-
-        def output(local: torch.Tensor) -> torch.Tensor:
-            return feature_grid.region_output(coefficients, local.unsqueeze(0), self.feature_grid_order, ws, bs,
-                                              self.layers)[0]
-
-        # positions stay float64 until feature_grid takes the fractions within a cell
-        return self._chunked(q - self.bounds[r, 0], torch.float64, output, gradient)
-
-    def _chunked(self, x: np.ndarray, dtype: torch.dtype, output: Any,
-                 gradient: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        """``output`` (inputs [M, 3] → y [M]) over chunks of x, with dy/dx by autograd when asked."""
-        y = np.empty(x.shape[0])
-        grads = np.empty_like(x) if gradient else None
-        for start in range(0, x.shape[0], CHUNK_POINTS):
-            chunk = slice(start, start + CHUNK_POINTS)
-            xt = torch.as_tensor(x[chunk], device=self.device, dtype=dtype)
-            with torch.enable_grad() if gradient else torch.inference_mode():
-                if gradient:
-                    xt.requires_grad_(True)
-                yt = output(xt)
-                if gradient:
-                    (g,) = torch.autograd.grad(yt.sum(), xt)
-                    grads[chunk] = g.detach().cpu().numpy()
-            y[chunk] = yt.detach().cpu().numpy()
-        return y, grads
+        return self.evaluator.output(r, slot, q, gradient)
 
     # -- regular grids ------------------------------------------------------------------------
     def sample(self, geometry: Geometry, fill: float = np.nan) -> Grid:
@@ -255,32 +201,7 @@ class Engine:
 
     def _block_output(self, r: int, q: list[np.ndarray]) -> np.ndarray:
         """Region r's output on the grid q[0] × q[1] × q[2] (index coordinates per axis)."""
-        shape = tuple(a.size for a in q)
-        slot = int(self.regions.network_index[r])
+        slot = int(self.slots[r])
         if slot < 0:
-            return np.full(shape, float(self.regions.constant_value[r]))
-        if self.feature_grid is not None:
-            return self._feature_block_output(r, slot, q)
-        points = np.stack(np.meshgrid(*q, indexing="ij"), axis=-1).reshape(-1, 3)
-        return self._region_output(r, points, False)[0].reshape(shape)
-
-    def _feature_block_output(self, r: int, slot: int, q: list[np.ndarray]) -> np.ndarray:
-        """A feature-grid region on a grid: the B-spline f₀ by separable weights (one small matrix per axis);
-        the gated network only where the gate 1 − Π cos²(πq) is not 0 (off the voxel centres)."""
-        order, first = self.feature_grid_order, self.bounds[r, 0]
-        coefficients = self.feature_grid[slot, 0].to(torch.float64)
-        f0 = coefficients
-        gate_factor = []
-        for k in range(3):
-            local = torch.as_tensor(q[k] - first[k], dtype=torch.float64)
-            f0 = torch.tensordot(feature_grid.axis_matrix(local, order, coefficients.shape[k]), f0,
-                                 dims=([1], [k])).movedim(0, k)
-            fraction = local - torch.floor(local)
-            gate_factor.append(torch.cos(math.pi * fraction) ** 2)
-        y = np.ascontiguousarray(f0.numpy())
-        gate = 1.0 - (gate_factor[0][:, None, None] * gate_factor[1][None, :, None] * gate_factor[2][None, None, :])
-        off = np.nonzero(gate.numpy().reshape(-1) != 0)[0]
-        if off.size:
-            points = np.stack(np.meshgrid(*q, indexing="ij"), axis=-1).reshape(-1, 3)[off]
-            y.reshape(-1)[off] = self._feature_region_output(r, slot, points, False)[0]
-        return y
+            return np.full(tuple(a.size for a in q), float(self.regions.constant_value[r]))
+        return self.evaluator.block(r, slot, q)

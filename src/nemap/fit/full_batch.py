@@ -9,7 +9,8 @@ import numpy as np
 import torch
 
 from nemap.fit.options import FitOptions
-from nemap.fit.stack import RegionFit, RegionStack, finish
+from nemap.fit.region import RegionFit
+from nemap.fit.stack import RegionStack, finish
 
 
 def fit_regions(u: np.ndarray, targets: np.ndarray, indices: list[int], options: FitOptions,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from nemap.fit.kinds import maker_for
 from nemap.fit.options import FitOptions
-from nemap.format.errors import NemapError
+from nemap.errors import NemapError
 
 
 def available_memory_bytes() -> int | None:
@@ -21,14 +22,8 @@ def available_memory_bytes() -> int | None:
 
 
 def estimate_memory_bytes(grid_shape: tuple[int, int, int], options: FitOptions, batch: int = 1) -> int:
-    """Peak host memory of a conversion: the grid (values, targets, decoded copy) plus training
-    activations of one batch of regions, chunked; for the spline method, the coefficient copies instead."""
-    voxels = int(np.prod(grid_shape))
-    if options.method == "spline":  # values, targets, decoded copy; the float64 prefilter, the padded
-        return 40 * voxels + 64 * 2**20  # coefficients and the region windows (EMD-0093: 30 B/voxel measured)
-    region = min(options.chunk_voxels, int(np.prod([min(n, options.max_region_size) for n in grid_shape])))
-    activations = batch * region * options.width * 4 * (3 * options.sine_layers + 2)
-    return 4 * voxels * 4 + activations + 64 * 2**20
+    """Peak host memory of a conversion, as the method's maker estimates it (bytes)."""
+    return maker_for(options).memory_bytes(grid_shape, options, batch)
 
 
 def check_memory(grid_shape: tuple[int, int, int], options: FitOptions, path: str | None = None) -> None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nemap.format.content import Layer, siren_layers
-from nemap.format.errors import ArgumentError
+from nemap.errors import ArgumentError
 
 
 @dataclass(frozen=True)
@@ -51,28 +51,15 @@ class FitOptions:
         return siren_layers(self.width, self.sine_layers, self.omega)
 
     def to_json(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        for machine_only in ("device", "batch_regions", "chunk_voxels"):
-            d.pop(machine_only)
-        spline_order = d.pop("spline_order")
-        if self.method == "spline":
-            d["spline_order"] = spline_order
-            keep = ("preset", "method", "spline_order", "max_region_size", "min_overlap", "ramp_width",
-                    "clamp_negative", "flat_tolerance")
-            return {k: d[k] for k in keep}
-        if self.method == "paper":
-            for unused in ("points_per_step", "pool_factor", "heldout_points", "eval_every",
-                           "final_learning_rate"):
-                d.pop(unused)
-        else:
-            for unused in ("exit_loss", "plateau_loss"):
-                d.pop(unused)
-        return d
+        """The options that matter to the method, as recorded in a file's provenance and a resume key."""
+        from nemap.fit.kinds import maker_for
+
+        return maker_for(self).recorded_options(self)
 
 
 PRESETS: dict[str, FitOptions] = {
     # spline (the default): nothing is trained. Each region stores its window of the quintic B-spline
-    # that interpolates the voxels (NEMAP_feature_grid, format 0.2; nemap.fit.spline), with the zero
+    # that interpolates the voxels (NEMAP_feature_grid, format 0.2; nemap.fit.kinds.spline), with the zero
     # correction network; regions whose targets span less than 2e-3 are constants. No network trained
     # so far beats this between voxel centres (CHANGELOG, benchmarks/results/region, decimation).
     "spline": FitOptions(preset="spline", method="spline", spline_order=5, flat_tolerance=2e-3, clamp_negative=False),

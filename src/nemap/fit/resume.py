@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from nemap.fit.stack import RegionFit
-from nemap.format.errors import NemapError, warn
-from nemap.format.files import replace_atomically
+from nemap.fit.region import RegionFit
+from nemap.errors import NemapError, warn
+from nemap.files import replace_atomically
 
 
 class ResumeStore:

@@ -10,7 +10,8 @@ import numpy as np
 import torch
 
 from nemap.fit.options import FitOptions
-from nemap.fit.stack import RegionFit, RegionStack, finish, local_inputs
+from nemap.fit.region import RegionFit
+from nemap.fit.stack import RegionStack, finish, local_inputs
 
 
 def fit_regions_sampled(pools: list[tuple[np.ndarray, np.ndarray]], heldout: list[tuple[np.ndarray, np.ndarray]],

@@ -15,17 +15,8 @@ import numpy as np
 import torch
 
 from nemap.engine import siren
+from nemap.fit.region import RegionFit
 from nemap.format.content import Layer
-
-
-@dataclass
-class RegionFit:
-    """One fitted region: weights per layer ([out, in]) and biases ([out]), and how the fit went."""
-
-    index: int
-    weights: list[np.ndarray]
-    biases: list[np.ndarray]
-    stats: dict[str, Any]
 
 
 def local_inputs(shape: tuple[int, int, int]) -> np.ndarray:

@@ -4,16 +4,18 @@ depend only on the seed and the region's index)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
 
-from nemap.engine.device import resolve_device
+from nemap.engine.device import no_tf32, resolve_device
 from nemap.fit import full_batch, sampled
 from nemap.fit.options import FitOptions
-from nemap.fit.stack import RegionFit, local_inputs
+from nemap.fit.region import RegionFit
+from nemap.fit.stack import local_inputs
 
 SPLINE_MARGIN = 3  # coefficients beyond a region's box that its cubic B-spline targets read (2 needed)
 
@@ -67,3 +69,33 @@ def fit_together(tasks: list[RegionTask], device: torch.device, on_done: Callabl
     u = local_inputs(tasks[0].targets.shape)
     full_batch.fit_regions(u, np.stack([t.targets.reshape(-1) for t in tasks]), indices, options, device, on_done,
                            on_step)
+
+
+def task_context(targets: np.ndarray, options: FitOptions) -> np.ndarray | None:
+    """What every region task of a map shares: the map's cubic B-spline coefficients for the sampled method
+    (each task takes its window), nothing for the full-batch method."""
+    return sampled.spline_coefficients(targets) if options.method == "sampled" else None
+
+
+def fit_in_batches(tasks: Iterable[RegionTask], bounds: np.ndarray, options: FitOptions, device: torch.device,
+                   on_done: Callable[[RegionFit], None], on_step: Callable[[int, float], None] | None = None) -> None:
+    """Fit ``tasks`` in this process: one at a time on a CPU, batches that fit in its memory on a GPU."""
+    if device.type == "cuda":
+        no_tf32()
+    batch = options.batch_regions or (1 if device.type == "cpu" else _gpu_batch(bounds, options, device))
+    pending: list[RegionTask] = []
+    for task in tasks:
+        pending.append(task)
+        if len(pending) == batch:
+            fit_together(pending, device, on_done, on_step)
+            pending = []
+    if pending:
+        fit_together(pending, device, on_done, on_step)
+
+
+def _gpu_batch(bounds: np.ndarray, options: FitOptions, device: Any) -> int:
+    """Regions per batch that fit in 60 % of the free GPU memory."""
+    free, _ = torch.cuda.mem_get_info(device)
+    voxels = int(np.prod(bounds[0, 1] - bounds[0, 0] + 1))
+    per_region = min(voxels, options.chunk_voxels) * options.width * 4 * (3 * options.sine_layers + 2) + voxels * 8
+    return max(1, min(bounds.shape[0], int(0.6 * free // per_region)))

@@ -1,6 +1,6 @@
 """The in-memory content of a neural map: what a .nemap file stores, as NumPy and dataclasses.
 
-No I/O here (the container module reads and writes it). Conventions: index space is (x, y, z)
+No I/O here (``nemap.format.reader`` and ``writer`` read and write it). Conventions: index space is (x, y, z)
 with voxel centres at integers; Å for positions; densities in the source map's units.
 """
 

@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nemap._version import __version__
-from nemap.format import container
+from nemap.format.inspector import Issue
+from nemap.format.limits import VERSION_STRING
+from nemap.format.reader import inspect
 from nemap.format.codes import ERROR, INFO, WARNING
 
 UNREADABLE = {"IO_CANNOT_OPEN", "IO_NOT_HDF5"}
@@ -21,7 +23,7 @@ class Report:
     """The outcome of validating one file."""
 
     path: str
-    issues: list[container.Issue] = field(default_factory=list)
+    issues: list[Issue] = field(default_factory=list)
     version: str | None = None
 
     @property
@@ -43,7 +45,7 @@ class Report:
         return {
             "path": self.path,
             "valid": self.valid,
-            "validator": {"name": "nemap", "version": __version__, "spec_version": container.VERSION_STRING},
+            "validator": {"name": "nemap", "version": __version__, "spec_version": VERSION_STRING},
             "file_version": self.version,
             "num_errors": self.count(ERROR),
             "num_warnings": self.count(WARNING),
@@ -64,7 +66,7 @@ class Report:
 def validate(path: str | os.PathLike) -> Report:
     """Run every check (container, header, schema, semantics, values, digests); never raises
     for a bad file."""
-    ins, f, _ = container.inspect(path, strict=False, values=True, verify=True)
+    ins, f, _ = inspect(path, strict=False, values=True, verify=True)
     if f is not None:
         f.close()
     version = None

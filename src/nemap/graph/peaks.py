@@ -30,7 +30,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from nemap.format.errors import NemapError, check_number
+from nemap.errors import NemapError, check_number
 from nemap.format.geometry import Geometry, grid_over_box, grid_points
 
 log = logging.getLogger("nemap")

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from nemap.format.files import atomic_output, check_output_path
-from nemap.format.errors import FormatError, NemapError, warn
+from nemap.files import atomic_output, check_output_path
+from nemap.errors import FormatError, NemapError, warn
 from nemap.graph import PeakGraph
 
 SUFFIXES = (".npz", ".json", ".graphml", ".pdb", ".cif", ".cmm")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nemap.format.errors import FormatError
+from nemap.errors import FormatError
 
 __all__ = ["Atoms", "read_model", "read_atoms"]
 

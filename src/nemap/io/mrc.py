@@ -29,8 +29,8 @@ from typing import Any
 import mrcfile
 import numpy as np
 
-from nemap.format.errors import FormatError, NemapError, NemapWarning, warn
-from nemap.format.files import atomic_output, check_output_path
+from nemap.errors import FormatError, NemapError, NemapWarning, warn
+from nemap.files import atomic_output, check_output_path
 from nemap.format.geometry import Geometry, Grid
 
 __all__ = [

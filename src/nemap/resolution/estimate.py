@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from nemap.format.errors import NemapError
+from nemap.errors import NemapError
 from nemap.format.geometry import Grid
 from nemap.resolution.models import CLASS_CENTRES, CLASSES, CUBE, KINDS, LOCAL_BINS, load, resolution_class
 

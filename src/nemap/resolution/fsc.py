@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import scipy.fft
 
-from nemap.format.errors import ArgumentError, NemapError, warn
+from nemap.errors import ArgumentError, NemapError, warn
 from nemap.format.geometry import Grid
 
 THRESHOLDS = (0.143, 0.5)

@@ -24,7 +24,7 @@ import numpy as np
 import scipy.fft
 from scipy import ndimage
 
-from nemap.format.errors import ArgumentError, NemapError
+from nemap.errors import ArgumentError, NemapError
 from nemap.format.geometry import Geometry, Grid
 from nemap.resolution.fsc import check_mask, check_pair, check_threshold, shells
 

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nemap.format.errors import FormatError
+from nemap.errors import FormatError
 
 CUBE = 32  # voxels per patch edge, 1 Å each
 WEIGHTS = Path(__file__).resolve().parent / "weights"

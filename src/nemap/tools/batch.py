@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from nemap.fit.options import FitOptions
-from nemap.fit.stack import RegionFit
+from nemap.fit.region import RegionFit
 from nemap.fit.tasks import RegionTask
-from nemap.format.errors import ArgumentError, NemapError
-from nemap.format.files import replace_atomically
+from nemap.errors import ArgumentError, NemapError
+from nemap.files import replace_atomically
 from nemap.io.mrc import map_stem
 from nemap.tools.convert import Conversion, finish_conversion, start_conversion
 

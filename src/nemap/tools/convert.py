@@ -8,7 +8,6 @@ its own grid or on any voxel size / box (Å) and writes a mode-2 MRC file.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import logging
 import math
 import os
@@ -21,27 +20,19 @@ import numpy as np
 
 from nemap._version import __version__
 from nemap.engine.device import resolve_device
-from nemap.engine.neuralmap import open as open_nemap
+from nemap.map.neuralmap import open as open_nemap
 from nemap.fit.fit_map import MapFit
 from nemap.fit.memory import available_memory_bytes, check_memory
 from nemap.fit.options import FitOptions
 from nemap.fit.resume import remove_resume_folder
-from nemap.format import container
-from nemap.format.container import MAX_GRID_VOXELS
-from nemap.format.errors import ArgumentError, NemapError, check_number, warn
-from nemap.format.files import check_output_path
+from nemap.format.limits import MAX_GRID_VOXELS, VERSION_STRING
+from nemap.format.writer import write
+from nemap.errors import ArgumentError, NemapError, check_number, warn
+from nemap.files import check_output_path, file_sha256
 from nemap.format.geometry import Geometry, grid_over_box
 from nemap.io.mrc import raw_header, read_mrc, read_mrc_header, write_mrc
 
 log = logging.getLogger("nemap")
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class _Progress:
@@ -122,7 +113,7 @@ def start_conversion(src: str | os.PathLike, dst: str | os.PathLike, options: Fi
     evidence = _evidence(half_maps, mask, grid.geometry)
     digest = file_sha256(src)
     key = {"source_sha256": digest, "options": options.to_json(), "origin_convention": origin_convention,
-           "format": container.VERSION_STRING}
+           "format": VERSION_STRING}
     resume = dst.with_name(dst.name + ".resume")
     try:
         job = MapFit(grid, options, resume=resume, resume_key=key, elsewhere=elsewhere)
@@ -154,7 +145,7 @@ def finish_conversion(conv: Conversion) -> dict[str, Any]:
         **content.provenance,
         "history": [{"step": "convert", "command": list(conv.command) if conv.command else None}],
     }
-    header = container.write(conv.dst, content, force=conv.force)
+    header = write(conv.dst, content, force=conv.force)
     remove_resume_folder(conv.resume)
     return header
 

@@ -19,9 +19,9 @@ from collections.abc import Callable, Hashable, Iterable, Iterator
 from typing import Any
 
 from nemap.fit.fit_map import MapFit
-from nemap.fit.stack import RegionFit
+from nemap.fit.region import RegionFit
 from nemap.fit.tasks import RegionTask
-from nemap.format.errors import NemapError
+from nemap.errors import NemapError
 
 log = logging.getLogger("nemap")
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from nemap.engine.neuralmap import open as open_nemap
+from nemap.map.neuralmap import open as open_nemap
 from nemap.io.mrc import is_mrc, mrc_info
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from nemap.format.errors import NemapError, check_number
+from nemap.errors import NemapError, check_number
 from nemap.format.geometry import Geometry, Grid
 
 AXES = "xyz"
@@ -55,8 +55,8 @@ def slice_plot(nemap_path: str | os.PathLike, out: str | os.PathLike, axis: int,
                within: float | None = None, force: bool = False) -> dict:
     """Write the PNG; returns what was drawn (plane index, Å, RMSE and max |error| on it).
     axis: 0, 1, 2 for x, y, z; value: the plane's position in Å (the nearest voxel plane is drawn)."""
-    from nemap.engine.neuralmap import open as open_nemap
-    from nemap.format.files import check_output_path
+    from nemap.map.neuralmap import open as open_nemap
+    from nemap.files import check_output_path
     from nemap.io.mrc import read_mrc
 
     out = check_output_path(out, force)
@@ -123,7 +123,7 @@ def _draw(panels: list[tuple[str, np.ndarray]], overlay: np.ndarray | None, g: G
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from nemap.format.files import atomic_output
+    from nemap.files import atomic_output
 
     a, b = [i for i in range(3) if i != axis]
     n_a, n_b = panels[0][1].shape
@@ -158,7 +158,7 @@ def fsc_plot(curve: Any, out: str | os.PathLike, *, force: bool = False) -> None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from nemap.format.files import atomic_output, check_output_path
+    from nemap.files import atomic_output, check_output_path
 
     check_output_path(out, force)
     fig, ax = plt.subplots(figsize=(6, 4))

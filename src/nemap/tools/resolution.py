@@ -10,15 +10,15 @@ from typing import Any
 
 import numpy as np
 
-from nemap.engine.neuralmap import open as open_nemap
-from nemap.format.errors import NemapError
+from nemap.map.neuralmap import open as open_nemap
+from nemap.errors import NemapError
 from nemap.format.evidence import Evidence, pack_mask
-from nemap.format.files import is_nemap
+from nemap.files import is_nemap
 from nemap.format.geometry import Geometry, Grid
 from nemap.io.mrc import read_mrc, write_mrc
 from nemap.resolution.fsc import FscCurve, fsc
 from nemap.resolution.locres import LocalResolution, local_resolution
-from nemap.tools.convert import file_sha256
+from nemap.files import file_sha256
 
 log = logging.getLogger("nemap")
 
@@ -65,7 +65,7 @@ def locres_files(half1: Any, half2: Any, out: Any, mask: Any = None, *, window: 
                  step: int | None = None, threshold: float = 0.143, force: bool = False,
                  progress: Any = None) -> LocalResolution:
     """Local resolution of two half-map files, written to ``out`` (MRC, Å on the half maps' grid)."""
-    from nemap.format.files import check_output_path
+    from nemap.files import check_output_path
 
     check_output_path(out, force)
     a, b, m = load_maps([half1, half2, mask])
@@ -123,7 +123,7 @@ def half_map_evidence(half1: Any, half2: Any, like: Geometry, mask: Any = None, 
 def estimate_file(path: Any, *, model: str = "local", local_out: Any = None, mask_out: Any = None,
                   force: bool = False) -> Any:
     """The learned resolution estimate of a map file (MRC or .nemap), optionally written as MRC maps."""
-    from nemap.format.files import check_output_path
+    from nemap.files import check_output_path
     from nemap.resolution.estimate import estimate
 
     for out in (local_out, mask_out):
@@ -159,7 +159,7 @@ STORE_STEP = 4  # voxels between the nodes of a stored learned local-resolution 
 def store_estimate(path: Any, result: Any) -> None:
     """Store a learned local resolution in a .nemap file as its local-resolution evidence (every STORE_STEP
     voxels; 0 outside the predicted mask), keeping everything else; the file is rewritten atomically."""
-    from nemap.format.container import write
+    from nemap.format.writer import write
     from nemap.format.content import NeuralMapContent
 
     if result.local is None:

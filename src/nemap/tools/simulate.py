@@ -18,7 +18,7 @@ import os
 
 import numpy as np
 
-from nemap.format.errors import ArgumentError, NemapError, check_number
+from nemap.errors import ArgumentError, NemapError, check_number
 from nemap.format.geometry import Geometry, Grid
 
 from nemap.io.models import read_atoms

@@ -4,12 +4,13 @@ file beside the target, rename it into place only when complete, and remove it o
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import uuid
 from pathlib import Path
 from typing import Callable, Iterator
 
-from nemap.format.errors import NemapError
+from nemap.errors import NemapError
 
 
 def check_output_path(path: str | os.PathLike, force: bool) -> Path:
@@ -62,3 +63,12 @@ def replace_atomically(path: Path, write: Callable[[Path], None]) -> None:
 def is_nemap(path: str | os.PathLike) -> bool:
     """True for the names of .nemap files."""
     return os.fspath(path).lower().endswith(".nemap")
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes (hex), read a MiB at a time."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -13,11 +13,18 @@ from typing import Any
 
 import numpy as np
 
-from nemap.format import container, evidence
+from nemap.errors import FormatError, NemapError
+from nemap.format import evidence
+from nemap.format.codes import ERROR
 from nemap.format.content import Layer, Normalization, Regions
-from nemap.format.errors import FormatError, NemapError
 from nemap.format.evidence import Evidence
 from nemap.format.geometry import Geometry, Grid, grid_over_box
+from nemap.format.hdf5 import HDF5_ERRORS, hdf5_failure, plugins_disabled
+from nemap.format.inspector import Inspector
+from nemap.format.kinds import RegionKind, kind_of
+from nemap.format.kinds.spline import COEFFICIENTS, feature_grid_member
+from nemap.format.limits import REGION_DATASETS, layer_paths
+from nemap.format.reader import content_from_header, inspect
 
 
 class NeuralMap:
@@ -30,20 +37,21 @@ class NeuralMap:
 
     def __init__(self, path: str | os.PathLike, *, verify: bool = False):
         self.path = Path(path)
-        ins, f, datasets = container.inspect(self.path, strict=True, values=verify, verify=verify)
+        ins, f, datasets = inspect(self.path, strict=True, values=verify, verify=verify)
         assert f is not None and ins.header is not None
         self._file = f
         self._datasets = datasets
-        self.notices = [i for i in ins.issues if i.severity != container.ERROR]
+        self.notices = [i for i in ins.issues if i.severity != ERROR]
         self.header: dict[str, Any] = ins.header
         self.version = self.header["nemap_version"]
-        bounds, net_index, constants = (datasets[p][()] for p in container.REGION_DATASETS)
+        bounds, net_index, constants = (datasets[p][()] for p in REGION_DATASETS)
         self.geometry: Geometry
         self.normalization: Normalization
         self.regions: Regions
         self.layers: list[Layer]
-        self.geometry, self.normalization, self.regions, self.layers = container.content_from_header(
+        self.geometry, self.normalization, self.regions, self.layers = content_from_header(
             self.header, bounds, net_index, constants)
+        self.representation: RegionKind = kind_of(self.header)
         self._engines: dict[tuple[str, Any], Any] = {}
         self._weights: list[np.ndarray] | None = None
         self._biases: list[np.ndarray] | None = None
@@ -56,28 +64,28 @@ class NeuralMap:
     def _load_network(self) -> None:
         if self._file is None:
             raise FormatError("the file is closed", path=self.path, code="IO_CLOSED")
-        ins = container.Inspector(self.path, strict=True)
+        ins = Inspector(self.path, strict=True)
         weights, biases = [], []
         for i in range(len(self.layers)):
-            wp, bp = container.layer_paths(i)
+            wp, bp = layer_paths(i)
             w, b = self._read(wp), self._read(bp)
             ins.check_finite(wp, w)
             ins.check_finite(bp, b)
             weights.append(w.astype(np.float32, copy=False))
             biases.append(b.astype(np.float32, copy=False))
         self._weights, self._biases = weights, biases
-        if container.FEATURE_GRID_PATH in self._datasets:
-            grid = self._read(container.FEATURE_GRID_PATH)
-            ins.check_finite(container.FEATURE_GRID_PATH, grid)
+        if COEFFICIENTS in self._datasets:
+            grid = self._read(COEFFICIENTS)
+            ins.check_finite(COEFFICIENTS, grid)
             self._feature_grid = grid.astype(np.float32, copy=False)
 
     def _read(self, path: str) -> np.ndarray:
         """The values of one dataset (no filter plugin loaded; a damaged file is a FormatError)."""
         try:
-            with container.plugins_disabled():
+            with plugins_disabled():
                 return self._datasets[path][()]
-        except container.HDF5_ERRORS as exc:
-            raise FormatError(container.hdf5_failure(exc), path=self.path, code="IO_NOT_HDF5") from None
+        except HDF5_ERRORS as exc:
+            raise FormatError(hdf5_failure(exc), path=self.path, code="IO_NOT_HDF5") from None
 
     @property
     def weights(self) -> list[np.ndarray]:
@@ -96,7 +104,7 @@ class NeuralMap:
     @property
     def feature_grid_order(self) -> int:
         """B-spline degree of the NEMAP_feature_grid coefficients (3 when the file has none)."""
-        member = container.feature_grid_member(self.header)
+        member = feature_grid_member(self.header)
         return int(member["order"]) if member else 3
 
     @property
@@ -108,14 +116,11 @@ class NeuralMap:
 
     # -- queries (spec §9) -------------------------------------------------------------------
     def engine(self, device: str = "cpu", dtype: Any = None) -> Any:
-        """The query engine on ``device`` ("cpu", "cuda", "auto"), built once per device and dtype.
-        ``dtype``: the networks' torch dtype, float32 by default (the conformant precision, spec §9.5);
-        torch.float64 for numerical checks that need it (slower)."""
-        import torch
-
+        """The query engine, built once per device and dtype. ``device`` ("cpu", "cuda", "auto") and ``dtype``
+        (a torch dtype: float32 by default, the conformant precision, spec §9.5; torch.float64 for numerical
+        checks) apply to SIREN regions; spline regions are evaluated in float64 NumPy."""
         from nemap.engine.query import Engine
 
-        dtype = torch.float32 if dtype is None else dtype
         key = (device, dtype)
         if key not in self._engines:
             self._engines[key] = Engine.from_content(self, device=device, dtype=dtype)
@@ -210,6 +215,12 @@ class NeuralMap:
         """The stored mask as booleans [nx, ny, nz] on the map's grid, or None."""
         bits = self.evidence.mask_bits
         return None if bits is None else evidence.unpack_mask(bits, self.geometry.grid_shape)
+
+    def region_kinds(self) -> dict[str, int]:
+        """How many regions of each kind the file holds, e.g. {"spline": 7, "constant": 1}."""
+        names, counts = np.unique(self.representation.region_kinds(self.header, self.regions.network_index),
+                                  return_counts=True)
+        return {str(n): int(c) for n, c in zip(names, counts)}
 
     @property
     def resolution(self) -> float | None:

@@ -127,3 +127,20 @@ def warn(message: str) -> None:
     and log it on the ``nemap`` logger (which has only a ``NullHandler`` until an application adds one)."""
     warnings.warn(message, NemapWarning, stacklevel=_first_frame_outside_nemap())
     logging.getLogger("nemap").warning("%s", message)
+
+
+# Optional dependencies: the package each extra of nemap installs, and what it enables (pyproject.toml).
+EXTRAS: dict[str, str] = {"siren": "torch", "resolution": "torch", "graph": "scikit-learn", "models": "gemmi",
+                          "cluster": "distributed", "plot": "matplotlib"}
+
+
+def require(module: str, extra: str, purpose: str) -> Any:
+    """Import ``module`` (an optional dependency), or raise a NemapError (code MISSING_DEPENDENCY) saying which
+    extra installs it: "to evaluate SIREN regions nemap needs torch: pip install 'nemap[siren]'"."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise NemapError(f"to {purpose} nemap needs {module.split('.')[0]}: pip install 'nemap[{extra}]'",
+                         code="MISSING_DEPENDENCY") from None
