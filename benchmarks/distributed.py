@@ -31,7 +31,7 @@ SHAPE = (36, 36, 12)  # 16 regions of ≤ 12 voxels per axis (4 × 4 × 1)
 
 def job(steps: int, region: int = 12, shape: tuple[int, int, int] = SHAPE) -> MapFit:
     grid, _ = chain_map(shape, resolution=4.0, seed=1, margin=0.0, atoms=int(shape[0] * shape[1] * shape[2] / 60))
-    options = options_for("small", device="cpu", max_steps=steps, exit_loss=1e-30, plateau_loss=1e-30,
+    options = options_for("siren-tiny", device="cpu", max_steps=steps, exit_loss=1e-30, plateau_loss=1e-30,
                           max_region_size=region)  # no early stop: every region runs ``steps`` steps
     return MapFit(grid, options)
 

@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--toy", action="store_true", help="CI smoke run: a synthetic 20³ map, small preset, 5 steps")
     args = ap.parse_args(argv)
     if args.toy:
-        args.synthetic, args.preset, args.max_steps = 20, "small", 5
+        args.synthetic, args.preset, args.max_steps = 20, "siren-tiny", 5
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         src = make_source(args, folder)

@@ -196,8 +196,8 @@ def plot_curves(sweep: list[dict], path: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--maps", nargs="+", default=list(MAPS), choices=list(MAPS))
-    ap.add_argument("--preset", default="quick", choices=["spline", "quick", "fast", "paper", "small"])
-    ap.add_argument("--method", default="fast", choices=["fast", "paper"])
+    ap.add_argument("--preset", default="siren-sampled", choices=["spline", "siren-sampled", "paper-skip-flat", "paper", "siren-tiny"])
+    ap.add_argument("--method", default="seeded", choices=["seeded", "paper", "fast"])
     ap.add_argument("--region-size", type=int, default=None,
                     help="largest region edge in voxels for every map (default: FIT's, else the preset's 64)")
     ap.add_argument("--max-steps", type=int, default=None, help="step cap per region for every map (default: FIT's, else the preset's)")
@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     args.edge = 64
     if args.toy:
-        args.maps, args.preset, args.sweep, args.edge = ["6z6u"], "small", [1.0], 16
+        args.maps, args.preset, args.sweep, args.edge = ["6z6u"], "siren-tiny", [1.0], 16
     require_shared()
     CACHE.mkdir(parents=True, exist_ok=True)
     args.out = results_dir("graph_quality", args.out)

@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", default=["5PTI"], choices=sorted(MODEL_FILES))
     ap.add_argument("--resolutions", nargs="+", type=float, default=[1.2, 2.0, 3.0, 4.0])
-    ap.add_argument("--neural", default="quick", choices=["quick", "fast", "paper", "small", "none"])
+    ap.add_argument("--neural", default="siren-sampled", choices=["siren-sampled", "paper-skip-flat", "paper", "siren-tiny", "none"])
     ap.add_argument("--device", default="auto")
     ap.add_argument("--points", type=int, default=200_000, help="control voxels sampled per case")
     ap.add_argument("--seed", type=int, default=0)
@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     args.fit = dict(TOY_FIT) if args.toy else {}
     if args.toy:
-        args.models, args.resolutions, args.neural, args.points, args.device = ["1YJP"], [4.0], "small", 1000, "cpu"
+        args.models, args.resolutions, args.neural, args.points, args.device = ["1YJP"], [4.0], "siren-tiny", 1000, "cpu"
     if not (SHARED / "models_for_simulation").is_dir():
         sys.exit(f"interpolation benchmark: {SHARED / 'models_for_simulation'} not found (set NEMAP_SHARED_DATA)")
     args.out = results_dir("interpolation", args.out)

@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--edges", type=int, nargs="+", default=[128, 256])
     ap.add_argument("--maps", nargs="+", default=["6272", "5778", "0093-crop", "21457"], choices=list(MAP_FILES))
     ap.add_argument("--siren-maps", nargs="*", default=["21457"], choices=list(MAP_FILES))
-    ap.add_argument("--siren-presets", nargs="*", default=["small", "quick"])
+    ap.add_argument("--siren-presets", nargs="*", default=["siren-tiny", "siren-sampled"])
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--toy", action="store_true", help="CI smoke run: 32³ timings, EMD-21457 with the spline preset")
     args = ap.parse_args(argv)

@@ -28,7 +28,7 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--jobs", type=int, default=4, help="Slurm jobs (workers)")
     ap.add_argument("--cores", type=int, default=8, help="cores per job")
-    ap.add_argument("--preset", default="quick")
+    ap.add_argument("--preset", default="siren-sampled")
     ap.add_argument("--gpu", action="store_true", help="one GPU per job")
     args = ap.parse_args()
     slurm = SLURMCluster(cores=args.cores, processes=1, memory=f"{4 * args.cores}GB", walltime="12:00:00",

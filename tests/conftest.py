@@ -30,7 +30,7 @@ QUICK = dict(width=64, sine_layers=2, max_steps=150, device="cpu")
 
 def quick(**kw) -> FitOptions:
     """Small, fast fitting options for tests."""
-    return options_for("small", **{**QUICK, **kw})
+    return options_for("siren-tiny", **{**QUICK, **kw})
 
 
 @pytest.fixture(scope="session")

@@ -114,7 +114,7 @@ def test_hostile_mrc_files(tmp_path: Path) -> None:
     code, out, err, _, _ = run_bounded("info", "--json", str(nan_origin))
     assert code == 0 and json.loads(out)["header_origin"][0] is None, err
     out_nemap = tmp_path / "nan.nemap"
-    small = ("--preset", "small", "--width", "8", "--depth", "1", "--max-steps", "2", "--device", "cpu")
+    small = ("--preset", "siren-tiny", "--width", "8", "--depth", "1", "--max-steps", "2", "--device", "cpu")
     code, _, err, _, _ = run_bounded("convert", str(nan_origin), str(out_nemap), *small)
     assert code == 0 and out_nemap.is_file() and not list(tmp_path.glob("*.resume")), err
     packed = attacks.gzip_named_mrc(tmp_path)

@@ -75,7 +75,7 @@ def test_readme_and_ci_run_the_same_test_command() -> None:
 
 def test_convert_round_trip_from_the_command_line(tmp_path: Path) -> None:
     out = tmp_path / "c.nemap"
-    r = run("convert", str(EXAMPLE_MAP), str(out), "--preset", "small", "--width", "32", "--depth", "2",
+    r = run("convert", str(EXAMPLE_MAP), str(out), "--preset", "siren-tiny", "--width", "32", "--depth", "2",
             "--max-steps", "30", "--seed", "7", "--resolution", "3", "--device", "cpu", "--exit-loss", "2e-6")
     assert r.returncode == 0, r.stderr
     assert "fidelity at voxel centres" in r.stdout and "correlation" in r.stdout  # the report on stdout
@@ -86,7 +86,7 @@ def test_convert_round_trip_from_the_command_line(tmp_path: Path) -> None:
         assert m.provenance["history"][0]["command"][:2] == ["nemap", "convert"]
     info = json.loads(run("info", "--json", str(out)).stdout)
     assert len(info["provenance"]["fidelity"]["regions"]) == info["regions"]  # per-region report for scripts
-    again = run("convert", str(EXAMPLE_MAP), str(out), "--preset", "small")
+    again = run("convert", str(EXAMPLE_MAP), str(out), "--preset", "siren-tiny")
     assert again.returncode == 1 and "exists; use --force" in again.stderr
     back = tmp_path / "back.mrc"
     r = run("convert", str(out), str(back))
@@ -105,12 +105,12 @@ def test_convert_defaults_to_the_spline_preset(tmp_path: Path) -> None:
 
 def test_convert_region_size(tmp_path: Path) -> None:
     out = tmp_path / "r.nemap"
-    r = run("convert", str(EXAMPLE_MAP), str(out), "--preset", "quick", "--region-size", "16", "--width", "16", "--depth", "2",
+    r = run("convert", str(EXAMPLE_MAP), str(out), "--preset", "siren-sampled", "--region-size", "16", "--width", "16", "--depth", "2",
             "--max-steps", "2", "--device", "cpu")
     assert r.returncode == 0, r.stderr
     with nemap.open(out) as m:  # 32 voxels per axis in regions of 16 overlapping by ≥ 4: 3 per axis
         options = m.provenance["training"]["options"]
-        assert options["max_region_size"] == 16 and options["preset"] == "quick" and options["method"] == "sampled"
+        assert options["max_region_size"] == 16 and options["preset"] == "siren-sampled" and options["method"] == "sampled"
         assert m.regions.count == 27
         assert np.all(m.regions.bounds[:, 1] - m.regions.bounds[:, 0] + 1 <= 16)
 

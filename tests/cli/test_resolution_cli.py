@@ -105,7 +105,7 @@ def test_convert_with_half_maps_stores_the_evidence_and_graph_uses_it(maps, tmp_
 
 def test_fsc_of_a_neural_map_against_its_source(maps, tmp_path) -> None:
     out = tmp_path / "small.nemap"
-    assert run("convert", maps["map"], out, "--preset", "small", "--max-steps", "30").returncode == 0
+    assert run("convert", maps["map"], out, "--preset", "siren-tiny", "--max-steps", "30").returncode == 0
     r = run("fsc", out, "--against", maps["map"], "--json")
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)

@@ -125,7 +125,7 @@ def test_flat_regions_become_constants(tmp_path, method: str) -> None:
     values = np.zeros((30, 14, 12), np.float32)
     values[:12] = grid.values  # solvent beyond x = 12
     flat_map = Grid(values, Geometry((30, 14, 12), grid.geometry.voxel_size, grid.geometry.origin))
-    content = fit_map(flat_map, options_for("fast", device="cpu", max_region_size=12, width=32, sine_layers=2,
+    content = fit_map(flat_map, options_for("paper-skip-flat", device="cpu", max_region_size=12, width=32, sine_layers=2,
                                            max_steps=60, eval_every=20, points_per_step=1024, method=method))
     assert content.provenance["training"]["options"]["flat_tolerance"] == 2e-3
     stops = [r["stop_reason"] for r in content.provenance["training"]["regions"]]
@@ -180,10 +180,19 @@ def test_fast_preset_is_the_paper_recipe_plus_flat_regions() -> None:
     without flat regions both give the same networks."""
     import dataclasses
 
-    assert dataclasses.replace(options_for("fast"), preset="paper", flat_tolerance=0.0) == options_for("paper")
+    assert dataclasses.replace(options_for("paper-skip-flat"), preset="paper", flat_tolerance=0.0) == options_for("paper")
     grid, _ = chain_map((14, 12, 12), resolution=2.0, seed=5, atoms=40, margin=0.0)
     small = dict(device="cpu", max_region_size=8, width=16, sine_layers=2, max_steps=5)
-    fast, paper = fit_map(grid, options_for("fast", **small)), fit_map(grid, options_for("paper", **small))
+    fast, paper = fit_map(grid, options_for("paper-skip-flat", **small)), fit_map(grid, options_for("paper", **small))
     assert fast.regions.network_count == paper.regions.network_count == paper.regions.count
     for a, b in zip(fast.weights + fast.biases, paper.weights + paper.biases):
         np.testing.assert_array_equal(a, b)
+
+
+def test_renamed_presets_still_work_with_a_deprecation_warning() -> None:
+    from nemap.errors import NemapWarning
+    from nemap.fit.options import RENAMED_PRESETS
+
+    for old, new in RENAMED_PRESETS.items():
+        with pytest.warns(NemapWarning, match=f"now called '{new}'"):
+            assert options_for(old) == options_for(new)

@@ -84,7 +84,7 @@ def test_spline_file_is_format_0_2_and_paper_files_stay_0_1(chain: Grid, tmp_pat
                                                                "node_shape": [36 + 6, 23 + 6, 19 + 6]}
         assert m.feature_grid_order == 5
     small = Grid(chain.values[:12, :10, :8], Geometry((12, 10, 8), (1.0,) * 3))
-    paper = fit_map(small, options_for("small", max_steps=2, device="cpu"))
+    paper = fit_map(small, options_for("siren-tiny", max_steps=2, device="cpu"))
     header = nemap.write(tmp_path / "p.nemap", paper)
     assert header["nemap_version"] == limits.BASE_VERSION_STRING == "0.1" and "extensions" not in header
 

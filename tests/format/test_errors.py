@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nemap.cli.common import flag_message
+from nemap.cli import build_parser
+from nemap.cli.common import flag_message, flags_of
 from nemap.format.codes import CODES
 from nemap.errors import ERROR_CODES, ArgumentError, NemapError, NemapWarning
 from nemap.files import check_output_path
@@ -31,9 +32,30 @@ def test_library_messages_name_parameters_and_the_cli_names_flags(tmp_path: Path
     with pytest.raises(NemapError, match="use force=True") as ei:
         check_output_path(out, force=False)
     assert ei.value.parameter == "force" and "--force" not in str(ei.value)
-    assert "use --force to overwrite" in flag_message(ei.value)
+    flags = flags_of(build_parser())
+    assert "use --force to overwrite" in flag_message(ei.value, flags)
     err = ArgumentError("'voxel_size' takes one or three finite values > 0 (Å)", parameter="voxel_size")
-    assert isinstance(err, ValueError) and flag_message(err).startswith("--voxel-size takes")
+    assert isinstance(err, ValueError) and flag_message(err, flags).startswith("--voxel-size takes")
+    assert flag_message(ArgumentError("'sine_layers' must be 1 to 63", parameter="sine_layers"), flags) == \
+        "--depth must be 1 to 63"
+
+
+# Parameters of the library that no command-line flag sets (Python API only).
+API_ONLY = {"xyz", "content", "inputs", "path", "spline_order", "flat_tolerance", "name", "model"}
+
+
+def test_every_parameter_the_library_refuses_has_a_flag_or_is_api_only() -> None:
+    """The flags come from the parser (an option's dest is the library's parameter), so a refused parameter
+    without an option would reach a command-line user as a Python name."""
+    refused = set()
+    for path in SRC.rglob("*.py"):
+        text = path.read_text()
+        refused |= set(re.findall(r'parameter="([a-z_]+)"', text))
+        refused |= set(re.findall(r'(?:check_number|_check_range)\("([a-z_]+)"', text))
+    flags = flags_of(build_parser())
+    assert len(refused) > 15
+    missing = sorted(refused - set(flags) - API_ONLY)
+    assert not missing, f"parameters refused by the library with no flag: {missing}"
 
 
 def test_an_unknown_or_missing_device_is_an_argument_error() -> None:

@@ -16,7 +16,7 @@ from scipy.spatial import cKDTree
 from fixtures.synthetic_maps import random_chain
 from nemap.io.graph_files import read_graph, write_graph
 from nemap.errors import NemapError
-from nemap.graph import (PeakGraph, climb_fast, cluster, discrete_roots, extract, screen, screen_box, seed_grid_shape,
+from nemap.graph import (PeakGraph, climb_steps, cluster, discrete_roots, extract, screen, screen_box, seed_grid_shape,
                          seed_positions, seeds_above, threshold_for)
 from nemap.graph.score import match_one_to_one, score
 
@@ -45,7 +45,7 @@ def gaussian_field(atoms: np.ndarray, box=BOX, sigma: float = SIGMA):
     return field, calls
 
 
-@pytest.mark.parametrize("method", ["paper", "fast"])
+@pytest.mark.parametrize("method", ["paper", "seeded"])
 def test_nodes_are_the_peaks(atoms, method) -> None:
     field, _ = gaussian_field(atoms)
     g = extract(field, BOX, resolution=1.5, threshold=0.2, method=method)
@@ -65,7 +65,7 @@ def test_nodes_are_the_peaks(atoms, method) -> None:
 def test_fast_finds_the_paper_nodes_with_far_fewer_evaluations(atoms) -> None:
     field, calls = gaussian_field(atoms)
     paper = extract(field, BOX, 1.5, 0.05, method="paper")
-    fast = extract(field, BOX, 1.5, 0.05, method="fast")
+    fast = extract(field, BOX, 1.5, 0.05, method="seeded")
     d, _ = cKDTree(fast.pos).query(paper.pos)
     assert np.mean(d < 0.1) >= 0.99
     assert paper.stats["climb_evaluations"] >= 10 * fast.stats["climb_evaluations"]
@@ -90,7 +90,7 @@ def test_isolated_nodes_and_seeds_leaving_the_map_are_dropped() -> None:
     pts = np.array([[5.0, 5.0, 5.0], [6.4, 5.0, 5.0], [15.0, 15.0, 15.0],  # a pair and a loner
                     [10.0, 10.0, 20.3]])  # a peak just outside the box: its seeds climb out
     field, _ = gaussian_field(pts)
-    for method in ("paper", "fast"):
+    for method in ("paper", "seeded"):
         g = extract(field, BOX, resolution=1.0, threshold=0.3, method=method)
         assert g.node_count == 2 and g.stats["isolated_removed"] == 1, method
         assert g.stats["left_map"] > 0, method
@@ -106,7 +106,7 @@ def test_empty_graph_when_no_seed() -> None:
 def test_clustering_is_single_linkage_like_dbscan() -> None:
     rng = np.random.default_rng(0)
     pts = np.concatenate([rng.normal(c, 0.05, (20, 3)) for c in ([0, 0, 0], [1, 0, 0], [1.15, 0, 0])])
-    a, b = cluster(pts, method="paper"), cluster(pts, method="fast")
+    a, b = cluster(pts, method="dbscan"), cluster(pts, method="kdtree")
     assert len(set(a)) == len(set(b))
     assert all(len(set(b[a == k])) == 1 for k in set(a))  # the same partition
 
@@ -126,7 +126,7 @@ def test_threshold_rules() -> None:
 @pytest.fixture(scope="module")
 def graph(atoms) -> PeakGraph:
     field, _ = gaussian_field(atoms)
-    return extract(field, BOX, resolution=1.5, threshold=0.2, method="fast")
+    return extract(field, BOX, resolution=1.5, threshold=0.2, method="seeded")
 
 
 @pytest.mark.parametrize("suffix", [".npz", ".json", ".graphml", ".pdb", ".cif", ".cmm"])
@@ -187,7 +187,7 @@ def test_graph_and_evaluate_from_the_command_line(tmp_path) -> None:
 
     example = Path(__file__).resolve().parents[2] / "fixtures" / "maps" / "chain_32.mrc"
     nm = tmp_path / "c.nemap"
-    mrc_to_nemap(example, nm, options_for("small", width=48, sine_layers=2, max_steps=250, device="cpu"),
+    mrc_to_nemap(example, nm, options_for("siren-tiny", width=48, sine_layers=2, max_steps=250, device="cpu"),
                  progress=False)
     out = tmp_path / "g.npz"
     r = _run("graph", str(nm), "-o", str(out))
@@ -254,7 +254,7 @@ def test_fast_finds_weak_peaks_beside_strong_ones() -> None:
         return e.sum(1), g
 
     paper = extract(field, BOX, 3.0, 0.3, method="paper")
-    fast = extract(field, BOX, 3.0, 0.3, method="fast")
+    fast = extract(field, BOX, 3.0, 0.3, method="seeded")
     d, _ = cKDTree(fast.pos).query(paper.pos)
     assert paper.node_count > len(strong)  # some weak peaks are real, separate maxima
     assert np.all(d < 0.1)
@@ -263,7 +263,7 @@ def test_fast_finds_weak_peaks_beside_strong_ones() -> None:
     shape = seed_grid_shape(lo, BOX[1])
     values = screen(field, lo, shape)
     seeds = seeds_above(values, 0.3)
-    ends, _, _ = climb_fast(field, seed_positions(np.unique(discrete_roots(values, seeds)), lo, shape))
+    ends, _, _ = climb_steps(field, seed_positions(np.unique(discrete_roots(values, seeds)), lo, shape))
     d_grid, _ = cKDTree(ends).query(paper.pos)
     assert np.any(d_grid > 0.1)
 
@@ -282,7 +282,7 @@ def test_fast_nodes_are_maxima_not_saddles() -> None:
     saddle = np.array([10.0, 10.2, 9.9])
     paper = extract(field, BOX, 3.0, 0.3, method="paper")
     assert np.min(np.linalg.norm(paper.pos - saddle, axis=1)) < 0.1  # the walk stalls there
-    fast = extract(field, BOX, 3.0, 0.3, method="fast")
+    fast = extract(field, BOX, 3.0, 0.3, method="seeded")
     assert fast.node_count == 2 and fast.stats["saddles_left"] == 1
     d, _ = cKDTree(fast.pos).query(centres)
     assert d.max() < 0.01

@@ -46,7 +46,7 @@ def serial(small_map, tmp_path_factory) -> dict[str, Path]:
 def _quick_sampled():
     from nemap.fit.options import options_for
 
-    return options_for("quick", device="cpu", width=32, sine_layers=2, **OPTIONS)
+    return options_for("siren-sampled", device="cpu", width=32, sine_layers=2, **OPTIONS)
 
 
 def _same_map(a: Path, b: Path) -> None:
@@ -130,10 +130,10 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_a_wrong_scheduler_is_a_one_line_error(small_map, tmp_path) -> None:
-    r = _cli("-q", "convert", small_map, tmp_path / "x.nemap", "--preset", "small", "--scheduler", "tcp://127.0.0.1:9")
+    r = _cli("-q", "convert", small_map, tmp_path / "x.nemap", "--preset", "siren-tiny", "--scheduler", "tcp://127.0.0.1:9")
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert r.stderr.strip().count("\n") == 0 and "cannot reach the Dask scheduler at 'tcp://127.0.0.1:9'" in r.stderr
-    r = _cli("-q", "convert", small_map, tmp_path / "x.nemap", "--preset", "small", "--scheduler", "local:0")
+    r = _cli("-q", "convert", small_map, tmp_path / "x.nemap", "--preset", "siren-tiny", "--scheduler", "local:0")
     assert r.returncode == 1 and "local:N" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "x.nemap").exists()
 
@@ -160,7 +160,7 @@ def test_a_batch_on_this_machine_and_its_command(small_map, tmp_path) -> None:
     (tmp_path / "a.mrc").write_bytes(small_map.read_bytes())
     (tmp_path / "bad.mrc").write_bytes(b"not a map")
     (tmp_path / "list.txt").write_text("# maps\na.mrc\n\nbad.mrc\n")
-    r = _cli("-q", "convert-many", tmp_path / "list.txt", "--out", tmp_path / "out", "--preset", "small",
+    r = _cli("-q", "convert-many", tmp_path / "list.txt", "--out", tmp_path / "out", "--preset", "siren-tiny",
              "--max-steps", "10", "--region-size", "12", "--device", "cpu")
     assert r.returncode == 1 and "1 of 2 map(s) failed" in r.stderr and "Traceback" not in r.stderr
     assert r.stdout.splitlines()[0].startswith("done") and r.stdout.splitlines()[1].startswith("failed")

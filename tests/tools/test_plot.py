@@ -23,7 +23,7 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "fixtures" / "maps" / "chain_32.
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("plot") / "c.nemap"
-    mrc_to_nemap(EXAMPLE, out, options_for("small", width=32, sine_layers=2, max_steps=40, device="cpu"), progress=False)
+    mrc_to_nemap(EXAMPLE, out, options_for("siren-tiny", width=32, sine_layers=2, max_steps=40, device="cpu"), progress=False)
     return out
 
 

@@ -17,7 +17,7 @@ from typing import Sequence
 from nemap._version import __version__
 from nemap.cli import (common, conformance, convert, convert_many, graph, info, plot, resolution, simulate,
                        validate)
-from nemap.cli.common import flag_message, restore_logging, setup_logging
+from nemap.cli.common import flag_message, flags_of, restore_logging, setup_logging
 from nemap.format.limits import VERSION_STRING
 from nemap.errors import NemapError, NemapWarning
 
@@ -37,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     saved = setup_logging(args.verbose, args.quiet)
     try:
         with warnings.catch_warnings():
@@ -48,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NemapError as exc:
         if args.verbose:
             raise
-        print(f"nemap: error: {flag_message(exc)}", file=sys.stderr)
+        print(f"nemap: error: {flag_message(exc, flags_of(parser))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("nemap: interrupted", file=sys.stderr)

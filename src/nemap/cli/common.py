@@ -14,22 +14,26 @@ from nemap.errors import NemapError, NemapWarning
 
 log = logging.getLogger("nemap")
 
-# Library parameter → the flag that sets it. Library messages quote parameters ('voxel_size') or write
-# force=True; the command line shows the flag instead.
-FLAGS = {
-    "force": "--force", "voxel_size": "--voxel-size", "box": "--box", "fill": "--fill", "device": "--device",
-    "resolution": "--resolution", "contour": "--contour", "threshold": "--threshold", "sigma": "--sigma",
-    "preset": "--preset", "width": "--width", "sine_layers": "--depth", "max_steps": "--max-steps",
-    "exit_loss": "--exit-loss", "max_region_size": "--region-size", "seed": "--seed", "slice": "--slice",
-    "within": "--within", "sigma_factor": "--sigma-factor", "origin_convention": "--origin-convention",
-    "suite": "--suite", "reader": "--reader",
-}
+def flags_of(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """Library parameter → the flag that sets it, read from the parser (its subcommands' too): an option's
+    ``dest`` is the library's parameter name (``--depth`` has dest ``sine_layers``), so no table is kept by hand."""
+    flags: dict[str, str] = {}
+    for action in parser._actions:
+        longs = [s for s in action.option_strings if s.startswith("--")]
+        if longs:
+            flags.setdefault(action.dest, longs[0])
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                for dest, flag in flags_of(child).items():
+                    flags.setdefault(dest, flag)
+    return flags
 
 
-def flag_message(err: NemapError) -> str:
-    """``str(err)`` with the library's parameter names replaced by the command line's flags."""
-    text = str(err).replace("force=True", FLAGS["force"])
-    return re.sub(r"'([a-z_]+)'", lambda m: FLAGS.get(m.group(1), m.group(0)), text)
+def flag_message(err: NemapError, flags: dict[str, str]) -> str:
+    """``str(err)`` with the library's parameter names ('voxel_size', force=True) replaced by the command line's
+    flags; a positional argument (dest in lower case) keeps its name."""
+    text = str(err).replace("force=True", flags.get("force", "--force"))
+    return re.sub(r"'([a-z_]+)'", lambda m: flags.get(m.group(1), m.group(0)), text)
 
 
 def common_options(top: bool = False) -> argparse.ArgumentParser:

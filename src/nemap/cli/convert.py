@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from nemap.cli.common import floats
-from nemap.fit.options import PRESETS
+from nemap.fit.options import PRESETS, RENAMED_PRESETS
 from nemap.errors import NemapError
 from nemap.io.mrc import ORIGIN_CONVENTIONS
 
@@ -30,21 +30,25 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _add_fitting(fit: Any) -> None:
-    fit.add_argument("--preset", default="spline", choices=list(PRESETS),
-                     help="spline (default): nothing is trained; each region stores the quintic B-spline that "
-                          "interpolates the voxels (format 0.2, NEMAP_feature_grid): seconds, exact at voxel centres, "
-                          "the most accurate between them of all presets; fast: the published recipe, but regions "
-                          "whose values span < 0.1 %% of the range (solvent) are stored as constants; paper: the "
-                          "published recipe for every region "
-                          "(256×5 sine, full batch, Adam 1e-4, natural-fit stop); quick: 128×3 fitted in 1,500 "
-                          "mini-batch steps against the cubic B-spline (minutes per region on a CPU, below the "
-                          "paper's fidelity); small: 64×3 for quick looks")
+    fit.add_argument("--preset", default="spline", choices=[*PRESETS, *RENAMED_PRESETS],
+                     help="spline (default): the quintic B-spline that interpolates the voxels, nothing trained, "
+                          "stored as voxels quantized within a bound (format 0.3; see --tolerance, --lossless); "
+                          "paper: the published recipe, one 256×5 SIREN per region (hours per region); "
+                          "paper-skip-flat: the recipe, with regions whose values span < 0.1 %% of the range stored as "
+                          "constants; siren-sampled: 128×3 SIRENs fitted by mini-batches against the cubic B-spline; "
+                          "siren-tiny: 64×3 SIRENs for quick looks (the SIREN presets need nemap[siren])")
+    fit.add_argument("--tolerance", type=float, default=None, metavar="F",
+                     help="spline preset: every voxel within F noise SDs of the source (default: invisible, 1/20 of "
+                          "the noise SD and FSC ≥ 0.999 up to the resolution); larger F, smaller files")
+    fit.add_argument("--lossless", action="store_true",
+                     help="spline preset: store the B-spline coefficients as float32 (format 0.2, exact to float32 "
+                          "rounding, ≈ 1.5× the MRC's size)")
     fit.add_argument("--seed", type=int, default=None, help="random seed of the initial weights (default 0)")
     fit.add_argument("--device", default="auto", help="auto | cpu | cuda (the device used is logged)")
     fit.add_argument("--width", type=int, default=None, help="hidden features (overrides the preset)")
-    fit.add_argument("--depth", type=int, default=None, help="sine layers (overrides the preset)")
+    fit.add_argument("--depth", dest="sine_layers", type=int, default=None, help="sine layers (overrides the preset)")
     fit.add_argument("--max-steps", type=int, default=None, help="step cap per region (overrides the preset)")
-    fit.add_argument("--region-size", type=int, default=None, metavar="N",
+    fit.add_argument("--region-size", dest="max_region_size", type=int, default=None, metavar="N",
                      help="largest region edge in voxels, 8 to 64 (default 64, the paper's); smaller regions fit "
                           "weak, sharp detail more closely at more regions and a larger file")
     fit.add_argument("--exit-loss", type=float, default=None,
@@ -81,8 +85,10 @@ def options_from_args(args: argparse.Namespace) -> Any:
     """The fitting options of the --preset and its overrides."""
     from nemap.fit.options import options_for
 
-    return options_for(args.preset, seed=args.seed, device=args.device, width=args.width, sine_layers=args.depth,
-                       max_steps=args.max_steps, exit_loss=args.exit_loss, max_region_size=args.region_size)
+    return options_for(args.preset, seed=args.seed, device=args.device, width=getattr(args, "width", None),
+                       sine_layers=getattr(args, "sine_layers", None), max_steps=args.max_steps,
+                       exit_loss=getattr(args, "exit_loss", None), max_region_size=args.max_region_size,
+                       tolerance=getattr(args, "tolerance", None), lossless=getattr(args, "lossless", None) or None)
 
 
 def _fit(args: argparse.Namespace) -> int:
@@ -112,6 +118,11 @@ def _decode(args: argparse.Namespace) -> int:
 
 def format_fidelity(path: str, header: dict[str, Any], max_regions: int = 8) -> str:
     """The fidelity report printed at the end of a conversion (all figures in source units)."""
+    from nemap.tools.info import certificate_words, size_words
+
+    if "NEMAP_quantized" in header.get("extensions_used", []):
+        return "\n".join([f"{path}: {size_words(path, header)}",
+                          f"  {certificate_words(header['extensions']['NEMAP_quantized'])}"])
     fid = header["provenance"]["fidelity"]
     o = fid["overall"]
     training = header["provenance"]["training"]["regions"]

@@ -19,7 +19,7 @@ from nemap.engine.kinds import evaluator
 from nemap.errors import ArgumentError
 from nemap.format.content import Normalization, Regions
 from nemap.format.geometry import DOMAIN_TOLERANCE, Geometry, Grid
-from nemap.format.kinds import kind_of_content
+from nemap.format.kinds import CONSTANT, kind_of_content
 from nemap.format.tiling import axis_factors
 
 log = logging.getLogger("nemap")
@@ -60,6 +60,7 @@ class Engine:
         self.evaluator = evaluator(kind.name, content, device=device, dtype=dtype)
         self.bounds = np.asarray(self.regions.bounds, dtype=np.int64)
         self.slots = np.asarray(self.regions.network_index, dtype=np.int64)
+        self.constant = np.asarray(kind.region_kinds({}, self.slots) == CONSTANT)
         self._top = np.asarray(self.geometry.grid_shape, dtype=np.float64) - 1.0
 
     @classmethod
@@ -150,11 +151,10 @@ class Engine:
 
     def _region_output(self, r: int, q: np.ndarray, gradient: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """Region r's output y and dy/dq at index-space points q [M, 3]."""
-        slot = int(self.slots[r])
-        if slot < 0:
+        if self.constant[r]:
             value = float(self.regions.constant_value[r])
             return np.full(q.shape[0], value), (np.zeros_like(q) if gradient else None)
-        return self.evaluator.output(r, slot, q, gradient)
+        return self.evaluator.output(r, int(self.slots[r]), q, gradient)
 
     # -- regular grids ------------------------------------------------------------------------
     def sample(self, geometry: Geometry, fill: float = np.nan) -> Grid:
@@ -201,7 +201,6 @@ class Engine:
 
     def _block_output(self, r: int, q: list[np.ndarray]) -> np.ndarray:
         """Region r's output on the grid q[0] × q[1] × q[2] (index coordinates per axis)."""
-        slot = int(self.slots[r])
-        if slot < 0:
+        if self.constant[r]:
             return np.full(tuple(a.size for a in q), float(self.regions.constant_value[r]))
-        return self.evaluator.block(r, slot, q)
+        return self.evaluator.block(r, int(self.slots[r]), q)

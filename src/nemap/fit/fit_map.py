@@ -11,6 +11,7 @@ stop rule, plus a step cap.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from nemap.engine.query import Engine
-from nemap.errors import NemapError, warn
+from nemap.errors import ArgumentError, NemapError, require, warn
 from nemap.fit.fidelity import fidelity, fsc_fidelity
 from nemap.fit.kinds import maker_for
 from nemap.fit.normalization import network_targets, normalization_for
@@ -29,6 +30,7 @@ from nemap.fit.resume import ResumeStore
 from nemap.format.content import NeuralMapContent
 from nemap.format.geometry import Grid
 from nemap.format.tiling import tiling
+from nemap.resolution.noise import NoiseEstimate
 
 log = logging.getLogger("nemap")
 
@@ -42,17 +44,21 @@ class MapFit:
 
     grid: values [x, y, z], geometry in Å. resume: a folder that keeps finished regions (created, reused if
     its key matches, removed by the caller when the output is written). elsewhere: the regions will be fitted on
-    other machines (each resolves ``options.device`` itself). Raises NemapError for grids it cannot fit
-    (non-finite voxels)."""
+    other machines (each resolves ``options.device`` itself). resolution (Å) and noise (an estimate, from half
+    maps say) serve quantized storage: its noise estimate and its certificate. Raises NemapError for grids it
+    cannot fit (non-finite voxels)."""
 
     def __init__(self, grid: Grid, options: FitOptions, *, resume: Path | None = None,
-                 resume_key: dict[str, Any] | None = None, elsewhere: bool = False):
+                 resume_key: dict[str, Any] | None = None, elsewhere: bool = False,
+                 resolution: float | None = None, noise: NoiseEstimate | None = None):
         values = np.asarray(grid.values, dtype=np.float32)
         bad = int(np.count_nonzero(~np.isfinite(values)))
         if bad:
             raise NemapError(f"{bad} voxel(s) are NaN or infinite; fix or mask the map first",
                              code="NONFINITE_VOXELS")
         self.grid, self.options = grid, options
+        self.resolution, self.noise = resolution, noise  # Å; the noise estimate (quantized storage)
+        self.quantization: Any = None
         self.maker = maker_for(options)
         self.normalization, self.constant = normalization_for(values, options.clamp_negative)
         self.plan = Plan(tiling(grid.geometry.grid_shape, options.max_region_size, options.min_overlap,
@@ -64,14 +70,14 @@ class MapFit:
         self.targets: np.ndarray | None = None
         where = "a cluster" if elsewhere else str(self.device)
         log.info("%s", self.maker.start_message(options, self.plan.total, where))
-        if self.constant:
+        if self.constant and not self.maker.handles_constant:
             warn(f"the map is constant ({self.normalization.value_min:g}): stored as constant regions, no networks")
             return
         self.targets = network_targets(values, self.normalization)
         if self.maker.trains:
             self.store = _open_store(self.plan, resume, resume_key)
         find_flat(self.plan, self.targets, options.flat_tolerance)
-        self.maker.prepare(self.plan, self.targets, options)
+        self.maker.prepare(self)
 
     @property
     def total(self) -> int:
@@ -123,7 +129,7 @@ class MapFit:
         missing = [r for r in self.plan.todo if r not in self.plan.fits]
         if missing:
             raise NemapError(f"{len(missing)} region(s) are not fitted yet (first: {missing[0]})", code="INCOMPLETE")
-        content = self.maker.assemble(self.grid, self.normalization, self.plan, self.options, self.constant)
+        content = self.maker.assemble(self)
         decoded = Engine(content, device=self.device or "cpu").sample(self.grid.geometry).values
         content.provenance["training"] = self.maker.record(self.options, self.plan, self.device)
         if self.workers is not None:
@@ -136,17 +142,32 @@ class MapFit:
 
 
 def fit_map(grid: Grid, options: FitOptions, *, resume: Path | None = None,
-            resume_key: dict[str, Any] | None = None, progress: Any = None) -> NeuralMapContent:
+            resume_key: dict[str, Any] | None = None, progress: Any = None, resolution: float | None = None,
+            noise: NoiseEstimate | None = None) -> NeuralMapContent:
     """Fit a neural map to ``grid`` (values [x, y, z], geometry in Å) in this process (see :class:`MapFit`)."""
-    job = MapFit(grid, options, resume=resume, resume_key=resume_key)
+    job = MapFit(grid, options, resume=resume, resume_key=resume_key, resolution=resolution, noise=noise)
     job.fit_here(progress)
     return job.content()
 
 
 def _device(device: str) -> Any:
+    require("torch", "siren", "fit SIREN networks")
     from nemap.engine.device import resolve_device
 
     return resolve_device(device)
+
+
+DEVICE_NAMES = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+
+def check_device(options: FitOptions) -> None:
+    """Refuse, before any work, a device this machine lacks (or a method that needs torch where it is missing);
+    a method that trains nothing checks only the name (auto, cpu, cuda, cuda:N)."""
+    if maker_for(options).trains:
+        _device(options.device)
+    elif not DEVICE_NAMES.match(str(options.device)):
+        raise ArgumentError(f"'device' {options.device!r} is not a device (auto, cpu, cuda, cuda:N)",
+                            parameter="device", code="DEVICE_UNAVAILABLE")
 
 
 def _open_store(plan: Plan, resume: Path | None, resume_key: dict[str, Any] | None) -> ResumeStore | None:

@@ -1,4 +1,5 @@
-"""Fitting options and the named presets (``paper``, ``fast``, ``quick``, ``small``).
+"""Fitting options and the named presets (``spline``, ``paper``, ``paper-skip-flat``, ``siren-sampled``,
+``siren-tiny``).
 
 Units: region sizes and ramp width in voxels; losses are MSE on the network's [−1, 1] output scale.
 """
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nemap.format.content import Layer, siren_layers
-from nemap.errors import ArgumentError
+from nemap.errors import ArgumentError, warn
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,10 @@ class FitOptions:
     eval_every: int = 50
     final_learning_rate: float = 1e-5
     flat_tolerance: float = 0.0  # regions whose targets span less than this (y units) become constants
+    # the spline method's storage: quantized voxels within ``tolerance`` noise SDs (None: invisible, σ/20 and
+    # FSC ≥ 0.999), or ``lossless`` float32 coefficient windows (NEMAP_feature_grid, format 0.2)
+    tolerance: float | None = None
+    lossless: bool = False
 
     def layers(self) -> list[Layer]:
         return siren_layers(self.width, self.sine_layers, self.omega)
@@ -63,38 +68,47 @@ PRESETS: dict[str, FitOptions] = {
     # correction network; regions whose targets span less than 2e-3 are constants. No network trained
     # so far beats this between voxel centres (CHANGELOG, benchmarks/results/region, decimation).
     "spline": FitOptions(preset="spline", method="spline", spline_order=5, flat_tolerance=2e-3, clamp_negative=False),
+    # the published recipe: one 3 → 256 ×5 sine → 1 SIREN per Eq. 3 region, full batch, natural-fit stop
     "paper": FitOptions(),
-    # fast: the paper's recipe, except that regions whose targets span less than 2e-3 (solvent, masked
-    # or flat) are stored as constants instead of fitted (max error 1e-3 of the range there). Nothing
-    # tried so far beats the recipe itself at equal compute on a region full of protein (the sampled
-    # method, spline supervision, schedules, L-BFGS: CHANGELOG); the sampled method stays selectable
-    # (method="sampled") for that research.
-    "fast": FitOptions(preset="fast", flat_tolerance=2e-3),
-    # quick: a 128 × 3 network fitted by the sampled method in 1,500 mini-batch steps; minutes per region on
-    # a CPU, below the paper's fidelity (the committed interpolation and graph benchmarks used it, under
-    # the name "fast" before that name went to the recipe above)
-    "quick": FitOptions(preset="quick", method="sampled", width=128, sine_layers=3, learning_rate=1e-3,
-                           final_learning_rate=1e-5, max_steps=1500, points_per_step=8192, pool_factor=2.0,
-                           heldout_points=4096, eval_every=50, patience=4, flat_tolerance=2e-3),
-    # small networks for quick looks and tests: same recipe, 64 wide, 3 sine layers
-    "small": FitOptions(preset="small", width=64, sine_layers=3, learning_rate=1e-3, max_steps=400),
+    # the paper's recipe, except that regions whose targets span less than 2e-3 (solvent, masked or flat) are
+    # stored as constants instead of fitted (max error 1e-3 of the range there)
+    "paper-skip-flat": FitOptions(preset="paper-skip-flat", flat_tolerance=2e-3),
+    # a 128 × 3 SIREN fitted by mini-batches of points between voxel centres, supervised by the cubic B-spline
+    # of the voxels, 1,500 steps: minutes per region on a CPU, below the paper's fidelity
+    "siren-sampled": FitOptions(preset="siren-sampled", method="sampled", width=128, sine_layers=3,
+                                learning_rate=1e-3, final_learning_rate=1e-5, max_steps=1500, points_per_step=8192,
+                                pool_factor=2.0, heldout_points=4096, eval_every=50, patience=4, flat_tolerance=2e-3),
+    # a 64 × 3 SIREN by the paper's recipe in at most 400 steps: quick looks and tests
+    "siren-tiny": FitOptions(preset="siren-tiny", width=64, sine_layers=3, learning_rate=1e-3, max_steps=400),
 }
+
+# Names used before 0.3 (accepted with a deprecation warning until the next release).
+RENAMED_PRESETS = {"fast": "paper-skip-flat", "quick": "siren-sampled", "small": "siren-tiny"}
 
 
 MAX_REGION_SIZE = 64  # voxels per axis, the paper's
 
 
 def options_for(preset: str = "paper", **overrides: Any) -> FitOptions:
-    """The options of a preset, with any field overridden (None values are ignored)."""
+    """The options of a preset, with any field overridden (None values are ignored). A name of
+    ``RENAMED_PRESETS`` is taken with a deprecation warning."""
+    if preset in RENAMED_PRESETS:
+        warn(f"preset {preset!r} is now called {RENAMED_PRESETS[preset]!r}; the old name goes in the next release")
+        preset = RENAMED_PRESETS[preset]
     if preset not in PRESETS:
         raise ArgumentError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}", parameter="preset")
     options = dataclasses.replace(PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})
     check_options(options)
+    if options.method != "spline" and (options.tolerance is not None or options.lossless):
+        raise ArgumentError(f"'tolerance' and 'lossless' choose how the spline preset stores its map; the "
+                            f"{options.preset} preset fits networks", parameter="tolerance" if options.tolerance
+                            is not None else "lossless")
     return options
 
 
 MAX_WIDTH = 4096  # the format's limit on features per layer (spec §3.6)
 MAX_SINE_LAYERS = 63  # the format's 64 layers, one of them the linear output
+MAX_TOLERANCE = 10.0  # noise SDs: beyond this a quantized map keeps little of the map
 
 
 def _check_range(name: str, value: Any, low: float, high: float, unit: str = "") -> None:
@@ -118,5 +132,7 @@ def check_options(options: FitOptions) -> None:
     for name in ("exit_loss", "plateau_loss", "learning_rate", "final_learning_rate", "omega"):
         _check_range(name, getattr(options, name), 1e-300, 1e300)
     _check_range("flat_tolerance", options.flat_tolerance, 0.0, 2.0)
+    if options.tolerance is not None:
+        _check_range("tolerance", options.tolerance, 1e-6, MAX_TOLERANCE, " noise SDs")
     if options.spline_order not in (3, 5):
         raise ArgumentError(f"'spline_order' must be 3 or 5, got {options.spline_order!r}", parameter="spline_order")

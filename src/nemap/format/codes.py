@@ -41,6 +41,9 @@ CODES: dict[str, Code] = {
     # the NEMAP_feature_grid extension (spec/extensions/NEMAP_feature_grid/README.md)
     "FEATURE_GRID_INVALID": Code(ERROR, "NEMAP_feature_grid is not required, is in a file older than 0.2, or has "
                                         "fewer nodes than a region needs"),
+    "QUANTIZED_INVALID": Code(ERROR, "NEMAP_quantized is not required or in a file older than 0.3, its step exceeds "
+                                      "twice its error bound, its file is not one region over the grid, or its "
+                                      "tiles do not decode (spec/extensions/NEMAP_quantized/README.md)"),
     "EVIDENCE_INVALID": Code(ERROR, "resolution evidence in a file older than 0.2, or evidence arrays whose values "
                                     "break spec/0.2/nemap.md §5.1 (FSC table, local-resolution grid, mask padding)"),
     "EXTENSION_REQUIRED_UNSUPPORTED": Code(ERROR, "a required extension is not implemented by this reader"),

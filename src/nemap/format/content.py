@@ -138,7 +138,8 @@ class NeuralMapContent:
     ``biases[l]`` float32 [N, out_l], N = regions.network_count, stacked in network_index order.
     ``feature_grid``: float32 [N, C, Kx, Ky, Kz] coefficient grids of the NEMAP_feature_grid extension
     (node k of slot s at index first − m + k, m = (order − 1)/2), or None for SIREN regions (format 0.1);
-    ``feature_grid_order``: their B-spline degree, 3 or 5. ``evidence``: resolution evidence (spec/0.2/nemap.md §5.1)."""
+    ``feature_grid_order``: their B-spline degree, 3 or 5. ``evidence``: resolution evidence (spec/0.2/nemap.md §5.1).
+    ``quantized``: the voxels of a NEMAP_quantized file (format 0.3), or None."""
 
     geometry: Geometry
     normalization: Normalization
@@ -154,3 +155,4 @@ class NeuralMapContent:
     feature_grid: np.ndarray | None = None
     feature_grid_order: int = 3
     evidence: Evidence | None = None
+    quantized: Any = None  # nemap.format.kinds.quantized.QuantizedVoxels (imported there: it imports this)

@@ -86,8 +86,11 @@ def _check_dtype(ins: Inspector, path: str, ds: h5py.Dataset, want: np.dtype) ->
         ins.add("DTYPE_NOT_ALLOWED", f"{path} is big-endian; the format requires little-endian {want.str}", path)
 
 
-def _shape_matches(got: tuple[int, ...], want: tuple[int, ...]) -> bool:
-    """Shapes agree; −1 in ``want`` stands for any length ≥ 2 (the shells of an FSC table)."""
+def _shape_matches(got: tuple[int, ...], want: tuple[int, ...] | None) -> bool:
+    """Shapes agree; −1 in ``want`` stands for any length ≥ 2 (the shells of an FSC table), ``want`` None for a
+    1-D dataset of any length."""
+    if want is None:  # any 1-D length (a byte stream)
+        return len(got) == 1
     return len(got) == len(want) and all(g == w or (w == -1 and g >= 2) for g, w in zip(got, want))
 
 

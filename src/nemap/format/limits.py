@@ -4,7 +4,7 @@ is allocated or read."""
 from __future__ import annotations
 
 FORMAT_TAG = "nemap"
-FORMAT_VERSION = (0, 2)  # the newest version this package reads and writes
+FORMAT_VERSION = (0, 3)  # the newest version this package reads and writes
 VERSION_STRING = f"{FORMAT_VERSION[0]}.{FORMAT_VERSION[1]}"
 BASE_VERSION_STRING = "0.1"  # what a file without extensions is written as (spec/0.2/nemap.md, R-VER-05)
 

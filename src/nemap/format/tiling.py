@@ -47,8 +47,10 @@ def balanced_axis_starts(n_voxels: int, max_size: int = 64, min_overlap: int = 4
 
 def tiling(grid_shape: tuple[int, int, int], max_size: int = 64, min_overlap: int = 4,
            method: str = "paper-eq3") -> np.ndarray:
-    """int64 [R, 2, 3] inclusive (first, last) voxel bounds, x slowest: the paper's Eq. 3 ("paper-eq3")
-    or equal regions no longer than needed ("balanced")."""
+    """int64 [R, 2, 3] inclusive (first, last) voxel bounds, x slowest: the paper's Eq. 3 ("paper-eq3"), equal
+    regions no longer than needed ("balanced"), or one region over the whole grid ("whole-grid")."""
+    if method == "whole-grid":
+        return np.asarray([[[0, 0, 0], [int(n) - 1 for n in grid_shape]]], dtype=np.int64)
     starts = paper_axis_starts if method == "paper-eq3" else balanced_axis_starts
     per_axis = [starts(n, max_size, min_overlap) for n in grid_shape]
     boxes = []

@@ -10,13 +10,13 @@ Two ways to climb, same peaks:
 
 * ``paper``: fixed 0.05 Å steps along the unit gradient while the density increases (the authors'
   walk), with a cap on the steps (theirs had none); every seed walks.
-* ``fast``: walkers start only at the roots of the seeds: the local maxima of the seed grid (ascent
+* ``seeded``: walkers start only at the roots of the seeds: the local maxima of the seed grid (ascent
   over face neighbours) and the ends of a gradient-steered ascent over the grid (each seed steps to the
   neighbour its gradient points at), which also finds weak peaks on a stronger one's flank; each climbs
   with Newton steps along the gradient (curvature from the slopes at both ends of the last step) to
   0.005 Å. A climb can end at a saddle point it approached along its stable direction (the paper walk
   too: 14 of its 168 nodes on EMD-21457); a node with a higher seed-grid point within 1 Å is tested by
-  its Hessian, and from a saddle the fast method climbs on both ways along the rising direction.
+  its Hessian, and from a saddle the seeded method climbs on both ways along the rising direction.
 
 Positions in Å, (x, y, z); densities in the map's source units.
 """
@@ -30,7 +30,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from nemap.errors import NemapError, check_number
+from nemap.errors import NemapError, check_number, require, warn
 from nemap.format.geometry import Geometry, grid_over_box, grid_points
 
 log = logging.getLogger("nemap")
@@ -38,7 +38,8 @@ log = logging.getLogger("nemap")
 SEED_SPACING = 0.5  # Å
 PAPER_STEP = 0.05  # Å
 CLUSTER_EPS = 0.2  # Å
-HESSIAN_STEP = 0.01  # Å, central differences of the gradient at the nodes (fast method)
+GRAPH_METHODS = {"paper": "dbscan", "seeded": "kdtree"}  # graph method → how its walkers' ends are clustered
+HESSIAN_STEP = 0.01  # Å, central differences of the gradient at the nodes (seeded method)
 SADDLE_PROBE = 1.0  # Å, seed-grid points this close to a node that are higher make it a saddle suspect
 SADDLE_STEP = 0.1  # Å, how far a walker is put off a saddle point before it climbs on
 EDGE_FACTOR = 2.0  # edges between nodes closer than EDGE_FACTOR × resolution
@@ -76,7 +77,7 @@ class PeakGraph:
 
     def to_networkx(self):
         """A networkx Graph: node i with x, y, z (Å) and density; edges with length (Å)."""
-        import networkx as nx
+        nx = require("networkx", "graph", "build networkx graphs")
 
         g = nx.Graph(resolution=self.resolution, threshold=self.threshold, method=self.method)
         for i, (p, d) in enumerate(zip(self.pos, self.density)):
@@ -152,7 +153,7 @@ def climb_paper(field_fn: Field, start: np.ndarray, step: float = PAPER_STEP, ma
     return x, kept, evaluations
 
 
-def climb_fast(field_fn: Field, start: np.ndarray, first_step: float = 0.25, max_step: float = 0.5,
+def climb_steps(field_fn: Field, start: np.ndarray, first_step: float = 0.25, max_step: float = 0.5,
                tolerance: float = 0.005, max_iterations: int = 100,
                at_start: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, int]:
     """Newton steps along the gradient: the curvature along the climbing direction is estimated
@@ -255,26 +256,26 @@ def steered_roots(values: np.ndarray, seeds: np.ndarray, gradients: np.ndarray) 
 
 def _climb_culled(field_fn: Field, values: np.ndarray, seeds: np.ndarray, lo: np.ndarray,
                   shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray, int, int]:
-    """The fast method's climb: walkers start only at the roots of the seeds — the seed-grid maxima
+    """The seeded method's climb: walkers start only at the roots of the seeds — the seed-grid maxima
     (face-neighbour ascent) and the roots of the gradient-steered ascent (one gradient per seed).
     Returns (endpoints, kept, evaluations, walkers)."""
     d, g = field_fn(seed_positions(seeds, lo, shape), True)
     roots = np.unique(np.concatenate([discrete_roots(values, seeds), steered_roots(values, seeds, g)]))
     at = np.searchsorted(seeds, roots)  # seeds are sorted flat indices; roots are seeds
-    ends, kept, evaluations = climb_fast(field_fn, seed_positions(roots, lo, shape), at_start=(d[at], g[at]))
+    ends, kept, evaluations = climb_steps(field_fn, seed_positions(roots, lo, shape), at_start=(d[at], g[at]))
     return ends, kept, evaluations + len(seeds), len(roots)
 
 
-def cluster(points: np.ndarray, eps: float = CLUSTER_EPS, method: str = "fast") -> np.ndarray:
+def cluster(points: np.ndarray, eps: float = CLUSTER_EPS, method: str = "kdtree") -> np.ndarray:
     """Cluster labels [M]: points chained by distances ≤ eps share a label (DBSCAN, min_samples 1).
-    ``paper`` uses scikit-learn's DBSCAN; ``fast`` a KD-tree and connected components (the same
-    partition)."""
+    ``dbscan`` uses scikit-learn's DBSCAN (the paper's); ``kdtree`` a KD-tree and connected components (the
+    same partition)."""
     if len(points) == 0:
         return np.zeros(0, dtype=np.int64)
-    if method == "paper":
-        from sklearn.cluster import DBSCAN
+    if method == "dbscan":
+        cluster_module = require("sklearn.cluster", "graph", "cluster peaks by the paper's DBSCAN")
 
-        return DBSCAN(eps=eps, min_samples=1).fit(points).labels_.astype(np.int64)
+        return cluster_module.DBSCAN(eps=eps, min_samples=1).fit(points).labels_.astype(np.int64)
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
     from scipy.spatial import cKDTree
@@ -345,7 +346,7 @@ def link(pos: np.ndarray, max_length: float, limit: Callable[[np.ndarray], np.nd
 
 
 def extract(field_fn: Field, box: tuple[np.ndarray, np.ndarray], resolution: float, threshold: float,
-            method: str = "fast", progress: Callable[[str], None] | None = None,
+            method: str = "seeded", progress: Callable[[str], None] | None = None,
             screened: np.ndarray | None = None,
             local_resolution: tuple[Callable[[np.ndarray], np.ndarray], float] | None = None) -> PeakGraph:
     """The peak graph of a density field over ``box`` (lo, hi Å). ``threshold`` in source units.
@@ -353,8 +354,11 @@ def extract(field_fn: Field, box: tuple[np.ndarray, np.ndarray], resolution: flo
     ``local_resolution``: (Å at positions [M, 3], NaN where unknown; the largest value it returns): nodes are
     then linked when closer than 2 × the local resolution at their midpoint (``resolution`` where unknown),
     else 2 × ``resolution``."""
-    if method not in ("paper", "fast"):
-        raise NemapError(f"unknown graph method {method!r}; choose paper or fast", code="BAD_ARGUMENT")
+    if method == "seeded":
+        warn("graph method 'fast' is now called 'seeded'; the old name goes in the next release")
+        method = "seeded"
+    if method not in GRAPH_METHODS:
+        raise NemapError(f"unknown graph method {method!r}; choose paper or seeded", code="BAD_ARGUMENT")
     check_number("resolution", resolution, above=0, unit="Å")
     say = progress or (lambda text: log.info("%s", text))
     counts = {"method": method}
@@ -369,19 +373,19 @@ def extract(field_fn: Field, box: tuple[np.ndarray, np.ndarray], resolution: flo
                   seeds=int(len(seeds)))
     say(f"{len(seeds)} seeds of {int(np.prod(shape))} grid points (0.5 Å) at density ≥ {threshold:.4g}")
     t1 = time.perf_counter()
-    if method == "fast":
+    if method == "seeded":
         ends, kept, evaluations, walkers = _climb_culled(field_fn, values, seeds, lo, shape)
     else:
         walkers = len(seeds)
         ends, kept, evaluations = climb_paper(field_fn, seed_positions(seeds, lo, shape))
     ends = ends[kept]
     say(f"{walkers} walkers climbed with {evaluations} evaluations; {int((~kept).sum())} left the map")
-    labels = cluster(ends, method=method)
+    labels = cluster(ends, method=GRAPH_METHODS[method])
     pos = centroids(ends, labels)
     density = field_fn(pos, False)[0] if len(pos) else np.zeros(0)
     node_evaluations = len(pos)
     saddles_left = 0
-    if method == "fast" and len(pos):
+    if method == "seeded" and len(pos):
         # a climb that reached a saddle point along its stable direction stops there (so does the paper
         # walk): step off it both ways along the direction in which the density rises, and climb on
         suspect = np.flatnonzero(higher_grid_point_near(values, lo, pos, density))
@@ -392,10 +396,10 @@ def extract(field_fn: Field, box: tuple[np.ndarray, np.ndarray], resolution: flo
             evaluations += hessian_evaluations
         if saddle.any():
             off = SADDLE_STEP * rising[saddle]
-            more, more_kept, more_evaluations = climb_fast(field_fn, np.concatenate([pos[saddle] + off, pos[saddle] - off]))
+            more, more_kept, more_evaluations = climb_steps(field_fn, np.concatenate([pos[saddle] + off, pos[saddle] - off]))
             evaluations += more_evaluations
             ends = np.concatenate([ends[~saddle[labels]], more[more_kept]])
-            labels = cluster(ends, method=method)
+            labels = cluster(ends, method=GRAPH_METHODS[method])
             pos = centroids(ends, labels)
             density = field_fn(pos, False)[0]
             node_evaluations += len(pos)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from nemap.files import atomic_output, check_output_path
-from nemap.errors import FormatError, NemapError, warn
+from nemap.errors import FormatError, NemapError, require, warn
 from nemap.graph import PeakGraph
 
 SUFFIXES = (".npz", ".json", ".graphml", ".pdb", ".cif", ".cmm")
@@ -66,7 +66,7 @@ def _write_npz(graph: PeakGraph, path: Path) -> None:
 
 
 def _write_json(graph: PeakGraph, path: Path) -> None:
-    import networkx as nx
+    nx = require("networkx", "graph", "read and write networkx graph files")
 
     g = graph.to_networkx()
     g.graph.update(_meta(graph))
@@ -74,7 +74,7 @@ def _write_json(graph: PeakGraph, path: Path) -> None:
 
 
 def _write_graphml(graph: PeakGraph, path: Path) -> None:
-    import networkx as nx
+    nx = require("networkx", "graph", "read and write networkx graph files")
 
     g = graph.to_networkx()
     meta = _meta(graph)
@@ -83,7 +83,7 @@ def _write_graphml(graph: PeakGraph, path: Path) -> None:
 
 
 def _write_model(graph: PeakGraph, path: Path) -> None:
-    import gemmi
+    gemmi = require("gemmi", "models", "write graphs as atomic models")
 
     st = gemmi.Structure()
     st.name = "nemap_graph"
@@ -176,7 +176,7 @@ def _from_networkx(g, meta: dict) -> PeakGraph:
 
 
 def _read_json(path: Path) -> PeakGraph:
-    import networkx as nx
+    nx = require("networkx", "graph", "read and write networkx graph files")
 
     data = json.loads(path.read_text())
     g = nx.node_link_graph(data, edges="links")
@@ -184,7 +184,7 @@ def _read_json(path: Path) -> PeakGraph:
 
 
 def _read_graphml(path: Path) -> PeakGraph:
-    import networkx as nx
+    nx = require("networkx", "graph", "read and write networkx graph files")
 
     g = nx.read_graphml(path)
     meta = dict(g.graph)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nemap.errors import FormatError
+from nemap.errors import FormatError, require
 
 __all__ = ["Atoms", "read_model", "read_atoms"]
 
@@ -30,7 +30,7 @@ class Atoms:
 def read_model(path: str | os.PathLike, allow_empty: bool = False) -> Atoms:
     """Every atom of the first model (hydrogens, waters and ligands included). A file without atoms
     is an error unless ``allow_empty`` (a graph of no nodes written as pseudo-atoms)."""
-    import gemmi
+    gemmi = require("gemmi", "models", "read atomic models")
 
     p = os.fspath(path)
     if not os.path.isfile(p):

@@ -19,9 +19,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from nemap._version import __version__
-from nemap.engine.device import resolve_device
 from nemap.map.neuralmap import open as open_nemap
-from nemap.fit.fit_map import MapFit
+from nemap.fit.fit_map import MapFit, check_device
 from nemap.fit.memory import available_memory_bytes, check_memory
 from nemap.fit.options import FitOptions
 from nemap.fit.resume import remove_resume_folder
@@ -97,7 +96,7 @@ def start_conversion(src: str | os.PathLike, dst: str | os.PathLike, options: Fi
     src, dst = Path(src), Path(dst)
     check_output_path(dst, force)
     if not elsewhere:
-        resolve_device(options.device)  # a device this machine lacks is refused before any work
+        check_device(options)  # a device this machine lacks is refused before any work
     if resolution is not None:
         check_number("resolution", resolution, above=0, unit="Å")
     if contour is not None:
@@ -111,12 +110,14 @@ def start_conversion(src: str | os.PathLike, dst: str | os.PathLike, options: Fi
     check_memory(geometry.grid_shape, options, str(src))
     grid = read_mrc(src, origin_convention, ignore_cell_angles=ignore_cell_angles)
     evidence = _evidence(half_maps, mask, grid.geometry)
+    noise = half_map_noise(half_maps, origin_convention, ignore_cell_angles) if half_maps else None
+    known = resolution if resolution is not None else (evidence.fsc["resolution_0143"] if evidence else None)
     digest = file_sha256(src)
     key = {"source_sha256": digest, "options": options.to_json(), "origin_convention": origin_convention,
            "format": VERSION_STRING}
     resume = dst.with_name(dst.name + ".resume")
     try:
-        job = MapFit(grid, options, resume=resume, resume_key=key, elsewhere=elsewhere)
+        job = MapFit(grid, options, resume=resume, resume_key=key, elsewhere=elsewhere, resolution=known, noise=noise)
     except NemapError as exc:
         raise exc.with_path(src) from exc
     return Conversion(src, dst, job, digest, resume, force, resolution, contour, evidence, command)
@@ -185,6 +186,14 @@ def mrc_to_nemap(src: str | os.PathLike, dst: str | os.PathLike, options: FitOpt
     finally:
         bar.close()
     return finish_conversion(conv)
+
+
+def half_map_noise(half_maps: Sequence[Any], origin_convention: str, ignore_cell_angles: bool) -> Any:
+    """The noise of the full map from its half maps: the SD of (H1 − H2)/2."""
+    from nemap.resolution.noise import from_half_maps
+
+    first, second = (read_mrc(p, origin_convention, ignore_cell_angles=ignore_cell_angles) for p in half_maps)
+    return from_half_maps(first.values, second.values)
 
 
 def _evidence(half_maps: Sequence[Any] | None, mask: Any, geometry: Geometry) -> Any:

@@ -21,7 +21,7 @@ from typing import Any
 from nemap.fit.fit_map import MapFit
 from nemap.fit.region import RegionFit
 from nemap.fit.tasks import RegionTask
-from nemap.errors import NemapError
+from nemap.errors import NemapError, require
 
 log = logging.getLogger("nemap")
 
@@ -78,11 +78,7 @@ class Cluster:
     single-thread worker processes (``local:N``) that it starts and stops; use as a context manager."""
 
     def __init__(self, address: str, timeout_s: float = CONNECT_TIMEOUT_S):
-        try:
-            import distributed
-        except ImportError as exc:
-            raise NemapError("a scheduler needs dask.distributed: pip install 'nemap[distributed]'",
-                             code="MISSING_DEPENDENCY") from exc
+        distributed = require("distributed", "cluster", "fit on a Dask cluster")
         self.address = address
         self.local = None
         try:

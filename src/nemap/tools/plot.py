@@ -1,4 +1,4 @@
-"""A slice through a neural map as a PNG (matplotlib): source voxels, neural map, their difference.
+"""A slice through a .nemap map as a PNG (matplotlib): source voxels, the map, their difference.
 
 The slice is the voxel plane of the source map (or, without a source, of the neural map's own grid)
 nearest to the requested Å coordinate; the neural map is evaluated at exactly those voxel centres,
@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from nemap.errors import NemapError, check_number
+from nemap.errors import NemapError, check_number, require
 from nemap.format.geometry import Geometry, Grid
 
 AXES = "xyz"
@@ -67,9 +67,10 @@ def slice_plot(nemap_path: str | os.PathLike, out: str | os.PathLike, axis: int,
         g = grid.geometry if grid is not None else m.geometry
         k = _plane_index(g, axis, value, nemap_path)
         neural = _neural_plane(m, g, axis, k)
+        label = f"{m.representation.name} map"
     plane = float(g.origin[axis] + k * g.voxel_size[axis])
     drawn: dict[str, Any] = {"axis": AXES[axis], "index": k, "position": plane}
-    panels = _panels(neural, grid, axis, k, drawn)
+    panels = _panels(neural, grid, axis, k, drawn, label)
     overlay = None
     if points is not None:
         pos = load_points(points)
@@ -101,25 +102,24 @@ def _neural_plane(m: Any, g: Geometry, axis: int, k: int) -> np.ndarray:
     return m.density(g.to_physical(q.reshape(-1, 3))).reshape(len(ia), len(ib))
 
 
-def _panels(neural: np.ndarray, grid: Grid | None, axis: int, k: int, drawn: dict[str, Any]
-            ) -> list[tuple[str, np.ndarray]]:
-    """(title, image) per panel; with a source grid, its plane and the difference too (RMSE and max
-    |error| added to ``drawn``)."""
+def _panels(neural: np.ndarray, grid: Grid | None, axis: int, k: int, drawn: dict[str, Any],
+            label: str = "map") -> list[tuple[str, np.ndarray]]:
+    """(title, image) per panel — the map's plane titled ``label`` (its kind: "spline map", "siren map"); with a
+    source grid, the source's plane and the difference too (RMSE and max |error| added to ``drawn``)."""
     if grid is None:
-        return [("neural map", neural)]
+        return [(label, neural)]
     src = np.take(grid.values, k, axis=axis).astype(np.float64)
     diff = neural - src
     ok = np.isfinite(diff)
     drawn.update(rmse=float(np.sqrt(np.mean(diff[ok] ** 2))) if ok.any() else float("nan"),
                  max_abs_error=float(np.max(np.abs(diff[ok]))) if ok.any() else float("nan"))
-    return [("source voxels", src), ("neural map", neural), ("neural − source", diff)]
+    return [("source voxels", src), (label, neural), (f"{label} − source", diff)]
 
 
 def _draw(panels: list[tuple[str, np.ndarray]], overlay: np.ndarray | None, g: Geometry, axis: int, title: str,
           out: Path, force: bool) -> None:
     """The panels side by side (one grey scale for source and neural, a diverging one for the difference)."""
-    import matplotlib
-
+    matplotlib = require("matplotlib", "plot", "plot")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -153,8 +153,7 @@ def _draw(panels: list[tuple[str, np.ndarray]], overlay: np.ndarray | None, g: G
 def fsc_plot(curve: Any, out: str | os.PathLike, *, force: bool = False) -> None:
     """FSC against frequency (Å⁻¹; resolution in Å on the top axis), with the 0.143 and 0.5 lines; with a
     mask also the masked, phase-randomized and corrected curves."""
-    import matplotlib
-
+    matplotlib = require("matplotlib", "plot", "plot")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from nemap.map.neuralmap import open as open_nemap
-from nemap.errors import NemapError
+from nemap.errors import NemapError, require
 from nemap.format.evidence import Evidence, pack_mask
 from nemap.files import is_nemap
 from nemap.format.geometry import Geometry, Grid
@@ -124,6 +124,8 @@ def estimate_file(path: Any, *, model: str = "local", local_out: Any = None, mas
                   force: bool = False) -> Any:
     """The learned resolution estimate of a map file (MRC or .nemap), optionally written as MRC maps."""
     from nemap.files import check_output_path
+
+    require("torch", "learned", "estimate resolution with the learned models")
     from nemap.resolution.estimate import estimate
 
     for out in (local_out, mask_out):

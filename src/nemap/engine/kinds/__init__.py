@@ -6,10 +6,12 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from nemap.engine.kinds.base import RegionEvaluator
+from nemap.engine.kinds.quantized import QuantizedEvaluator
 from nemap.engine.kinds.siren import SirenEvaluator
 from nemap.engine.kinds.spline import SplineEvaluator
 
-EVALUATORS: dict[str, Callable[..., RegionEvaluator]] = {"siren": SirenEvaluator, "spline": SplineEvaluator}
+EVALUATORS: dict[str, Callable[..., RegionEvaluator]] = {"siren": SirenEvaluator, "spline": SplineEvaluator,
+                                                          "quantized": QuantizedEvaluator}
 
 
 def evaluator(kind: str, content: Any, device: Any = "cpu", dtype: Any = None) -> RegionEvaluator:

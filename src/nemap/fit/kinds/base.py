@@ -23,16 +23,17 @@ class RegionMaker:
     method = ""
     tiling = "paper-eq3"  # how regions are chosen (nemap.format.tiling)
     trains = True  # regions are fitted one by one (tasks, a resume store, a device)
+    handles_constant = False  # a constant map is made by the maker too (else: constant regions only)
 
     def start_message(self, options: FitOptions, regions: int, where: str) -> str:
         """The log line that says what the conversion will do."""
         raise NotImplementedError
 
-    def prepare(self, plan: Any, targets: np.ndarray, options: FitOptions) -> None:
-        """Work done once for the whole map before any region (after flat regions are found)."""
+    def prepare(self, job: Any) -> None:
+        """Work done once for the whole map before any region (after flat regions are found); ``job`` is the
+        :class:`~nemap.fit.fit_map.MapFit` (grid, options, plan, targets, resolution, noise)."""
 
-    def assemble(self, grid: Grid, normalization: Normalization, plan: Any, options: FitOptions,
-                 constant: bool) -> NeuralMapContent:
+    def assemble(self, job: Any) -> NeuralMapContent:
         """The map's content once every region is in."""
         raise NotImplementedError
 

@@ -14,10 +14,10 @@ from nemap.fit.plan import plan_regions
 from nemap.format.content import NeuralMapContent
 
 
-def stacked_content(grid: Any, normalization: Any, plan: Any, options: Any, constant: bool,
-                    tiling: str) -> NeuralMapContent:
+def stacked_content(job: Any, tiling: str) -> NeuralMapContent:
     """The content of the fitted map: networks stacked in region order, constants elsewhere (a constant map:
     every region holds −1, the normalized value of its one density)."""
+    grid, normalization, plan, options, constant = job.grid, job.normalization, job.plan, job.options, job.constant
     layers = options.layers()
     slots = [r for r in range(plan.total) if r in plan.fits]
     weights = [np.stack([plan.fits[r].weights[i] for r in slots]) if slots else
@@ -42,8 +42,8 @@ class SirenMaker(RegionMaker):
         return (f"fitting {regions} region(s) of ≤ {options.max_region_size} voxels per axis on {where} "
                 f"({options.preset} preset, {options.width}×{options.sine_layers} sine, ω0 = {options.omega:g})")
 
-    def assemble(self, grid: Any, normalization: Any, plan: Any, options: Any, constant: bool) -> NeuralMapContent:
-        return stacked_content(grid, normalization, plan, options, constant, self.tiling)
+    def assemble(self, job: Any) -> NeuralMapContent:
+        return stacked_content(job, self.tiling)
 
     def record(self, options: Any, plan: Any, device: Any) -> dict[str, Any]:
         import torch
@@ -78,7 +78,7 @@ class SirenMaker(RegionMaker):
 
     def recorded_options(self, options: Any) -> dict[str, Any]:
         d = dataclasses.asdict(options)
-        for machine_only in ("device", "batch_regions", "chunk_voxels", "spline_order"):
+        for machine_only in ("device", "batch_regions", "chunk_voxels", "spline_order", "tolerance", "lossless"):
             d.pop(machine_only)
         unused = (("points_per_step", "pool_factor", "heldout_points", "eval_every", "final_learning_rate")
                   if self.method == "paper" else ("exit_loss", "plateau_loss"))

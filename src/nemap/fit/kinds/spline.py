@@ -71,15 +71,16 @@ class SplineMaker(RegionMaker):
                 f"preset: the B-spline of degree {options.spline_order} that interpolates the voxels; nothing is "
                 "trained)")
 
-    def prepare(self, plan: Any, targets: np.ndarray, options: Any) -> None:
-        plan.coefficients = coefficient_grid(targets, options.spline_order)
-        plan.todo = []
+    def prepare(self, job: Any) -> None:
+        job.plan.coefficients = coefficient_grid(job.targets, job.options.spline_order)
+        job.plan.todo = []
 
-    def assemble(self, grid: Any, normalization: Any, plan: Any, options: Any, constant: bool) -> NeuralMapContent:
+    def assemble(self, job: Any) -> NeuralMapContent:
         """NEMAP_feature_grid content: each region that is not flat gets its window of the map's B-spline
         coefficients and the zero correction network (a constant map: constant regions only)."""
+        grid, normalization, plan, options = job.grid, job.normalization, job.plan, job.options
         if plan.coefficients is None:  # a constant map: constant regions only, as every method writes it
-            return stacked_content(grid, normalization, plan, options, constant, self.tiling)
+            return stacked_content(job, self.tiling)
         slots = [r for r in range(plan.total) if r not in plan.flat]
         layers = correction_layers()
         windows = region_windows(plan.coefficients, plan.bounds, slots, options.spline_order)

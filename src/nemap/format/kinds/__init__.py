@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from nemap.format.content import NeuralMapContent
-from nemap.format.kinds import siren, spline
+from nemap.format.kinds import quantized, siren, spline
 from nemap.format.kinds.base import CONSTANT, RegionKind
 
-KINDS: dict[str, RegionKind] = {kind.name: kind for kind in (siren.KIND, spline.KIND)}
+KINDS: dict[str, RegionKind] = {kind.name: kind for kind in (siren.KIND, spline.KIND, quantized.KIND)}
 
 
 def kind_of(header: dict[str, Any]) -> RegionKind:

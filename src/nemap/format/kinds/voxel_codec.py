@@ -1,0 +1,275 @@
+"""The tile code of NEMAP_quantized (spec/extensions/NEMAP_quantized/README.md §3): a tile of integer voxel codes k
+(the voxel's value divided by the step, rounded) as one zlib stream, exactly decodable in any language.
+
+Codes are predicted level by level, coarse to fine (stride s = 2^L … 2, then along x, y, z at each level) by
+integer interpolation of codes already decoded along one axis, and only the residuals are stored, split into a
+few classes by how much the two nearest neighbours differ, each class as a bitmap of non-zero residuals, one
+byte per non-zero magnitude, and an 8-byte value for each magnitude byte of 255. Decoding is integer arithmetic and zlib only.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+ORDERS = (1, 3, 5)  # interpolation orders a pass may use: linear, cubic, quintic
+MAX_CLASSES = 4
+MAX_CODE = 2**31 - 1  # |k| of every voxel
+ESCAPE = 255
+
+
+class CodecError(ValueError):
+    """A tile stream that does not decode (its message says where)."""
+
+
+@dataclass(frozen=True)
+class Pass:
+    """One pass of the prediction: level stride ``s`` (targets at s/2 mod s along ``axis``)."""
+
+    stride: int
+    axis: int
+
+    @property
+    def half(self) -> int:
+        return self.stride // 2
+
+    def targets(self) -> tuple[slice, slice, slice]:
+        """The pass's targets: axes before ``axis`` already refined (step s/2), ``axis`` at s/2 mod s, later
+        axes at the level's lattice (step s)."""
+        h, s = self.half, self.stride
+        return tuple(slice(0, None, h) if b < self.axis else slice(h, None, s) if b == self.axis
+                     else slice(0, None, s) for b in range(3))  # type: ignore[return-value]
+
+    def known(self) -> tuple[slice, slice, slice]:
+        """The decoded codes the pass predicts from (the targets' lattice with every step of ``axis``)."""
+        h, s = self.half, self.stride
+        return tuple(slice(0, None, h) if b < self.axis else slice(None) if b == self.axis
+                     else slice(0, None, s) for b in range(3))  # type: ignore[return-value]
+
+
+def levels(shape: tuple[int, ...]) -> int:
+    """L: the number of levels, ⌈log₂(max extent)⌉ (0 for a tile of one voxel)."""
+    return max(0, int(max(shape) - 1).bit_length())
+
+
+def passes(shape: tuple[int, ...]) -> list[Pass]:
+    """The 3·L passes of a tile, coarse to fine: strides 2^L … 2, axes x, y, z at each."""
+    out = []
+    for level in range(levels(shape), 0, -1):
+        out += [Pass(1 << level, axis) for axis in range(3)]
+    return out
+
+
+def _neighbours(known: np.ndarray, p: Pass) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+    """Codes at t + j·h along the pass axis for j = ±1, ±3, ±5 (clipped into range) and whether each exists."""
+    n = known.shape[p.axis]
+    t = np.arange(p.half, n, p.stride)
+    codes, exists = {}, {}
+    for j in (-5, -3, -1, 1, 3, 5):
+        index = t + j * p.half
+        exists[j] = (index >= 0) & (index < n)
+        codes[j] = np.take(known, np.clip(index, 0, n - 1), axis=p.axis)
+    return codes, exists
+
+
+def predict(known: np.ndarray, p: Pass, order: int) -> tuple[np.ndarray, np.ndarray]:
+    """Integer predictions of the pass's targets and the class measure |k(t + h) − k(t − h)| (0 where t + h is
+    past the tile). ``known``: the decoded codes on the pass's lattice (``Pass.known``)."""
+    codes, exists = _neighbours(known, p)
+    shape = [1, 1, 1]
+    shape[p.axis] = -1
+
+    def has(*js: int) -> np.ndarray:
+        return np.logical_and.reduce([exists[j] for j in js]).reshape(shape)
+
+    b, c = codes[-1], codes[1]
+    prediction = np.where(has(1), (b + c) >> 1, b)
+    if order >= 3:
+        prediction = np.where(has(1, -3, 3), (9 * (b + c) - (codes[-3] + codes[3]) + 8) >> 4, prediction)
+    if order >= 5:
+        quintic = (150 * (b + c) - 25 * (codes[-3] + codes[3]) + 3 * (codes[-5] + codes[5]) + 128) >> 8
+        prediction = np.where(has(1, -3, 3, -5, 5), quintic, prediction)
+    activity = np.where(has(1), np.abs(c - b), 0)
+    return prediction, activity
+
+
+def classes_of(activity: np.ndarray, count: int) -> np.ndarray:
+    """Class of each target: the number of j in 1 … count − 1 with activity ≥ 2^j − 1."""
+    out = np.zeros(activity.shape, dtype=np.int64)
+    for j in range(1, count):
+        out += activity >= (1 << j) - 1
+    return out
+
+
+def _zigzag(r: np.ndarray) -> np.ndarray:
+    return np.where(r >= 0, 2 * r, -2 * r - 1).astype(np.uint64)
+
+
+def _unzigzag(z: np.ndarray) -> np.ndarray:
+    z = z.astype(np.int64)
+    return np.where(z % 2 == 0, z // 2, -(z + 1) // 2)
+
+
+def _class_bytes(residuals: np.ndarray) -> tuple[bytes, bytes, bytes]:
+    """(bitmap of non-zero residuals, one byte per non-zero magnitude, escapes) of residuals in order."""
+    z = _zigzag(residuals)
+    nonzero = z != 0
+    magnitude = z[nonzero] - 1
+    small = np.minimum(magnitude, ESCAPE).astype(np.uint8)
+    escapes = magnitude[magnitude >= ESCAPE].astype("<u8")
+    return np.packbits(nonzero).tobytes(), small.tobytes(), escapes.tobytes()
+
+
+def _estimate_bits(residuals: np.ndarray) -> float:
+    """A cheap size estimate of a class: order-0 entropy of the bitmap and of the magnitude bytes."""
+    n = residuals.size
+    if n == 0:
+        return 0.0
+    z = _zigzag(residuals)
+    nonzero = int(np.count_nonzero(z))
+    bits = 0.0
+    if 0 < nonzero < n:
+        p = nonzero / n
+        bits += -n * (p * np.log2(p) + (1 - p) * np.log2(1 - p))
+    if nonzero:
+        counts = np.bincount(np.minimum(z[z != 0] - 1, ESCAPE).astype(np.int64))
+        counts = counts[counts > 0]
+        bits += float(-(counts * np.log2(counts / nonzero)).sum()) + 8 * 8 * int(np.count_nonzero(z > ESCAPE))
+    return bits + 64.0 * 8  # a block header's worth per class
+
+
+def _choose(known: np.ndarray, targets: np.ndarray, p: Pass) -> tuple[int, int, np.ndarray, np.ndarray]:
+    """The order and class count that make the pass smallest (by estimate): (order, classes, residuals, class)."""
+    best = None
+    for order in ORDERS:
+        prediction, activity = predict(known, p, order)
+        residuals = targets - prediction
+        for count in (1, MAX_CLASSES):
+            cls = classes_of(activity, count)
+            bits = sum(_estimate_bits(residuals[cls == c]) for c in range(count))
+            if best is None or bits < best[0]:
+                best = (bits, order, count, residuals, cls)
+    assert best is not None
+    return best[1], best[2], best[3], best[4]
+
+
+def encode_tile(k: np.ndarray, level: int = 9) -> bytes:
+    """The zlib stream of a tile of integer codes k [x, y, z] (every |k| ≤ MAX_CODE)."""
+    k = np.asarray(k, dtype=np.int64)
+    if k.ndim != 3 or k.size == 0 or np.abs(k).max() > MAX_CODE:
+        raise ValueError("a tile is a non-empty 3-D array of codes with |k| ≤ 2^31 − 1")
+    table, body = bytearray([levels(k.shape)]), []
+    for p in passes(k.shape):
+        targets = k[p.targets()]
+        if targets.size == 0:
+            table.append(16 * 0 + 1)
+            continue
+        order, count, residuals, cls = _choose(k[p.known()], targets, p)
+        table.append(16 * (count - 1) + order)
+        for c in range(count):
+            body.append(_class_bytes(residuals[cls == c]))
+    compressor = zlib.compressobj(level, zlib.DEFLATED, 15, 9, zlib.Z_FILTERED)
+    out = [compressor.compress(bytes(table) + int(k[0, 0, 0]).to_bytes(8, "little", signed=True))]
+    for bitmap, magnitudes, escaped in body:
+        for part in (bitmap, magnitudes + escaped):
+            out.append(compressor.compress(part))
+            out.append(compressor.flush(zlib.Z_BLOCK))
+    out.append(compressor.flush())
+    return b"".join(out)
+
+
+def max_stream_bytes(shape: tuple[int, ...]) -> int:
+    """The most bytes a tile of ``shape`` can inflate to (the decoder never inflates more)."""
+    voxels = int(np.prod(shape))
+    return 1 + 3 * levels(shape) + 8 + voxels // 8 + 3 * 3 * levels(shape) * MAX_CLASSES + voxels * (1 + 8) + 16
+
+
+class _Reader:
+    """Sequential reads from an inflated tile stream; running past its end is a CodecError."""
+
+    def __init__(self, data: bytes):
+        self.data, self.at = data, 0
+
+    def take(self, count: int) -> bytes:
+        if count < 0 or self.at + count > len(self.data):
+            raise CodecError(f"the stream ends early (needs {count} bytes at byte {self.at} of {len(self.data)})")
+        part = self.data[self.at:self.at + count]
+        self.at += count
+        return part
+
+
+def _inflate(stream: bytes, shape: tuple[int, ...]) -> bytes:
+    limit = max_stream_bytes(shape)
+    inflater = zlib.decompressobj()
+    try:
+        data = inflater.decompress(stream, limit + 1)
+    except zlib.error as exc:
+        raise CodecError(f"not a zlib stream ({exc})") from None
+    if len(data) > limit or inflater.unconsumed_tail:
+        raise CodecError(f"inflates to more than the {limit} bytes a tile of {list(shape)} voxels can hold")
+    if not inflater.eof or inflater.unused_data:
+        raise CodecError("the zlib stream is truncated or followed by other bytes")
+    return data
+
+
+def _read_table(reader: _Reader, shape: tuple[int, ...]) -> list[tuple[int, int]]:
+    """(order, classes) of every pass, checked."""
+    if reader.take(1)[0] != levels(shape):
+        raise CodecError(f"the stream's level count does not match a tile of {list(shape)} voxels")
+    table = []
+    for byte in reader.take(3 * levels(shape)):
+        order, count = byte % 16, byte // 16 + 1
+        if order not in ORDERS or count > MAX_CLASSES:
+            raise CodecError(f"pass byte {byte} names no order (1, 3, 5) or more than {MAX_CLASSES} classes")
+        table.append((order, count))
+    return table
+
+
+def decode_tile(stream: bytes, shape: tuple[int, int, int]) -> np.ndarray:
+    """The integer codes int64 [x, y, z] of a tile of ``shape`` voxels from its zlib stream; CodecError for a stream
+    that does not decode to exactly that tile."""
+    reader = _Reader(_inflate(stream, shape))
+    table = _read_table(reader, shape)
+    k = np.zeros(shape, dtype=np.int64)
+    k[0, 0, 0] = int.from_bytes(reader.take(8), "little", signed=True)
+    for p, (order, count) in zip(passes(shape), table):
+        target = p.targets()
+        if k[target].size == 0:
+            continue
+        prediction, activity = predict(k[p.known()], p, order)
+        cls = classes_of(activity, count)
+        residuals = np.zeros(prediction.shape, dtype=np.int64)
+        for c in range(count):
+            residuals[cls == c] = _read_class(reader, int(np.count_nonzero(cls == c)))
+        k[target] = prediction + residuals
+        if np.abs(k[target]).max() > MAX_CODE:
+            raise CodecError("a decoded code exceeds 2^31 − 1")
+    _check_end(reader, k)
+    return k
+
+
+def _read_class(reader: _Reader, n: int) -> np.ndarray:
+    """The residuals of a class of n targets: bitmap, magnitude bytes, escapes."""
+    packed = np.frombuffer(reader.take(-(-n // 8)), dtype=np.uint8)
+    bits = np.unpackbits(packed, count=n).astype(bool)
+    if n % 8 and int(packed[-1]) & ((1 << (8 - n % 8)) - 1):
+        raise CodecError("a bitmap's padding bits are not 0")
+    magnitudes = np.frombuffer(reader.take(int(np.count_nonzero(bits))), dtype=np.uint8).astype(np.uint64)
+    escaped = magnitudes == ESCAPE
+    if escaped.any():
+        wide = np.frombuffer(reader.take(8 * int(np.count_nonzero(escaped))), dtype="<u8")
+        if np.any(wide < ESCAPE) or np.any(wide >= 2**40):
+            raise CodecError("an escaped magnitude below 255 or beyond 2^40")
+        magnitudes[escaped] = wide
+    z = np.zeros(n, dtype=np.uint64)
+    z[bits] = magnitudes + 1
+    return _unzigzag(z)
+
+
+def _check_end(reader: _Reader, k: np.ndarray) -> None:
+    if reader.at != len(reader.data):
+        raise CodecError(f"{len(reader.data) - reader.at} bytes left over after the last pass")
+    if abs(int(k[0, 0, 0])) > MAX_CODE:
+        raise CodecError("a decoded code exceeds 2^31 − 1")

@@ -1,0 +1,108 @@
+"""How noisy a map is: the standard deviation of its noise (source density units), estimated in the best way the
+data allow, with the way it was estimated.
+
+1. ``half-maps``: the SD of (H1 − H2)/2 over the box — the noise of the full map (H1 + H2)/2, free of signal.
+2. ``solvent`` (an unmasked map: under half of its voxels exactly 0): the SD of the voxels outside the molecule,
+   found by excluding every voxel within ``DILATION_A`` Å (per axis: a box) of a voxel beyond 3 SD of the median,
+   iterated; needs at least MIN_SOLVENT of the box.
+3. ``outer-shell`` (a masked map, whose solvent is 0): the power between the map's resolution and Nyquist (the
+   outer fifth of the shells when no resolution is known), taken as white noise inside the mask's voxels:
+   σ² = ⟨|F|²⟩ / (N · f), f the fraction of voxels that are not 0. A map low-passed at its resolution has little
+   power there, so this errs on the small side (a smaller bound, a larger file).
+4. ``fallback``: a constant map, or one too small to tell (under MIN_VOXELS along an axis): no estimate (sd 0).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.fft
+from scipy import ndimage
+
+from nemap.resolution.fsc import frequency_squared
+
+MIN_VOXELS = 8  # along every axis, for any estimate from the map itself
+MIN_SOLVENT = 0.1  # of the box: fewer solvent voxels than this and the solvent is not trusted
+MASKED = 0.5  # a map with at least this fraction of exact zeros is masked: its solvent says nothing
+DILATION_A = 3.0  # Å around voxels beyond 3 SD that are not solvent
+OUTER_SHELLS = 0.8  # without a resolution: the shells beyond this fraction of Nyquist
+
+
+@dataclass(frozen=True)
+class NoiseEstimate:
+    """``sd`` in density units (0: not measured), ``method`` (half-maps, solvent, outer-shell, fallback) and a
+    sentence saying how."""
+
+    sd: float
+    method: str
+    description: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"sd": float(self.sd), "method": self.method, "description": self.description}
+
+
+def from_half_maps(half1: np.ndarray, half2: np.ndarray) -> NoiseEstimate:
+    """The SD of (H1 − H2)/2 (float64, streamed over x slabs)."""
+    total, squares, n = 0.0, 0.0, half1.size
+    for i in range(half1.shape[0]):
+        d = (half1[i].astype(np.float64) - half2[i].astype(np.float64)) / 2
+        total += float(d.sum())
+        squares += float((d * d).sum())
+    sd = math.sqrt(max(squares / n - (total / n) ** 2, 0.0))
+    return NoiseEstimate(sd, "half-maps", f"SD of (H1 − H2)/2 over the {n} voxels of the box")
+
+
+def estimate_noise(values: np.ndarray, voxel_size: Any, resolution: float | None = None) -> NoiseEstimate:
+    """The map's noise SD from the map alone (solvent, else outer shell, else fallback)."""
+    v = np.asarray(values)
+    if min(v.shape) < MIN_VOXELS:
+        return NoiseEstimate(0.0, "fallback", f"the map is under {MIN_VOXELS} voxels along an axis: too small to tell")
+    if float(v.max()) == float(v.min()):
+        return NoiseEstimate(0.0, "fallback", "the map is constant: it has no noise to measure")
+    if np.count_nonzero(v == 0) < MASKED * v.size:
+        found = solvent(v, voxel_size)
+        if found is not None:
+            return found
+    return outer_shell(v, voxel_size, resolution)
+
+
+def solvent(values: np.ndarray, voxel_size: Any) -> NoiseEstimate | None:
+    """The SD of the voxels away from anything beyond 3 SD of the median (None when too few remain)."""
+    v = np.asarray(values, dtype=np.float64)
+    centre = float(np.median(v))
+    sd = 1.4826 * float(np.median(np.abs(v - centre))) or float(v.std())
+    size = [2 * max(1, int(round(DILATION_A / d))) + 1 for d in np.broadcast_to(np.asarray(voxel_size, float), (3,))]
+    keep = np.ones(v.shape, dtype=bool)
+    for _ in range(3):
+        outside = (np.abs(v - centre) > 3 * sd).astype(np.uint8)
+        keep = ndimage.maximum_filter(outside, size=size, mode="nearest") == 0
+        if np.count_nonzero(keep) < MIN_SOLVENT * v.size:
+            return None
+        centre, sd = float(np.median(v[keep])), float(v[keep].std())
+    share = np.count_nonzero(keep) / v.size
+    return NoiseEstimate(sd, "solvent", f"SD of the {np.count_nonzero(keep)} voxels ({100 * share:.0f} % of the box) "
+                         f"more than {DILATION_A:g} Å (along some axis) from every voxel beyond 3 SD of the median")
+
+
+def outer_shell(values: np.ndarray, voxel_size: Any, resolution: float | None) -> NoiseEstimate:
+    """White noise equivalent of the power beyond the resolution, within the voxels that are not 0."""
+    v = np.asarray(values, dtype=np.float64)
+    d = np.broadcast_to(np.asarray(voxel_size, dtype=np.float64), (3,))
+    s = np.sqrt(frequency_squared(v.shape, d))
+    nyquist = 1.0 / (2.0 * float(d.max()))
+    low = 1.0 / resolution if resolution and 1.0 / resolution < nyquist else OUTER_SHELLS * nyquist
+    outer = (s > low) & (s <= nyquist)
+    power = np.abs(scipy.fft.rfftn(v - v.mean())) ** 2
+    weight = np.full(power.shape[-1], 2.0)
+    weight[0] = 1.0
+    if v.shape[-1] % 2 == 0:
+        weight[-1] = 1.0
+    mean_power = float((power * weight)[outer].sum() / np.broadcast_to(weight, power.shape)[outer].sum())
+    inside = max(np.count_nonzero(v) / v.size, 1.0 / v.size)
+    sd = math.sqrt(mean_power / (v.size * inside))
+    where = f"between {1 / low:.2f} Å and Nyquist ({1 / nyquist:.2f} Å)"
+    return NoiseEstimate(sd, "outer-shell", f"the power {where} taken as white noise in the {100 * inside:.0f} % of "
+                         "voxels that are not 0 (a masked map: its solvent is 0)")
