@@ -19,7 +19,7 @@ import pytest
 from fixtures import attacks
 
 REPO = Path(__file__).resolve().parents[2]
-SUITE = REPO / "src" / "nemap" / "conformance" / "suite" / "0.2"
+SUITE = REPO / "src" / "nemap" / "conformance" / "suite" / "0.3"
 EXAMPLE = REPO / "fixtures" / "maps" / "chain_32.mrc"
 SECONDS = 60
 MEMORY_BYTES = 1 << 30  # peak resident memory of the nemap process

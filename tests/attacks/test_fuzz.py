@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import nemap
 
-SUITE = Path(__file__).resolve().parents[2] / "src" / "nemap" / "conformance" / "suite" / "0.2"
+SUITE = Path(__file__).resolve().parents[2] / "src" / "nemap" / "conformance" / "suite" / "0.3"
 VALID = sorted(p for p in (SUITE / "valid").glob("*/map.nemap"))
 POINTS = 40
 

@@ -18,7 +18,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--reader", metavar="COMMAND", default=None,
                    help='a reader program, e.g. "python -m nemap.conformance.numpy_reader" or "./myreader --serve"')
     p.add_argument("--suite", default=None,
-                   help="the suite folder (default: the suite installed with nemap, nemap/conformance/suite/0.2)")
+                   help="the suite folder (default: the suite installed with nemap, nemap/conformance/suite/0.3)")
     p.add_argument("--json", action="store_true", help="a JSON report on stdout")
     p.set_defaults(func=run)
 

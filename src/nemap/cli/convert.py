@@ -40,6 +40,9 @@ def _add_fitting(fit: Any) -> None:
     fit.add_argument("--tolerance", type=float, default=None, metavar="F",
                      help="spline preset: every voxel within F noise SDs of the source (default: invisible, 1/20 of "
                           "the noise SD and FSC ≥ 0.999 up to the resolution); larger F, smaller files")
+    fit.add_argument("--fsc-floor", type=float, default=None, metavar="X",
+                     help="spline preset: the smallest file whose FSC against the source stays ≥ X up to the "
+                          "resolution, every voxel within --tolerance noise SDs (default 1)")
     fit.add_argument("--lossless", action="store_true",
                      help="spline preset: store the B-spline coefficients as float32 (format 0.2, exact to float32 "
                           "rounding, ≈ 1.5× the MRC's size)")
@@ -88,7 +91,8 @@ def options_from_args(args: argparse.Namespace) -> Any:
     return options_for(args.preset, seed=args.seed, device=args.device, width=getattr(args, "width", None),
                        sine_layers=getattr(args, "sine_layers", None), max_steps=args.max_steps,
                        exit_loss=getattr(args, "exit_loss", None), max_region_size=args.max_region_size,
-                       tolerance=getattr(args, "tolerance", None), lossless=getattr(args, "lossless", None) or None)
+                       tolerance=getattr(args, "tolerance", None), fsc_floor=getattr(args, "fsc_floor", None),
+                       lossless=getattr(args, "lossless", None) or None)
 
 
 def _fit(args: argparse.Namespace) -> int:

@@ -22,7 +22,7 @@ from nemap.conformance.materialize import materialize
 from nemap.conformance.protocol import Handler, float_array
 from nemap.errors import NemapError
 
-SUITE_VERSION = "0.2"
+SUITE_VERSION = "0.3"
 
 
 def default_suite() -> Path:
@@ -235,11 +235,29 @@ def run_case(reader: Handler, case: Case, ops: list[str]) -> Result:
     return result
 
 
+def _version(text: Any) -> tuple[int, int]:
+    try:
+        major, minor = str(text).split(".")
+        return int(major), int(minor)
+    except ValueError:
+        return (0, 0)
+
+
+def applies(case: Case, versions: list[str]) -> bool:
+    """Whether a case tests a reader that declares ``versions`` (spec/0.1/conformance.md §3): its ``since`` (the
+    version that made the rule it checks) is not newer than the newest version the reader implements."""
+    newest = max((_version(v) for v in versions), default=(0, 1))
+    return _version(case.meta.get("since", "0.1")) <= newest
+
+
 def run_suite(reader: Handler, root: Path | None = None,
               progress: Callable[[Result], None] | None = None) -> tuple[dict[str, Any], list[Result]]:
-    """Run every case; returns the reader's hello answer and one Result per case."""
+    """Run the cases of the versions the reader declares (``hello``'s spec_versions; all, if it declares none);
+    returns the reader's hello answer and one Result per case run."""
     cases = load_suite(root or default_suite())
     hello = reader({"op": "hello"})
+    versions = hello.get("spec_versions") or [SUITE_VERSION]
+    cases = [c for c in cases if applies(c, versions)]
     ops = [op for op in hello.get("ops", ["query"]) if op in ("query", "validate", "local_resolution")]
     results = []
     for case in cases:

@@ -20,7 +20,6 @@ Spec sections are cited where each rule is implemented.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import math
 import os
@@ -32,8 +31,11 @@ from typing import Any
 import h5py
 import numpy as np
 
-IMPLEMENTS = (0, 2)
-EXTENSIONS = {"NEMAP_feature_grid"}  # spec/extensions/
+from nemap.conformance import numpy_evaluate, numpy_evidence, numpy_header, numpy_quantized  # siblings
+
+IMPLEMENTS = (0, 3)
+EXTENSIONS = {"NEMAP_feature_grid", "NEMAP_quantized"}  # spec/extensions/
+QUANTIZED = "/extensions/NEMAP_quantized/"
 FEATURE_GRID = "/extensions/NEMAP_feature_grid/coefficients"
 SIGNATURE = b"\x89HDF\r\n\x1a\n"
 VERSION_RE = re.compile(r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$")
@@ -45,7 +47,6 @@ MAX_ELEMENTS = 2**30
 MAX_TOTAL_ELEMENTS = 2**31
 MAX_DEPTH = 64
 ALLOWED_FILTERS = {1, 2, 3}   # deflate, shuffle, fletcher32 (§3.5)
-SLACK = 1e-6                  # §9.4
 
 
 class ReaderError(Exception):
@@ -73,47 +74,6 @@ def _attr_string(f: h5py.File, name: str) -> str | None:
     _scalar_string(f.attrs.get_id(name), f"root attribute {name}")
     v = f.attrs[name]
     return (v.decode("utf-8") if isinstance(v, bytes) else str(v)).rstrip("\x00")
-
-
-def _no_constants(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _finite_float(text: str) -> float:
-    """R-HDR-01: a number that overflows binary64 (1e999) is not finite."""
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"{text[:40]} is not a finite binary64 number")
-    return value
-
-
-def _finite_int(text: str) -> int:
-    value = int(text)
-    if abs(value) >= 2**1024:
-        raise ValueError("an integer beyond binary64")
-    return value
-
-
-def _depth(value: Any) -> int:
-    """Nesting depth of objects and arrays (R-HDR-01), counted without recursion."""
-    deepest, todo = 0, [(value, 1)]
-    while todo:
-        item, d = todo.pop()
-        if isinstance(item, dict):
-            item = list(item.values())
-        if isinstance(item, list):
-            deepest = max(deepest, d)
-            todo.extend((child, d + 1) for child in item)
-    return deepest
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in pairs:
-        if k in out:
-            raise ValueError(f"duplicate key {k!r}")
-        out[k] = v
-    return out
 
 
 def _need(cond: bool, what: str) -> None:
@@ -246,14 +206,11 @@ class NemapFile:
         raw = ds[()]
         try:
             text = (raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)).rstrip("\x00")
-            header = json.loads(text, parse_constant=_no_constants, object_pairs_hook=_unique_keys,
-                                parse_float=_finite_float, parse_int=_finite_int)
+            header = numpy_header.parse(text)
         except (ValueError, RecursionError) as exc:
             _fail("HEADER_NOT_JSON", f"{type(exc).__name__}: {str(exc)[:100]}")
         if not isinstance(header, dict):
             _fail("HEADER_NOT_JSON", "not an object")
-        if _depth(header) > MAX_DEPTH:
-            _fail("HEADER_NOT_JSON", f"nested deeper than {MAX_DEPTH}")
         return header
 
     # §4–§8: the members this reader needs, checked as far as evaluation depends on them
@@ -281,8 +238,28 @@ class NemapFile:
             if name not in EXTENSIONS:
                 _fail("EXTENSION_REQUIRED_UNSUPPORTED", f"{name}")
         self.grid_channels = 0
+        self.quantized = None
         if "NEMAP_feature_grid" in used:
             self._interpret_feature_grid(h, required)
+        if "NEMAP_quantized" in used:
+            self._interpret_quantized(h, required)
+
+    # NEMAP_quantized §2, R-QNT-01: the header member
+    def _interpret_quantized(self, h: dict[str, Any], required: list[Any]) -> None:
+        if "NEMAP_quantized" not in required or self.version < (0, 3):
+            _fail("QUANTIZED_INVALID", "NEMAP_quantized must be required, in a file of version 0.3 or later")
+        member = (h.get("extensions") or {}).get("NEMAP_quantized") if isinstance(h.get("extensions"), dict) else None
+        _need(isinstance(member, dict) and member.get("order") == 5, "extensions.NEMAP_quantized.order")
+        _need(_is_list_of(member.get("tile_shape"), 3, lambda t: _is_int(t) and 1 <= t <= 128), "tile_shape")
+        _need(_is_num(member.get("step")) and member["step"] > 0, "step")
+        _need(_is_num(member.get("error_bound")) and member["error_bound"] > 0, "error_bound")
+        base = member.get("base")
+        _need(base is None or (isinstance(base, dict) and _is_num(base.get("step")) and base["step"] > 0 and
+                               _is_list_of(base.get("spacing_tenths"), 3, lambda s: _is_int(s) and 10 <= s <= 640)),
+              "base")
+        if member["step"] > 2 * member["error_bound"] * (1 + 1e-9):
+            _fail("QUANTIZED_INVALID", "step exceeds twice the error bound")
+        self.quantized = member
 
     # NEMAP_feature_grid §2: the header member
     def _interpret_feature_grid(self, h: dict[str, Any], required: list[Any]) -> None:
@@ -385,12 +362,36 @@ class NemapFile:
         self.weights = [values[f"/network/layer_{i:02d}/weight"] for i in range(len(self.layers))]
         self.biases = [values[f"/network/layer_{i:02d}/bias"] for i in range(len(self.layers))]
         self.coefficients = values.get(FEATURE_GRID)
+        if self.quantized is not None:
+            self._load_quantized(datasets)
         if self.grid_channels:
             spans = (self.bounds[:, 1] - self.bounds[:, 0])[self.slot >= 0]
             if np.any(spans + self.grid_order + 1 > np.asarray(self.grid_nodes)):   # NEMAP_feature_grid §2
                 _fail("FEATURE_GRID_INVALID", "node_shape is smaller than a region's extent + order + 1")
         if verify:
             self._verify(datasets)
+
+    # NEMAP_quantized R-QNT-02/03, §3, §4: every voxel decoded, then the interpolating coefficients
+    def _load_quantized(self, datasets: dict[str, h5py.Dataset]) -> None:
+        top = self.shape - 1
+        if self.count != 1 or self.nets != 0 or np.any(self.bounds[0, 0] != 0) or np.any(self.bounds[0, 1] != top):
+            _fail("QUANTIZED_INVALID", "not one region over the whole grid without a network")
+        tiles = int(np.prod([-(-n // t) for n, t in zip(self.shape, self.quantized["tile_shape"])]))
+
+        def stream(name: str) -> tuple[np.ndarray, np.ndarray]:
+            data = datasets.get(QUANTIZED + name + "streams")
+            if data is None:
+                _fail("DATASET_MISSING", name + "streams")
+            if data.dtype != np.uint8 or data.ndim != 1:
+                _fail("DTYPE_NOT_ALLOWED" if data.dtype != np.uint8 else "DATASET_SHAPE_MISMATCH", name + "streams")
+            return data[()], self._dataset(datasets, QUANTIZED + name + "offsets", (tiles + 1,), "<i8")[()]
+        base = stream("base_") if "base" in self.quantized else None
+        try:
+            d = numpy_quantized.decoded_densities(self.quantized, tuple(int(n) for n in self.shape), *stream(""), base)
+        except numpy_quantized.QuantizedError as exc:
+            _fail("QUANTIZED_INVALID", str(exc))
+        y = 2.0 * (d - self.vmin) / (self.vmax - self.vmin) - 1.0            # §7 without a clamp
+        self.quantized_coefficients = numpy_quantized.extended(numpy_quantized.prefilter(y))
 
     # §8.1
     def _check_regions(self, networks: int) -> None:
@@ -415,162 +416,24 @@ class NemapFile:
             if "sha256:" + hashlib.sha256(canonical.tobytes()).hexdigest() != want:
                 _fail("INTEGRITY_DIGEST_MISMATCH", p)
 
-    # spec/0.2/nemap.md §5.1, R-EVD-03: the local resolution stored as evidence (one point at a time, in Python floats)
+    # spec/0.2/nemap.md §5.1, R-EVD-03
     def local_resolution(self, points: Any) -> list[float | None]:
         """Å at each point [N, 3] (None where unknown, or everywhere when the file has no grid)."""
-        member = (self.header.get("evidence") or {}).get("local_resolution")
-        if not isinstance(member, dict):
-            return [None] * len(points)
-        shape = tuple(int(n) for n in member["grid_shape"])
-        with h5py.File(self.path, "r") as f:
-            grid = np.asarray(self._dataset(f, "/evidence/local_resolution", shape, "<f4")[()], dtype=np.float64)
-        a = member["index_to_physical"]
-        out: list[float | None] = []
-        for p in np.asarray(points, dtype=np.float64).reshape(-1, 3):
-            if not all(math.isfinite(float(c)) for c in p):
-                out.append(None)
-                continue
-            q = [min(max((float(p[k]) - a[k][3]) / a[k][k], 0.0), shape[k] - 1.0) for k in range(3)]
-            base = [min(int(math.floor(q[k])), max(shape[k] - 2, 0)) for k in range(3)]
-            num = den = 0.0
-            for corner in itertools.product((0, 1), repeat=3):
-                node = tuple(min(base[k] + corner[k], shape[k] - 1) for k in range(3))
-                w = 1.0
-                for k in range(3):
-                    t = q[k] - base[k]
-                    w *= t if corner[k] else 1.0 - t
-                if grid[node] > 0:
-                    num += w * grid[node]
-                    den += w
-            out.append(num / den if den > 0 else None)
-        return out
+        return numpy_evidence.local_resolution(self, points)
 
-    # §9: evaluation
+    # §9: evaluation (numpy_evaluate, written from §9 and the extensions' READMEs)
     def evaluate(self, points: Any, dtype: Any = np.float64) -> tuple[np.ndarray, np.ndarray]:
         """Density [N] and gradient [N, 3] (density units per Å) at points [N, 3] (Å, x, y, z).
         Positions and blending are binary64; ``dtype`` is the precision of the networks."""
-        p = np.asarray(points, dtype=np.float64).reshape(-1, 3)
-        q = (p - self.origin) / self.voxel                                      # §6
-        top = (self.shape - 1).astype(np.float64)
-        with np.errstate(invalid="ignore"):
-            inside = np.all(np.isfinite(q) & (q >= -SLACK) & (q <= top + SLACK), axis=1)   # §9.4
-        q = np.clip(np.where(inside[:, None], q, 0.0), 0.0, top)
-        n = len(p)
-        W, WY = np.zeros(n), np.zeros(n)
-        WdY, dW, dWY = np.zeros((n, 3)), np.zeros((n, 3)), np.zeros((n, 3))
-        for r in range(self.count):
-            w, dw = self._weight(r, q)
-            take = inside & (w > 0)
-            if not np.any(take):
-                continue
-            y, dy = self._region(r, q[take], dtype)
-            w, dw = w[take], dw[take]
-            W[take] += w
-            WY[take] += w * y
-            WdY[take] += w[:, None] * dy
-            dW[take] += dw
-            dWY[take] += dw * y[:, None]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            Y = WY / W
-            dY = (WdY + dWY - Y[:, None] * dW) / W[:, None]                    # quotient rule, §9.3
-        half = (self.vmax - self.vmin) / 2.0
-        density = self.vmin + (Y + 1.0) * half                                 # §7, R-NRM-03
-        gradient = dY * half / self.voxel
-        bad = ~inside | ~(W > 0)
-        density[bad] = np.nan
-        gradient[bad] = np.nan
-        return density, gradient
+        return numpy_evaluate.evaluate(self, points, dtype)
 
     def _weight(self, r: int, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """w_r(q) and ∇_q w_r (§9.2)."""
-        first, last = self.bounds[r, 0], self.bounds[r, 1]
-        fac, dfac = np.ones_like(q), np.zeros_like(q)
-        for a in range(3):
-            lo, dlo = np.ones(len(q)), np.zeros(len(q))
-            hi, dhi = np.ones(len(q)), np.zeros(len(q))
-            if first[a] > 0:
-                lo, dlo = _smooth((q[:, a] - first[a]) / self.rho)
-                dlo = dlo / self.rho
-            if last[a] < self.shape[a] - 1:
-                hi, dhi = _smooth((last[a] - q[:, a]) / self.rho)
-                dhi = -dhi / self.rho
-            fac[:, a] = lo * hi
-            dfac[:, a] = dlo * hi + lo * dhi
-        w = fac.prod(axis=1)
-        dw = np.stack([dfac[:, a] * np.prod(np.delete(fac, a, axis=1), axis=1) for a in range(3)], axis=1)
-        return w, dw
+        return numpy_evaluate._weight(self, r, q)
 
     def _region(self, r: int, q: np.ndarray, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
-        """y_r and ∂y_r/∂q (§8.3) at index-space points q [M, 3]."""
-        s = int(self.slot[r])
-        if s < 0:
-            return np.full(len(q), self.constant[r]), np.zeros_like(q)
-        if self.grid_channels:
-            return self._feature_region(r, s, q, dtype)
-        first, last = self.bounds[r, 0].astype(np.float64), self.bounds[r, 1].astype(np.float64)
-        span = last - first
-        du = np.where(span > 0, 2.0 / np.maximum(span, 1.0), 0.0)
-        u = np.where(span > 0, (q - first) * du - 1.0, 0.0)
-        y, dy_du = self._network(s, u.astype(dtype), np.broadcast_to(np.eye(3, dtype=dtype), (len(q), 3, 3)), dtype)
-        return y, dy_du * du
-
-    def _network(self, s: int, h: np.ndarray, J: np.ndarray, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
-        """Output and Jacobian of network slot s for inputs h [M, I] with ∂h/∂x J [M, I, 3] (§8.3 step 2)."""
-        for layer, Wt, b in zip(self.layers, self.weights, self.biases):
-            Wl, bl = Wt[s].astype(dtype), b[s].astype(dtype)
-            a = h @ Wl.T + bl
-            Ja = np.einsum("oi,nik->nok", Wl, J)
-            if layer["activation"] == "sine":
-                om = np.dtype(dtype).type(layer["omega"])
-                h, J = np.sin(om * a), (om * np.cos(om * a))[:, :, None] * Ja
-            else:
-                h, J = a, Ja
-        return h[:, 0].astype(np.float64), J[:, 0, :].astype(np.float64)
-
-    def _feature_region(self, r: int, s: int, q: np.ndarray, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
-        """y_r and ∂y_r/∂q of a NEMAP_feature_grid region (extension README §3) at points q [M, 3]."""
-        p, m = self.grid_order, (self.grid_order - 1) // 2
-        local = q - self.bounds[r, 0]                           # q − first; periodic terms use it (§3)
-        t = local + m                                           # node coordinates: node k at first − m + k
-        cell = np.floor(t).astype(np.int64)                     # t ∈ [m, extent + m]: nodes stay inside
-        b, db = _bspline(t - cell, p)                           # [M, 3, p + 1] each
-        ix = [cell[:, a, None] - m + np.arange(p + 1) for a in range(3)]
-        c = self.coefficients[s][:, ix[0][:, :, None, None], ix[1][:, None, :, None], ix[2][:, None, None, :]]
-        c = c.astype(np.float64)                                # [C, M, p+1, p+1, p+1]
-        f = np.einsum("cmijk,mi,mj,mk->mc", c, b[:, 0], b[:, 1], b[:, 2])
-        df = np.stack([np.einsum("cmijk,mi,mj,mk->mc", c, *(db[:, a] if a == x else b[:, a] for a in range(3)))
-                       for x in range(3)], axis=-1)             # [M, C, 3]
-        two_pi = 2.0 * np.pi
-        h = np.concatenate([f[:, 1:], np.sin(two_pi * local), np.cos(two_pi * local)], axis=1)
-        J = np.concatenate([df[:, 1:], two_pi * np.cos(two_pi * local)[:, :, None] * np.eye(3),
-                            -two_pi * np.sin(two_pi * local)[:, :, None] * np.eye(3)], axis=1)
-        n, dn = self._network(s, h.astype(dtype), J.astype(dtype), dtype)
-        cos2 = np.cos(np.pi * local) ** 2
-        gate = 1.0 - cos2.prod(axis=1)
-        dgate = np.stack([np.pi * np.sin(two_pi * local[:, a]) * np.prod(np.delete(cos2, a, axis=1), axis=1)
-                          for a in range(3)], axis=1)
-        return f[:, 0] + gate * n, df[:, 0] + gate[:, None] * dn + n[:, None] * dgate
-
-
-# NEMAP_feature_grid README §3: B-spline weights of nodes i − m … i + m + 1 at fraction u of cell i,
-# polynomial coefficients in ascending powers of u, times p!
-_WEIGHTS = {3: [[1, -3, 3, -1], [4, 0, -6, 3], [1, 3, 3, -3], [0, 0, 0, 1]],
-            5: [[1, -5, 10, -10, 5, -1], [26, -50, 20, 20, -20, 5], [66, 0, -60, 0, 30, -10],
-                [26, 50, 20, -20, -20, 10], [1, 5, 10, 10, 5, -5], [0, 0, 0, 0, 0, 1]]}
-
-
-def _bspline(u: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray]:
-    """Weights and their derivatives d/du, [..., p + 1] each."""
-    coef = np.asarray(_WEIGHTS[p], dtype=np.float64) / math.factorial(p)    # [p + 1, p + 1]
-    powers = u[..., None] ** np.arange(p + 1)
-    dpowers = np.concatenate([np.zeros_like(u)[..., None], np.arange(1, p + 1) * u[..., None] ** np.arange(p)], -1)
-    return powers @ coef.T, dpowers @ coef.T
-
-
-def _smooth(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """S(t) = 3t² − 2t³ clamped to [0, 1], and S'(t) (§9.2)."""
-    tc = np.clip(t, 0.0, 1.0)
-    return tc * tc * (3.0 - 2.0 * tc), np.where((t > 0) & (t < 1), 6.0 * tc * (1.0 - tc), 0.0)
+        """y_r and ∂y_r/∂q at index points q [M, 3] (§8.3 and the extensions)."""
+        return numpy_evaluate._region(self, r, q, dtype)
 
 
 # ------------------------------------------------------------------------------------------
@@ -587,7 +450,7 @@ def handle(request: dict[str, Any], dtype: Any = np.float64) -> dict[str, Any]:
     """Answer one protocol request."""
     op = request.get("op")
     if op == "hello":
-        return {"name": "nemap numpy_reader (independent)", "version": "0.1", "spec_versions": ["0.1", "0.2"],
+        return {"name": "nemap numpy_reader (independent)", "version": "0.1", "spec_versions": ["0.1", "0.2", "0.3"],
                 "ops": ["query", "local_resolution"]}
     if op == "query":
         try:

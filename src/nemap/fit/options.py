@@ -50,6 +50,7 @@ class FitOptions:
     # the spline method's storage: quantized voxels within ``tolerance`` noise SDs (None: invisible, σ/20 and
     # FSC ≥ 0.999), or ``lossless`` float32 coefficient windows (NEMAP_feature_grid, format 0.2)
     tolerance: float | None = None
+    fsc_floor: float | None = None  # with quantized storage: keep the FSC against the source ≥ this to the resolution
     lossless: bool = False
 
     def layers(self) -> list[Layer]:
@@ -99,10 +100,12 @@ def options_for(preset: str = "paper", **overrides: Any) -> FitOptions:
         raise ArgumentError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}", parameter="preset")
     options = dataclasses.replace(PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})
     check_options(options)
-    if options.method != "spline" and (options.tolerance is not None or options.lossless):
-        raise ArgumentError(f"'tolerance' and 'lossless' choose how the spline preset stores its map; the "
-                            f"{options.preset} preset fits networks", parameter="tolerance" if options.tolerance
-                            is not None else "lossless")
+    storage = [n for n in ("tolerance", "fsc_floor") if getattr(options, n) is not None] + (
+        ["lossless"] if options.lossless else [])
+    if storage and (options.method != "spline" or (options.lossless and len(storage) > 1)):
+        raise ArgumentError(f"'{storage[0]}' chooses how the spline preset quantizes its map; it does not apply to "
+                            f"the {options.preset} preset{' with lossless' if options.lossless else ''}",
+                            parameter=storage[0])
     return options
 
 
@@ -134,5 +137,7 @@ def check_options(options: FitOptions) -> None:
     _check_range("flat_tolerance", options.flat_tolerance, 0.0, 2.0)
     if options.tolerance is not None:
         _check_range("tolerance", options.tolerance, 1e-6, MAX_TOLERANCE, " noise SDs")
+    if options.fsc_floor is not None:
+        _check_range("fsc_floor", options.fsc_floor, 0.5, 0.999999)
     if options.spline_order not in (3, 5):
         raise ArgumentError(f"'spline_order' must be 3 or 5, got {options.spline_order!r}", parameter="spline_order")

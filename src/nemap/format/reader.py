@@ -23,12 +23,13 @@ from nemap.format.kinds import kind_of
 from nemap.format.limits import REGION_DATASETS, layer_paths
 
 
-def inspect(path: str | os.PathLike, *, strict: bool, values: bool,
-            verify: bool) -> tuple[Inspector, h5py.File | None, dict[str, h5py.Dataset]]:
+def inspect(path: str | os.PathLike, *, strict: bool, values: bool, verify: bool,
+            deep: bool = False) -> tuple[Inspector, h5py.File | None, dict[str, h5py.Dataset]]:
     """Run the checks in order. Returns the inspector, the open file (the caller closes it) and its datasets.
 
     values: also check region values and finiteness (reads every array); verify: also check every SHA-256
-    digest. A file that libhdf5 fails to read anywhere is IO_NOT_HDF5.
+    digest; deep: also decode what must be decoded to be checked (every tile of a quantized file: the validator).
+    A file that libhdf5 fails to read anywhere is IO_NOT_HDF5.
     """
     ins = Inspector(Path(path), strict=strict)
     try:
@@ -36,7 +37,7 @@ def inspect(path: str | os.PathLike, *, strict: bool, values: bool,
             ins.check_file()
             ins.file = ins.open_hdf5()
             try:
-                _check_contents(ins, ins.file, values, verify)
+                _check_contents(ins, ins.file, values, verify, deep)
             except HDF5_ERRORS as exc:
                 ins.add("IO_NOT_HDF5", hdf5_failure(exc), "/", fatal=True)
     except Stop:
@@ -48,7 +49,7 @@ def inspect(path: str | os.PathLike, *, strict: bool, values: bool,
     return ins, ins.file, ins.datasets
 
 
-def _check_contents(ins: Inspector, f: h5py.File, values: bool, verify: bool) -> None:
+def _check_contents(ins: Inspector, f: h5py.File, values: bool, verify: bool, deep: bool) -> None:
     ins.check_identity(f)
     ins.datasets = ins.walk(f)
     header = header_checks.read_header(ins, ins.datasets)
@@ -62,7 +63,7 @@ def _check_contents(ins: Inspector, f: h5py.File, values: bool, verify: bool) ->
         for i in range(len(header["network"]["layers"])):
             for p in layer_paths(i):
                 ins.check_finite(p, ins.datasets[p][()])
-        kind_of(header).check_arrays(ins, header, lambda p: ins.datasets[p][()])
+        kind_of(header).check_arrays(ins, header, lambda p: ins.datasets[p][()], deep)
         dataset_checks.check_evidence_values(ins, header, ins.datasets)
     if verify:
         dataset_checks.check_digests(ins, header, ins.datasets)

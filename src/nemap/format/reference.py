@@ -139,7 +139,49 @@ def evaluate(xyz: Any, geometry: Geometry, normalization: Normalization, regions
     return density, gradient
 
 
+def quantized_coefficients(quantized: Any, geometry: Geometry, normalization: Normalization) -> np.ndarray:
+    """NEMAP_quantized README §4, over the whole grid: the quintic interpolating coefficients (mirror boundary)
+    of every decoded voxel's normalized value, with the 2 nodes before and 3 after each axis (node k at voxel
+    k − 2; mirrored about the edge node, an axis under 4 voxels repeating it)."""
+    from scipy import ndimage
+
+    from nemap.format.kinds.quantized import decode_voxels
+
+    shape = geometry.grid_shape
+    y = normalization.encode(decode_voxels(quantized, shape, (0, 0, 0), shape))
+    c = ndimage.spline_filter(y, order=5, mode="mirror")
+    for axis, n in enumerate(shape):
+        pad = [(0, 0)] * 3
+        pad[axis] = (2, 3)
+        c = np.pad(c, pad, mode="reflect" if n >= 4 else "edge")
+    return c
+
+
+def evaluate_quantized(xyz: Any, geometry: Geometry, normalization: Normalization,
+                       coefficients: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Density [N] and gradient [N, 3] of a quantized map (one region over the grid: no blending) at Å positions."""
+    p = np.asarray(xyz, dtype=np.float64).reshape(-1, 3)
+    inside = geometry.contains(p)
+    q = geometry.clamp_index(geometry.to_index(p))
+    t = q + 2.0
+    cell = np.minimum(np.floor(t).astype(np.int64), np.asarray(coefficients.shape) - 4)
+    b, db = bspline_weights(t - cell, 5)
+    ix = [cell[:, a, None] - 2 + np.arange(6) for a in range(3)]
+    g = coefficients[ix[0][:, :, None, None], ix[1][:, None, :, None], ix[2][:, None, None, :]]
+    y = np.einsum("nijk,ni,nj,nk->n", g, b[:, 0], b[:, 1], b[:, 2])
+    dy = np.stack([np.einsum("nijk,ni,nj,nk->n", g, *(db[:, a] if a == x else b[:, a] for a in range(3)))
+                   for x in range(3)], axis=1)
+    density = normalization.decode(y)
+    gradient = dy * 0.5 * (normalization.value_max - normalization.value_min) / np.asarray(geometry.voxel_size)
+    density[~inside] = np.nan
+    gradient[~inside] = np.nan
+    return density, gradient
+
+
 def evaluate_map(m: Any, xyz: Any) -> tuple[np.ndarray, np.ndarray]:
     """``evaluate`` on an opened NeuralMap (or anything with the same attributes)."""
+    if getattr(m, "quantized", None) is not None:
+        c = quantized_coefficients(m.quantized, m.geometry, m.normalization)
+        return evaluate_quantized(xyz, m.geometry, m.normalization, c)
     return evaluate(xyz, m.geometry, m.normalization, m.regions, m.layers, m.weights, m.biases,
                     getattr(m, "feature_grid", None), getattr(m, "feature_grid_order", 3))

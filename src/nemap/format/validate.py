@@ -66,7 +66,7 @@ class Report:
 def validate(path: str | os.PathLike) -> Report:
     """Run every check (container, header, schema, semantics, values, digests); never raises
     for a bad file."""
-    ins, f, _ = inspect(path, strict=False, values=True, verify=True)
+    ins, f, _ = inspect(path, strict=False, values=True, verify=True, deep=True)
     if f is not None:
         f.close()
     version = None

@@ -23,7 +23,7 @@ from nemap.format.geometry import Geometry, Grid, grid_over_box
 from nemap.format.hdf5 import HDF5_ERRORS, hdf5_failure, plugins_disabled
 from nemap.format.inspector import Inspector
 from nemap.format.kinds import RegionKind, kind_of
-from nemap.format.kinds.quantized import CERTIFICATE, OFFSETS, STREAMS, QuantizedVoxels
+from nemap.format.kinds.quantized import BASE_OFFSETS, CERTIFICATE, OFFSETS, STREAMS, QuantizedVoxels
 from nemap.format.kinds.quantized import EXTENSION as QUANTIZED
 from nemap.format.kinds.spline import COEFFICIENTS, feature_grid_member
 from nemap.format.limits import REGION_DATASETS, layer_paths
@@ -41,7 +41,7 @@ class NeuralMap:
     def __init__(self, path: str | os.PathLike, *, verify: bool = True):
         self.path = Path(path)
         started = time.perf_counter()
-        ins, f, datasets = inspect(self.path, strict=True, values=False, verify=verify)
+        ins, f, datasets = inspect(self.path, strict=True, values=verify, verify=verify)
         self.verified = _verification(datasets, time.perf_counter() - started) if verify else None
         assert f is not None and ins.header is not None
         self._file = f
@@ -124,17 +124,18 @@ class NeuralMap:
         if self._quantized is None and STREAMS in self._datasets:
             member = self.header["extensions"][QUANTIZED]
             table = self._read(CERTIFICATE) if CERTIFICATE in self._datasets else None
+            base = self._read(BASE_OFFSETS) if BASE_OFFSETS in self._datasets else None
             self._quantized = QuantizedVoxels(member, np.zeros(0, np.uint8), self._read(OFFSETS), table,
-                                              _read=self._read_bytes)
+                                              base_offsets=base, _read=self._read_bytes, path=self.path)
         return self._quantized
 
-    def _read_bytes(self, start: int, stop: int) -> bytes:
-        """Bytes start … stop − 1 of the quantized streams (a partial read: only those bytes leave the file)."""
+    def _read_bytes(self, path: str, start: int, stop: int) -> bytes:
+        """Bytes start … stop − 1 of a quantized stream dataset (a partial read: only those bytes leave the file)."""
         if self._file is None:
             raise FormatError("the file is closed", path=self.path, code="IO_CLOSED")
         try:
             with plugins_disabled():
-                return self._datasets[STREAMS][start:stop].tobytes()
+                return self._datasets[path][start:stop].tobytes()
         except HDF5_ERRORS as exc:
             raise FormatError(hdf5_failure(exc), path=self.path, code="IO_NOT_HDF5") from None
 

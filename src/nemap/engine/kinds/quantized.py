@@ -44,7 +44,10 @@ class QuantizedEvaluator(RegionEvaluator):
         start, stop = np.maximum(lo - MARGIN, 0), np.minimum(hi + MARGIN, self.shape)
         c = ndimage.spline_filter(self.normalized(start, stop), order=ORDER, mode="mirror")
         pad = [(m if start[a] == 0 else 0, m + 1 if stop[a] == self.shape[a] else 0) for a in range(3)]
-        c = np.pad(c, pad, mode="reflect") if all(n > m + 1 for n in c.shape) else np.pad(c, pad, mode="edge")
+        for a in range(3):  # mirrored about the edge node; an axis of fewer than 4 voxels repeats it
+            one = [(0, 0)] * 3
+            one[a] = pad[a]
+            c = np.pad(c, one, mode="reflect" if c.shape[a] > m + 1 else "edge")
         first = start - np.asarray([p[0] for p in pad])
         crop = tuple(slice(int(lo[a] - m - first[a]), int(hi[a] + m + 1 - first[a])) for a in range(3))
         return np.ascontiguousarray(c[crop]), lo - m

@@ -78,7 +78,8 @@ class SirenMaker(RegionMaker):
 
     def recorded_options(self, options: Any) -> dict[str, Any]:
         d = dataclasses.asdict(options)
-        for machine_only in ("device", "batch_regions", "chunk_voxels", "spline_order", "tolerance", "lossless"):
+        for machine_only in ("device", "batch_regions", "chunk_voxels", "spline_order", "tolerance", "fsc_floor",
+                             "lossless"):
             d.pop(machine_only)
         unused = (("points_per_step", "pool_factor", "heldout_points", "eval_every", "final_learning_rate")
                   if self.method == "paper" else ("exit_loss", "plateau_loss"))

@@ -49,8 +49,9 @@ class RegionKind:
                      network_index: np.ndarray) -> None:
         """Rules on the kind's values that need the regions (run when the regions could be read)."""
 
-    def check_arrays(self, ins: Inspector, header: dict[str, Any], read: Any) -> None:
-        """Rules on the kind's own arrays (finite values, streams); ``read(path)`` gives a dataset's values."""
+    def check_arrays(self, ins: Inspector, header: dict[str, Any], read: Any, deep: bool = False) -> None:
+        """Rules on the kind's own arrays (finite values, streams); ``read(path)`` gives a dataset's values; ``deep``:
+        also what needs decoding (the validator)."""
 
     def member(self, content: NeuralMapContent) -> dict[str, Any] | None:
         """The header member ``extensions.<extension>`` written for ``content``, or None."""

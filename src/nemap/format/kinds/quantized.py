@@ -15,6 +15,7 @@ from typing import Any, Callable
 import jsonschema
 import numpy as np
 
+from nemap.errors import FormatError
 from nemap.format.content import NeuralMapContent
 from nemap.format.header_json import load_schema
 from nemap.format.kinds import voxel_codec
@@ -23,6 +24,8 @@ from nemap.format.kinds.base import RegionKind, _listed
 EXTENSION = "NEMAP_quantized"
 STREAMS = f"/extensions/{EXTENSION}/streams"
 OFFSETS = f"/extensions/{EXTENSION}/offsets"
+BASE_STREAMS = f"/extensions/{EXTENSION}/base_streams"
+BASE_OFFSETS = f"/extensions/{EXTENSION}/base_offsets"
 CERTIFICATE = f"/extensions/{EXTENSION}/certificate"
 CERTIFICATE_COLUMNS = ("frequency", "fsc", "power")  # Å⁻¹; FSC(decoded, source); the shell's share of the power
 STEP_SLACK = 1e-9  # step ≤ 2 · error_bound · (1 + STEP_SLACK): the bound the rounding of a code keeps
@@ -37,7 +40,10 @@ class QuantizedVoxels:
     streams: np.ndarray
     offsets: np.ndarray
     certificate: np.ndarray | None = None
-    _read: Callable[[int, int], bytes] | None = field(default=None, repr=False)
+    base_streams: np.ndarray | None = None
+    base_offsets: np.ndarray | None = None
+    _read: Callable[[str, int, int], bytes] | None = field(default=None, repr=False)
+    path: Any = None  # the file, named in errors
 
     @property
     def step(self) -> float:
@@ -47,12 +53,55 @@ class QuantizedVoxels:
     def tile_shape(self) -> tuple[int, int, int]:
         return tuple(int(n) for n in self.member["tile_shape"])  # type: ignore[return-value]
 
-    def tile_bytes(self, t: int) -> bytes:
-        """Tile t's zlib stream (read from the file when the voxels came from one)."""
-        start, stop = int(self.offsets[t]), int(self.offsets[t + 1])
+    def tile_bytes(self, t: int, base: bool = False) -> bytes:
+        """Tile t's zlib stream of voxel codes, or of base coefficient codes (read from the file when the voxels
+        came from one: only those bytes)."""
+        offsets, streams = (self.base_offsets, self.base_streams) if base else (self.offsets, self.streams)
+        start, stop = int(offsets[t]), int(offsets[t + 1])
         if self._read is not None:
-            return self._read(start, stop)
-        return bytes(np.asarray(self.streams[start:stop], dtype=np.uint8).tobytes())
+            return self._read(BASE_STREAMS if base else STREAMS, start, stop)
+        return bytes(np.asarray(streams[start:stop], dtype=np.uint8).tobytes())
+
+    @property
+    def base(self) -> dict[str, Any] | None:
+        """The member's ``base`` (spacing_tenths, step), or None."""
+        return self.member.get("base")
+
+
+def base_nodes(extent: int, tenths: int) -> int:
+    """Coefficients of a tile's base along an axis of ``extent`` voxels at a spacing of tenths/10 voxels:
+    ⌈10·(extent − 1)/tenths⌉ + 3 (integer arithmetic)."""
+    return -(-10 * (extent - 1) // tenths) + 3
+
+
+def base_matrix(extent: int, tenths: int) -> np.ndarray:
+    """Weights [extent, nodes] of a tile's base along one axis: voxel i, node p: β₃(10·i/tenths − p + 1), with the
+    cubic B-spline β₃(a) = 2/3 − a² + |a|³/2 for |a| < 1, (2 − |a|)³/6 for 1 ≤ |a| < 2, else 0 (binary64)."""
+    a = np.abs(10.0 * np.arange(extent)[:, None] / tenths - np.arange(base_nodes(extent, tenths))[None, :] + 1.0)
+    return np.where(a < 1, 2.0 / 3.0 - a * a + a * a * a / 2.0, np.where(a < 2, (2.0 - a) ** 3 / 6.0, 0.0))
+
+
+def evaluate_base(codes: np.ndarray, extent: tuple[int, ...], tenths: Any, step: float) -> np.ndarray:
+    """The base of a tile, float64 [extent]: step · the base codes [nodes] contracted with the axis matrices."""
+    out = np.asarray(codes, dtype=np.float64) * step
+    for a in range(3):
+        out = np.moveaxis(np.tensordot(base_matrix(int(extent[a]), int(tenths[a])), out, axes=([1], [a])), 0, a)
+    return out
+
+
+def decode_tile(q: QuantizedVoxels, t: int, extent: tuple[int, int, int]) -> np.ndarray:
+    """Tile t's decoded densities, float64 [extent]: step · k, plus the base when the file has one. A tile that does
+    not decode is a FormatError (QUANTIZED_INVALID) naming the file and the tile."""
+    try:
+        values = q.step * voxel_codec.decode_tile(q.tile_bytes(t), extent)
+        base = q.base
+        if base is not None:
+            nodes = tuple(base_nodes(n, s) for n, s in zip(extent, base["spacing_tenths"]))
+            codes = voxel_codec.decode_tile(q.tile_bytes(t, base=True), nodes)
+            values += evaluate_base(codes, extent, base["spacing_tenths"], float(base["step"]))
+    except voxel_codec.CodecError as exc:
+        raise FormatError(f"tile {t} does not decode: {exc}", path=q.path, code="QUANTIZED_INVALID") from None
+    return values
 
 
 def tile_grid(grid_shape: Any, tile_shape: Any) -> tuple[int, int, int]:
@@ -82,12 +131,12 @@ def decode_voxels(q: QuantizedVoxels, grid_shape: Any, lo: Any, hi: Any) -> np.n
     out = np.empty(tuple(int(v) for v in hi - lo), dtype=np.float64)
     for t in tiles_touching(lo, hi, grid_shape, q.tile_shape):
         box = tile_box(t, grid_shape, q.tile_shape)
-        codes = voxel_codec.decode_tile(q.tile_bytes(t), tuple(s.stop - s.start for s in box))
+        values = decode_tile(q, t, tuple(s.stop - s.start for s in box))
         a = [max(s.start, int(lo[k])) for k, s in enumerate(box)]
         b = [min(s.stop, int(hi[k])) for k, s in enumerate(box)]
         src = tuple(slice(a[k] - box[k].start, b[k] - box[k].start) for k in range(3))
         dst = tuple(slice(a[k] - int(lo[k]), b[k] - int(lo[k])) for k in range(3))
-        out[dst] = q.step * codes[src]
+        out[dst] = values[src]
     return out
 
 
@@ -121,6 +170,9 @@ class QuantizedKind(RegionKind):
         out: dict[str, tuple[Any, str]] = {STREAMS: (None, "u1"), OFFSETS: ((tiles + 1,), "<i8")}
         if "certificate" in member:
             out[CERTIFICATE] = ((-1, len(CERTIFICATE_COLUMNS)), "<f8")
+        if "base" in member:
+            out[BASE_STREAMS] = (None, "u1")
+            out[BASE_OFFSETS] = ((tiles + 1,), "<i8")
         return out
 
     def check_values(self, ins: Any, header: dict[str, Any], bounds: np.ndarray, network_index: np.ndarray) -> None:
@@ -131,23 +183,25 @@ class QuantizedKind(RegionKind):
             ins.add("QUANTIZED_INVALID", "a quantized file has exactly one region, over the whole grid, and no "
                     "network", "/regions/bounds")
 
-    def check_arrays(self, ins: Any, header: dict[str, Any], read: Any) -> None:
-        """R-QNT-03/04: offsets that cut the streams into tiles, every tile decoding to its voxels; the
+    def check_arrays(self, ins: Any, header: dict[str, Any], read: Any, deep: bool = False) -> None:
+        """R-QNT-03: offsets that cut the streams into tiles, (deep) every tile decoding to its voxels; the
         certificate's values."""
         member = header["extensions"][EXTENSION]
         streams, offsets = read(STREAMS), read(OFFSETS)
-        if offsets[0] != 0 or np.any(np.diff(offsets) < 0) or offsets[-1] != streams.size:
-            ins.add("QUANTIZED_INVALID", "offsets must start at 0, never decrease and end at the streams' length",
-                    OFFSETS)
-            return
-        q = QuantizedVoxels(member, streams, offsets)
+        base = (read(BASE_STREAMS), read(BASE_OFFSETS)) if "base" in member else (None, None)
+        for path, (data, cuts) in ((OFFSETS, (streams, offsets)), (BASE_OFFSETS, base)):
+            if cuts is not None and (cuts[0] != 0 or np.any(np.diff(cuts) < 0) or cuts[-1] != data.size):
+                ins.add("QUANTIZED_INVALID", "offsets must start at 0, never decrease and end at the streams' "
+                        "length", path)
+                return
+        q = QuantizedVoxels(member, streams, offsets, base_streams=base[0], base_offsets=base[1])
         shape = header["geometry"]["grid_shape"]
-        for t in range(offsets.size - 1):
+        for t in range(offsets.size - 1 if deep else 0):
             box = tile_box(t, shape, q.tile_shape)
             try:
-                voxel_codec.decode_tile(q.tile_bytes(t), tuple(s.stop - s.start for s in box))
-            except voxel_codec.CodecError as exc:
-                ins.add("QUANTIZED_INVALID", f"tile {t} does not decode: {exc}", STREAMS)
+                decode_tile(q, t, tuple(s.stop - s.start for s in box))
+            except FormatError as exc:
+                ins.add("QUANTIZED_INVALID", exc.message, STREAMS)
                 return
         if "certificate" in member:
             table = read(CERTIFICATE)
@@ -163,6 +217,9 @@ class QuantizedKind(RegionKind):
         out = {STREAMS: np.ascontiguousarray(q.streams, dtype="u1"), OFFSETS: np.ascontiguousarray(q.offsets, dtype="<i8")}
         if q.certificate is not None:
             out[CERTIFICATE] = np.ascontiguousarray(q.certificate, dtype="<f8")
+        if q.base_streams is not None:
+            out[BASE_STREAMS] = np.ascontiguousarray(q.base_streams, dtype="u1")
+            out[BASE_OFFSETS] = np.ascontiguousarray(q.base_offsets, dtype="<i8")
         return out
 
     def region_kinds(self, header: dict[str, Any], network_index: np.ndarray) -> np.ndarray:
@@ -170,7 +227,7 @@ class QuantizedKind(RegionKind):
 
     def describe(self, header: dict[str, Any]) -> dict[str, Any]:
         member = header["extensions"][EXTENSION]
-        keep = ("order", "tile_shape", "step", "error_bound", "noise", "certificate")
+        keep = ("order", "tile_shape", "step", "error_bound", "base", "noise", "certificate")
         return {k: member[k] for k in keep if k in member}
 
 

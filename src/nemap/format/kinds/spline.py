@@ -65,7 +65,7 @@ class SplineKind(RegionKind):
             ins.add("FEATURE_GRID_INVALID", f"node_shape {grid['node_shape']} is smaller than a region's extent "
                     f"+ {grid['order'] + 1} nodes", f"/header#/extensions/{EXTENSION}/node_shape")
 
-    def check_arrays(self, ins: Any, header: dict[str, Any], read: Any) -> None:
+    def check_arrays(self, ins: Any, header: dict[str, Any], read: Any, deep: bool = False) -> None:
         ins.check_finite(COEFFICIENTS, read(COEFFICIENTS))
 
     def member(self, content: NeuralMapContent) -> dict[str, Any] | None:
