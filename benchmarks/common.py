@@ -39,6 +39,14 @@ FIT = {"5778": {"max_region_size": 32, "max_steps": 1000}}  # per-map fit overri
 TOY_FIT = {"max_steps": 5, "width": 16, "sine_layers": 2}  # the fit of every map in --toy runs
 
 
+def preset_options(preset: str, **overrides: Any) -> Any:
+    """The fitting options of a preset for the interpolation benchmarks: the spline preset as the interpolant itself
+    (``lossless``: float32 coefficients), not its quantized storage."""
+    from nemap.fit.options import options_for
+
+    return options_for(preset, **({"lossless": True} if preset == "spline" else {}), **overrides)
+
+
 def require_shared() -> None:
     """Exit with the reason when ../shared/data is absent."""
     if not (SHARED / "INDEX.md").is_file():

@@ -17,7 +17,7 @@ import time
 import numpy as np
 from scipy import ndimage
 
-from benchmarks.common import MAP_FILES, SHARED, real_map_arguments, results_dir, write_json
+from benchmarks.common import MAP_FILES, SHARED, real_map_arguments, results_dir, write_json, preset_options
 from nemap.engine.query import Engine
 from nemap.fit.fit_map import fit_map
 from nemap.fit.options import options_for
@@ -52,7 +52,7 @@ def one_map(name: str, preset: str) -> dict:
                "cubic B-spline": ndimage.map_coordinates(ndimage.spline_filter(small, 3, mode="mirror"), q.T,
                                                          order=3, mode="mirror", prefilter=False)}
     t0 = time.perf_counter()
-    content = fit_map(decimated, options_for(preset, device="cpu"))
+    content = fit_map(decimated, preset_options(preset, device="cpu"))
     wall = time.perf_counter() - t0
     results[preset] = Engine.from_content(content).evaluate(np.asarray(g.origin) + idx * np.asarray(g.voxel_size),
                                                             gradient=False)[0]

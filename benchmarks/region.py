@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import SHARED, results_dir, write_json
+from benchmarks.common import SHARED, results_dir, write_json, preset_options
 from benchmarks.interpolation import MODEL_FILES, analytic, classical, gradient_errors
 from nemap.engine.query import Engine
 from nemap.fit.fit_map import fit_map
@@ -44,9 +44,9 @@ def scores(d: np.ndarray, g: np.ndarray, truth: np.ndarray, truth_grad: np.ndarr
 
 def fitted(grid, preset: str, **overrides) -> tuple[Engine, float, dict]:
     t0 = time.perf_counter()
-    content = fit_map(grid, options_for(preset, device="cpu", **overrides))
+    content = fit_map(grid, preset_options(preset, device="cpu", **overrides))
     wall = time.perf_counter() - t0
-    steps = [r.get("steps", 0) for r in content.provenance["training"]["regions"]]
+    steps = [r.get("steps", 0) for r in content.provenance["training"].get("regions", [])]
     return Engine.from_content(content), wall, {"wall_s": round(wall, 2), "steps": steps}
 
 

@@ -13,7 +13,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 NEEDS_SHARED = {"graph_quality", "graph_speed", "interpolation", "region", "decimation", "whole_maps",
-                "resolution_models"}
+                "resolution_models", "compression"}
 TOY_RUNS = {
     "fidelity": ["--toy"],
     "convert_speed": ["region", "--toy"],
@@ -27,6 +27,7 @@ TOY_RUNS = {
     "resolution": ["--toy"],
     "resolution_models": ["--toy"],
     "distributed": ["--toy"],
+    "compression": ["--toy"],
 }
 
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import nemap
 from fixtures.random_nemap import random_content
@@ -22,7 +23,7 @@ def run(*args: str) -> subprocess.CompletedProcess:
 
 def test_version() -> None:
     r = run("--version")
-    assert r.returncode == 0 and nemap.__version__ in r.stdout and "format 0.2" in r.stdout
+    assert r.returncode == 0 and nemap.__version__ in r.stdout and "format 0.3" in r.stdout
 
 
 def test_bad_input_is_one_line_without_traceback(tmp_path: Path) -> None:
@@ -97,9 +98,17 @@ def test_convert_defaults_to_the_spline_preset(tmp_path: Path) -> None:
     out = tmp_path / "d.nemap"
     r = run("convert", str(EXAMPLE_MAP), str(out), "--device", "cpu")
     assert r.returncode == 0, r.stderr
-    with nemap.open(out) as m:
+    with nemap.open(out) as m:  # the spline of the voxels, stored quantized within σ/20 (format 0.3)
         options = m.provenance["training"]["options"]
-        assert options["preset"] == "spline" and options["method"] == "spline" and options["spline_order"] == 5
+        assert options["preset"] == "spline" and options["method"] == "spline" and options["storage"] == "quantized"
+        assert m.version == "0.3" and m.representation.name == "quantized"
+        worst = m.provenance["fidelity"]["overall"]["max_abs_error"]
+        assert 0 < worst <= m.error_bound == pytest.approx(m.noise["sd"] / 20)
+        assert m.certificate["fsc_floor"] >= 0.999
+    assert "of the float32 MRC" in r.stdout and "FSC ≥" in r.stdout  # the last lines: size and certificate
+    lossless = tmp_path / "l.nemap"
+    assert run("convert", str(EXAMPLE_MAP), str(lossless), "--lossless").returncode == 0
+    with nemap.open(lossless) as m:
         assert m.version == "0.2" and m.provenance["fidelity"]["overall"]["max_abs_error_fraction_of_range"] < 1e-5
 
 

@@ -36,7 +36,7 @@ def test_spline_is_the_default_preset_and_says_what_it_does() -> None:
 
 @pytest.mark.parametrize("order", [3, 5])
 def test_spline_regions_equal_scipys_interpolant_across_region_seams(chain: Grid, order: int) -> None:
-    content = fit_map(chain, options_for("spline", spline_order=order, flat_tolerance=0.0))
+    content = fit_map(chain, options_for("spline", spline_order=order, flat_tolerance=0.0, lossless=True))
     assert content.regions.bounds[:, :, 0].tolist() == [[0, 36], [33, 69]]  # balanced: 70 voxels, two of 37
     q, p = _points(chain, 3000, order)
     d, g = Engine.from_content(content).evaluate(p)
@@ -53,7 +53,7 @@ def test_spline_regions_equal_scipys_interpolant_across_region_seams(chain: Grid
 
 
 def test_spline_map_is_exact_at_voxel_centres(chain: Grid) -> None:
-    content = fit_map(chain, options_for("spline"))
+    content = fit_map(chain, options_for("spline", lossless=True))
     fidelity = content.provenance["fidelity"]["overall"]
     assert fidelity["max_abs_error_fraction_of_range"] < 1e-5
     assert content.provenance["training"]["method"] == "spline"
@@ -62,7 +62,7 @@ def test_spline_map_is_exact_at_voxel_centres(chain: Grid) -> None:
 def test_flat_regions_are_constants_and_spline_regions_have_windows() -> None:
     values = np.zeros((80, 20, 20), np.float32)
     values[2:10, 5:15, 5:15] = np.random.default_rng(0).uniform(0, 1, (8, 10, 10))
-    content = fit_map(Grid(values, Geometry(values.shape, (1.0,) * 3)), options_for("spline"))
+    content = fit_map(Grid(values, Geometry(values.shape, (1.0,) * 3)), options_for("spline", lossless=True))
     assert content.regions.count == 2 and content.regions.network_count == 1
     assert content.feature_grid.shape == (1, 1, 41 + 6, 19 + 6, 19 + 6)  # balanced: 2 × 42 along x; extent + p + 1
 
@@ -70,13 +70,13 @@ def test_flat_regions_are_constants_and_spline_regions_have_windows() -> None:
 def test_a_grid_one_voxel_thick_converts() -> None:
     values = np.random.default_rng(1).uniform(0, 1, (12, 9, 1)).astype(np.float32)
     grid = Grid(values, Geometry(values.shape, (1.0,) * 3))
-    content = fit_map(grid, options_for("spline"))
+    content = fit_map(grid, options_for("spline", lossless=True))
     d, _ = Engine.from_content(content).evaluate(np.array([[3.0, 4.0, 0.0], [3.5, 4.25, 0.0]]))
     assert d[0] == pytest.approx(values[3, 4, 0], abs=1e-5) and np.isfinite(d[1])
 
 
 def test_spline_file_is_format_0_2_and_paper_files_stay_0_1(chain: Grid, tmp_path: Path) -> None:
-    spline = fit_map(chain, options_for("spline"))
+    spline = fit_map(chain, options_for("spline", lossless=True))
     nemap.write(tmp_path / "s.nemap", spline)
     with nemap.open(tmp_path / "s.nemap", verify=True) as m:
         assert m.version == "0.2" and m.header["extensions_required"] == ["NEMAP_feature_grid"]

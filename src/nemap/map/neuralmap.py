@@ -17,13 +17,13 @@ import numpy as np
 from nemap.errors import FormatError, NemapError
 from nemap.format import evidence
 from nemap.format.codes import ERROR
-from nemap.format.content import Layer, Normalization, Regions
+from nemap.format.content import Layer, NeuralMapContent, Normalization, Regions
 from nemap.format.evidence import Evidence
 from nemap.format.geometry import Geometry, Grid, grid_over_box
 from nemap.format.hdf5 import HDF5_ERRORS, hdf5_failure, plugins_disabled
 from nemap.format.inspector import Inspector
 from nemap.format.kinds import RegionKind, kind_of
-from nemap.format.kinds.quantized import BASE_OFFSETS, CERTIFICATE, OFFSETS, STREAMS, QuantizedVoxels
+from nemap.format.kinds.quantized import BASE_OFFSETS, BASE_STREAMS, CERTIFICATE, OFFSETS, STREAMS, QuantizedVoxels
 from nemap.format.kinds.quantized import EXTENSION as QUANTIZED
 from nemap.format.kinds.spline import COEFFICIENTS, feature_grid_member
 from nemap.format.limits import REGION_DATASETS, layer_paths
@@ -128,6 +128,21 @@ class NeuralMap:
             self._quantized = QuantizedVoxels(member, np.zeros(0, np.uint8), self._read(OFFSETS), table,
                                               base_offsets=base, _read=self._read_bytes, path=self.path)
         return self._quantized
+
+    def content(self) -> NeuralMapContent:
+        """Everything the file holds, read into memory (to write it again, with changes)."""
+        quantized = None
+        if self.quantized is not None:
+            q = self.quantized
+            quantized = QuantizedVoxels(q.member, self._read(STREAMS), q.offsets, q.certificate,
+                                        self._read(BASE_STREAMS) if BASE_STREAMS in self._datasets else None,
+                                        q.base_offsets)
+        return NeuralMapContent(
+            self.geometry, self.normalization, self.regions, self.layers, self.weights, self.biases,
+            resolution=self.header.get("resolution"), contour_level=self.header.get("contour_level"),
+            provenance=dict(self.provenance), extras=self.header.get("extras", {}),
+            source_mrc_header=self.source_mrc_header(), feature_grid=self.feature_grid,
+            feature_grid_order=self.feature_grid_order, evidence=self.evidence, quantized=quantized)
 
     def _read_bytes(self, path: str, start: int, stop: int) -> bytes:
         """Bytes start … stop − 1 of a quantized stream dataset (a partial read: only those bytes leave the file)."""

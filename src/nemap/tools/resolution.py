@@ -162,7 +162,6 @@ def store_estimate(path: Any, result: Any) -> None:
     """Store a learned local resolution in a .nemap file as its local-resolution evidence (every STORE_STEP
     voxels; 0 outside the predicted mask), keeping everything else; the file is rewritten atomically."""
     from nemap.format.writer import write
-    from nemap.format.content import NeuralMapContent
 
     if result.local is None:
         raise NemapError(f"the model {result.model!r} gives no local map to store", code="BAD_ARGUMENT")
@@ -176,11 +175,8 @@ def store_estimate(path: Any, result: Any) -> None:
         ev.local_resolution = {"grid_shape": list(coarse.shape), "index_to_physical": cg.index_to_physical.tolist(),
                                "method": f"learned:{result.model}", "step": STORE_STEP}
         ev.local_resolution_grid = coarse.astype(np.float32)
-        content = NeuralMapContent(
-            m.geometry, m.normalization, m.regions, m.layers, m.weights, m.biases,
-            resolution=m.header.get("resolution"), contour_level=m.header.get("contour_level"),
-            provenance=m.provenance, extras=m.header.get("extras", {}), source_mrc_header=m.source_mrc_header(),
-            feature_grid=m.feature_grid, feature_grid_order=m.feature_grid_order, evidence=ev)
+        content = m.content()
+        content.evidence = ev
         content.provenance.setdefault("history", []).append(
             {"step": "resolution", "model": result.model, "global_resolution": result.global_resolution})
     write(path, content, force=True)

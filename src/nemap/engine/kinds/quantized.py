@@ -23,6 +23,7 @@ ORDER = 5
 MARGIN = 24  # voxels of context beyond a block for its coefficients (the prefilter's pole is −0.4306)
 BLOCK = 64  # voxels per axis of a block of coefficients
 CACHED_BLOCKS = 27
+WHOLE_GRID_VOXELS = 1 << 24  # up to this many voxels (256³) the coefficients of the whole grid are computed once
 
 
 class QuantizedEvaluator(RegionEvaluator):
@@ -53,6 +54,11 @@ class QuantizedEvaluator(RegionEvaluator):
         return np.ascontiguousarray(c[crop]), lo - m
 
     def _block(self, index: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        if int(np.prod(self.shape)) <= WHOLE_GRID_VOXELS:  # one block: the whole grid, exact, computed once
+            index = (-1, -1, -1)
+            if index not in self._blocks:
+                self._blocks[index] = self.coefficients(np.zeros(3, dtype=np.int64), self.shape)
+            return self._blocks[index]
         if index in self._blocks:
             self._blocks.move_to_end(index)
             return self._blocks[index]
