@@ -28,9 +28,45 @@ def spec_text() -> str:
 
 def test_every_code_is_in_the_requirement_table_and_back() -> None:
     table = spec_text().split("## 14.", 1)[1].split("## 15.", 1)[0]
-    table += (SPEC.parent / "0.2" / "nemap.md").read_text("utf-8").split("## 14.", 1)[1]
-    in_spec = set(re.findall(r"`([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)`", table))
+    for version in ("0.2", "0.3"):
+        table += (SPEC.parent / version / "nemap.md").read_text("utf-8").split("## 14.", 1)[1].split("## 16.", 1)[0]
+    in_spec = set(re.findall(r"`([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)`", table)) - {"DATASET_DTYPE_MISMATCH"}  # 0.3 corrects
     assert set(CODES) == in_spec
+
+
+def test_every_requirement_of_0_3_and_its_extension_is_in_the_0_3_table() -> None:
+    doc = (SPEC.parent / "0.3" / "nemap.md").read_text("utf-8")
+    extension = (SPEC.parent / "extensions" / "NEMAP_quantized" / "README.md").read_text("utf-8")
+    body, table = doc.split("## 14.", 1)
+    ids = set(re.findall(r"\[(R-[A-Z]+-\d\d)\]", body + table + extension))
+    assert ids == set(re.findall(r"^\| (R-[A-Z]+-\d\d)", table, re.M)) and len(ids) >= 9
+
+
+def test_the_0_3_header_schema_is_the_composition_of_its_parts_and_reads_the_suite() -> None:
+    """spec/0.3/schema/header.schema.json = 0.1's schema with the extensions' and evidence's members inlined
+    (compose.py), so it cannot drift from them; every valid case's header is valid against it."""
+    composer = runpy.run_path(str(SPEC.parent / "0.3" / "schema" / "compose.py"))
+    combined = json.loads((SPEC.parent / "0.3" / "schema" / "header.schema.json").read_text("utf-8"))
+    assert combined == composer["compose"]()
+    validator = jsonschema.Draft202012Validator(combined)
+    suite = REPO / "src" / "nemap" / "conformance" / "suite" / "0.3"
+    import h5py
+
+    for case in sorted((suite / "valid").iterdir()):
+        if case.name == "newer_minor_version":  # a newer minor may add what 0.3 does not know
+            continue
+        with h5py.File(case / "map.nemap", "r") as f:
+            header = json.loads(f["header"][()])
+        assert not list(validator.iter_errors(header)), case.name
+    bad = {"order": 5, "tile_shape": [0, 8, 8], "step": 1.0, "error_bound": 1.0}
+    header["extensions"] = {"NEMAP_quantized": bad}
+    assert list(validator.iter_errors(header))
+
+
+def test_bundled_quantized_schema_is_the_spec_schema() -> None:
+    on_disk = json.loads((SPEC.parent / "extensions" / "NEMAP_quantized" / "header.schema.json").read_text())
+    assert load_schema("NEMAP_quantized") == on_disk
+    jsonschema.Draft202012Validator.check_schema(on_disk)
 
 
 def test_every_requirement_id_is_in_the_table() -> None:

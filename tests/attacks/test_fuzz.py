@@ -72,7 +72,7 @@ def test_flipped_or_truncated_fixtures_are_refused_or_read_exactly(case: Path, w
 
 
 def test_the_fuzz_inputs_exist() -> None:
-    assert len(VALID) == 21
+    assert len(VALID) == 23
     with pytest.raises(nemap.FormatError):
         empty = Path(SUITE.parent.parent / "suite_does_not_exist.nemap")
         nemap.open(empty)

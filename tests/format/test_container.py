@@ -161,7 +161,7 @@ MESSAGES = {
     "quantized_member_missing": "NEMAP_quantized", "quantized_step_above_bound": "twice",
     "quantized_two_regions": "one region", "quantized_tile_cut": "does not decode",
     "quantized_bomb": "inflates to more than", "quantized_offsets_decrease": "never decrease",
-    "quantized_streams_missing": "NEMAP_quantized/streams",
+    "quantized_streams_missing": "NEMAP_quantized/streams", "evidence_dtype_and_network_index": "float32",
 }
 
 

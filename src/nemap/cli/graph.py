@@ -24,7 +24,8 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     level.add_argument("--sigma", type=float, default=None, help="threshold μ + Kσ of the normalized map (default 3)")
     level.add_argument("--contour", action="store_true", help="the file's recommended contour level as threshold")
     p.add_argument("--method", default="seeded", choices=["seeded", "paper", "fast"],
-                   help="fast (default): culled seeds, Newton climb; paper: every seed, 0.05 Å steps")
+                   help="seeded (default): walkers from the roots of the seed-grid maxima, Newton climb; paper: every seed, "
+                        "0.05 Å steps ('fast' is the old name of seeded)")
     p.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     p.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
     p.set_defaults(func=run)

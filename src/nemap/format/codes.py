@@ -46,6 +46,8 @@ CODES: dict[str, Code] = {
                                       "tiles do not decode (spec/extensions/NEMAP_quantized/README.md)"),
     "EVIDENCE_INVALID": Code(ERROR, "resolution evidence in a file older than 0.2, or evidence arrays whose values "
                                     "break spec/0.2/nemap.md §5.1 (FSC table, local-resolution grid, mask padding)"),
+    "EXTENSION_UNLISTED": Code(WARNING, "an extension's header member or objects in a file that does not list it in "
+                                        "extensions_used (ignored)"),
     "EXTENSION_REQUIRED_UNSUPPORTED": Code(ERROR, "a required extension is not implemented by this reader"),
     "EXTENSION_UNSUPPORTED": Code(INFO, "an optional extension is ignored by this reader"),
     # header (spec §5)

@@ -37,31 +37,49 @@ def expected_datasets(header: dict[str, Any]) -> dict[str, tuple[tuple[int, ...]
     return out
 
 
-def check_datasets(ins: Inspector, header: dict[str, Any], datasets: dict[str, h5py.Dataset]) -> bool:
-    """Presence, datatype and shape of every dataset; True when the required ones can be read."""
-    before = len(ins.errors)
+def check_datasets(ins: Inspector, header: dict[str, Any], datasets: dict[str, h5py.Dataset]) -> set[str]:
+    """Presence, datatype and shape of every dataset (R-VAL-01); returns the required datasets that may not be read
+    (missing, of the wrong datatype or shape, over a limit, stored with a forbidden filter or storage)."""
     expected = expected_datasets(header)
-    for path, (shape, dtype) in expected.items():
-        ds = datasets.get(path)
-        if ds is None:
-            ins.add("DATASET_MISSING", f"required dataset {path} is missing", path)
-            continue
-        _check_dtype(ins, path, ds, np.dtype(dtype))
-        if not _shape_matches(tuple(ds.shape), shape):
-            ins.add("DATASET_SHAPE_MISMATCH", f"{path} has shape {tuple(ds.shape)}, the header implies {shape}", path)
+    bad = {path for path, (shape, dtype) in expected.items() if not _check_one(ins, path, datasets.get(path), shape, dtype)}
     for path in SOURCE_DATASETS:
         ds = datasets.get(path)
         if ds is not None:
             _check_dtype(ins, path, ds, np.dtype("u1"))
             if ds.ndim != 1 or ds.size > MAX_MRC_HEADER_BYTES:
                 ins.add("DATASET_SHAPE_MISMATCH", f"{path} must be a 1-D byte array of at most 16 MiB", path)
-    known = set(expected) | set(SOURCE_DATASETS) | {"/header"}
-    newer = ins.file_version is not None and ins.file_version[1] > FORMAT_VERSION[1]
     _check_sizes(ins, datasets)
+    _check_unknown(ins, header, datasets, set(expected) | set(SOURCE_DATASETS) | {"/header"})
+    return (bad | ins.unreadable) & set(expected)
+
+
+def _check_one(ins: Inspector, path: str, ds: h5py.Dataset | None, shape: Any, dtype: str) -> bool:
+    """One required dataset: present, of its datatype and shape (True when it is)."""
+    if ds is None:
+        ins.add("DATASET_MISSING", f"required dataset {path} is missing", path)
+        return False
+    before = len(ins.errors)
+    _check_dtype(ins, path, ds, np.dtype(dtype))
+    if not _shape_matches(tuple(ds.shape), shape):
+        ins.add("DATASET_SHAPE_MISMATCH", f"{path} has shape {tuple(ds.shape)}, the header implies {shape}", path)
+    return len(ins.errors) == before
+
+
+def _check_unknown(ins: Inspector, header: dict[str, Any], datasets: dict[str, h5py.Dataset], known: set[str]) -> None:
+    """R-VAL-02: datasets not defined, outside /extras and /extensions; R-EXT-04: objects of unlisted extensions."""
+    newer = ins.file_version is not None and ins.file_version[1] > FORMAT_VERSION[1]
+    used = header.get("extensions_used") if isinstance(header.get("extensions_used"), list) else []
+    members = header.get("extensions") if isinstance(header.get("extensions"), dict) else {}
+    unlisted: set[str] = set()
     for path in datasets:
         if path not in known and not path.startswith(FREE_GROUPS) and not newer:
             ins.add("UNKNOWN_OBJECT", f"{path} is not defined by format {VERSION_STRING}", path)
-    return len(ins.errors) == before
+        parts = path.split("/")
+        if path.startswith("/extensions/") and len(parts) > 3 and parts[2] not in used and parts[2] not in unlisted:
+            unlisted.add(parts[2])
+            if parts[2] not in members:  # its member, when present, was reported already
+                ins.add("EXTENSION_UNLISTED", f"/extensions/{parts[2]} is ignored: extensions_used does not list it",
+                        f"/extensions/{parts[2]}")
 
 
 def _check_sizes(ins: Inspector, datasets: dict[str, h5py.Dataset]) -> None:
@@ -95,7 +113,7 @@ def _shape_matches(got: tuple[int, ...], want: tuple[int, ...] | None) -> bool:
 
 
 def check_regions(ins: Inspector, header: dict[str, Any], bounds: np.ndarray, net_index: np.ndarray,
-                  constants: np.ndarray, coverage: bool) -> None:
+                  constants: np.ndarray, coverage: bool, kind_values: bool = True) -> None:
     """§8.1 R-REG-01…04 and the kind's rules that need the regions."""
     shape = np.asarray(header["geometry"]["grid_shape"], dtype=np.int64)
     first, last = bounds[:, 0, :], bounds[:, 1, :]
@@ -115,7 +133,7 @@ def check_regions(ins: Inspector, header: dict[str, Any], bounds: np.ndarray, ne
                 "/regions/network_index")
     if not np.all(np.isfinite(constants)):
         ins.add("NUMERIC_NONFINITE", "NaN or infinite value in /regions/constant_value", "/regions/constant_value")
-    if len(bad) == 0:
+    if len(bad) == 0 and kind_values:
         kind_of(header).check_values(ins, header, bounds, net_index)
     if coverage and len(bad) == 0 and len(degenerate) == 0:
         gaps = coverage_gaps(bounds, shape)
@@ -124,13 +142,14 @@ def check_regions(ins: Inspector, header: dict[str, Any], bounds: np.ndarray, ne
                     f"e.g. index {gaps[0].tolist()}", "/regions/bounds")
 
 
-def check_evidence_values(ins: Inspector, header: dict[str, Any], datasets: dict[str, h5py.Dataset]) -> None:
-    """R-EVD-02 to R-EVD-04: the values of the evidence arrays (small: read whole)."""
+def check_evidence_values(ins: Inspector, header: dict[str, Any], datasets: dict[str, h5py.Dataset],
+                          unreadable: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+    """R-EVD-02 to R-EVD-04: the values of the evidence arrays that may be read (small: read whole)."""
     member = header.get("evidence")
     if not member:
         return
     arrays = {p: datasets[p][()] for p in evidence.expected_datasets(member, header["geometry"]["grid_shape"])
-              if p in datasets and p not in ins.unreadable}
+              if p in datasets and p not in ins.unreadable and p not in unreadable}
     for path, message in evidence.problems(member, arrays, header["geometry"]["grid_shape"]):
         ins.add("EVIDENCE_INVALID", message, path)
 

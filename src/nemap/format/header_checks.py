@@ -94,6 +94,11 @@ def _check_extensions(ins: Inspector, header: dict[str, Any]) -> None:
     for name in used:
         if name not in required and name not in known:
             ins.add("EXTENSION_UNSUPPORTED", f"ignoring optional extension {name!r}", "/header#/extensions_used")
+    members = header.get("extensions")
+    for name in sorted(members) if isinstance(members, dict) else []:
+        if name not in used:
+            ins.add("EXTENSION_UNLISTED", f"extensions.{name} is ignored: extensions_used does not list {name!r}",
+                    f"/header#/extensions/{name}")
     kind_of(header).check_member(ins, header)
 
 

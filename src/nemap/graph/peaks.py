@@ -354,7 +354,7 @@ def extract(field_fn: Field, box: tuple[np.ndarray, np.ndarray], resolution: flo
     ``local_resolution``: (Å at positions [M, 3], NaN where unknown; the largest value it returns): nodes are
     then linked when closer than 2 × the local resolution at their midpoint (``resolution`` where unknown),
     else 2 × ``resolution``."""
-    if method == "seeded":
+    if method == "fast":
         warn("graph method 'fast' is now called 'seeded'; the old name goes in the next release")
         method = "seeded"
     if method not in GRAPH_METHODS:

@@ -78,7 +78,7 @@ class NeuralMap:
             weights.append(w.astype(np.float32, copy=False))
             biases.append(b.astype(np.float32, copy=False))
         self._weights, self._biases = weights, biases
-        if COEFFICIENTS in self._datasets:
+        if self.representation.name == "spline":  # R-EXT-04: only a listed extension's datasets mean anything
             grid = self._read(COEFFICIENTS)
             ins.check_finite(COEFFICIENTS, grid)
             self._feature_grid = grid.astype(np.float32, copy=False)
@@ -121,7 +121,7 @@ class NeuralMap:
     @property
     def quantized(self) -> QuantizedVoxels | None:
         """The stored voxels of a quantized file (NEMAP_quantized), read tile by tile as needed; None otherwise."""
-        if self._quantized is None and STREAMS in self._datasets:
+        if self._quantized is None and self.representation.name == "quantized":
             member = self.header["extensions"][QUANTIZED]
             table = self._read(CERTIFICATE) if CERTIFICATE in self._datasets else None
             base = self._read(BASE_OFFSETS) if BASE_OFFSETS in self._datasets else None
