@@ -18,8 +18,9 @@ import io
 import math
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -49,7 +50,8 @@ def gzip_bytes(values: np.ndarray) -> int:
 def fsc_floor(source: np.ndarray, decoded: np.ndarray, voxel_size: Any, resolution: float) -> float:
     from nemap.fit.kinds.quantized import certify
 
-    return certify(np.asarray(source, np.float64), np.asarray(decoded, np.float64), voxel_size, resolution)[0]["fsc_floor"]
+    return certify(np.asarray(source, np.float64), np.asarray(decoded, np.float64), voxel_size,
+                   resolution)[0]["fsc_floor"]
 
 
 def h5_codec(values: np.ndarray, filter_kw: dict[str, Any]) -> tuple[int, np.ndarray]:
@@ -182,8 +184,8 @@ def simulated(edge: int, resolution: float, *, lowpass: bool, seed: int = 0) -> 
     values = values + 0.08 * values.max() * noise / noise.std()
     if lowpass:
         s = np.sqrt(frequency_squared(values.shape, step))
-        values = np.fft.irfftn(np.fft.rfftn(values) * np.exp(-0.5 * (s * resolution / 1.2) ** 2) * (s <= 1 / resolution),
-                               values.shape)
+        taper = np.exp(-0.5 * (s * resolution / 1.2) ** 2) * (s <= 1 / resolution)
+        values = np.fft.irfftn(np.fft.rfftn(values) * taper, values.shape)
     CACHE.mkdir(parents=True, exist_ok=True)
     np.save(cache, values.astype(np.float32))
     return Grid(values.astype(np.float32), geometry)
@@ -239,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--maps", nargs="*", default=list(REAL), choices=list(REAL))
     ap.add_argument("--simulated", action="store_true", help="also two simulated unmasked maps (128³, coloured noise)")
-    ap.add_argument("--subbox", type=int, default=0, metavar="EDGE", help="bytes read for a 64³ sub-box of an EDGE³ map")
+    ap.add_argument("--subbox", type=int, default=0, metavar="EDGE",
+                    help="bytes read for a 64³ sub-box of an EDGE³ map")
     ap.add_argument("--rounds", type=int, default=12, help="bisection steps per codec and floor")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--toy", action="store_true", help="CI smoke run: EMD-21457, 3 bisection steps, a 96³ sub-box map")
@@ -256,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     warnings.simplefilter("ignore")
     for name in args.maps:
         path, resolution, masked = REAL[name]
-        result["maps"][name] = {"masked": masked, **one_map(name, read_mrc(SHARED / path), resolution, work, args.rounds)}
+        result["maps"][name] = {"masked": masked, **one_map(name, read_mrc(SHARED / path), resolution, work,
+                                                            args.rounds)}
     if args.simulated:
         for lowpass in (False, True):
             name = f"sim-6z6u-3A-{'lowpassed' if lowpass else 'unfiltered'}"

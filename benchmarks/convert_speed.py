@@ -31,7 +31,6 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-
 from benchmarks.common import results_dir, write_json
 from fixtures.synthetic_maps import chain_map, molmap_values
 from nemap.fit.fit_map import fit_map as encode
@@ -98,7 +97,8 @@ def region_mode(args) -> dict:
     print(result, flush=True)
     presets = ["paper-skip-flat"] + ([] if args.skip_paper else ["paper"])
     for preset in presets:
-        overrides = parse_overrides(args.fast_set) if preset == "paper-skip-flat" else {"max_steps": args.paper_max_steps}
+        overrides = (parse_overrides(args.fast_set) if preset == "paper-skip-flat"
+                     else {"max_steps": args.paper_max_steps})
         content, engine, wall = fit(grid, preset, **overrides)
         decoded = engine.sample(grid.geometry).values
         d, _ = engine.evaluate(xyz, gradient=False)
@@ -126,8 +126,8 @@ def map_mode(args) -> dict:
     import tempfile
 
     import nemap
-    from nemap.io.mrc import read_mrc, write_mrc
     from nemap.format.geometry import Geometry
+    from nemap.io.mrc import read_mrc, write_mrc
 
     work = Path(tempfile.mkdtemp(prefix="nemap_convert_speed_"))
     if args.mrc is None:
@@ -148,8 +148,10 @@ def map_mode(args) -> dict:
     src, out = work / "map.mrc", work / "map.nemap"
     write_mrc(src, values, geometry, label="nemap convert_speed benchmark")
     del grid, values
-    child = ("import json, sys; from nemap.fit.options import options_for; from nemap.tools.convert import mrc_to_nemap; "
-             "mrc_to_nemap(sys.argv[1], sys.argv[2], options_for('paper-skip-flat', device='cpu', **json.loads(sys.argv[3])), "
+    child = ("import json, sys; from nemap.fit.options import options_for; from nemap.tools.convert import "
+             "mrc_to_nemap; "
+             "mrc_to_nemap(sys.argv[1], sys.argv[2], options_for('paper-skip-flat', device='cpu', "
+             "**json.loads(sys.argv[3])), "
              "progress=False)")
     command = [sys.executable, "-c", child, str(src), str(out), json.dumps(parse_overrides(args.fast_set))]
     t0 = time.perf_counter()
@@ -165,7 +167,8 @@ def map_mode(args) -> dict:
               "padded_to": args.pad_to, "regions": regions, "networks": networks,
               "constant_regions": regions - networks, "wall_s": round(wall, 1),
               "peak_rss_gib": round(peak / 2**30, 2), "mrc_bytes": src.stat().st_size,
-              "nemap_bytes": out.stat().st_size, "size_ratio_nemap_over_mrc": round(out.stat().st_size / src.stat().st_size, 3),
+              "nemap_bytes": out.stat().st_size,
+              "size_ratio_nemap_over_mrc": round(out.stat().st_size / src.stat().st_size, 3),
               "options": training.get("options"), "fidelity": fidelity}
     shutil.rmtree(work)
     return result

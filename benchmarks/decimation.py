@@ -17,13 +17,11 @@ import time
 import numpy as np
 from scipy import ndimage
 
-from benchmarks.common import MAP_FILES, SHARED, real_map_arguments, results_dir, write_json, preset_options
+from benchmarks.common import MAP_FILES, SHARED, preset_options, real_map_arguments, results_dir, write_json
 from nemap.engine.query import Engine
 from nemap.fit.fit_map import fit_map
-from nemap.fit.options import options_for
 from nemap.format.geometry import Geometry, Grid
 from nemap.io.mrc import read_mrc
-
 
 
 def removed_voxels(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -72,7 +70,8 @@ def main(argv: list[str] | None = None) -> None:
     write_json(out / "decimation.json", {"preset": args.preset, "cases": cases,
                                          "preset_at_or_below_cubic": f"{wins} of {len(cases)}"}, "decimation")
     labels = list(cases[0]["mae_fraction_of_range"])
-    rows = ["| map | scored voxels | " + " | ".join(labels) + f" | {args.preset} ÷ cubic |", "|---|---|" + "---|" * (len(labels) + 1)]
+    rows = ["| map | scored voxels | " + " | ".join(labels) + f" | {args.preset} ÷ cubic |",
+            "|---|---|" + "---|" * (len(labels) + 1)]
     for c in cases:
         m = c["mae_fraction_of_range"]
         rows.append(f"| {c['map']} | {c['scored_voxels']} | " + " | ".join(f"{m[k]:.4f}" for k in labels)

@@ -19,10 +19,10 @@ import numpy as np
 
 from benchmarks.common import SHARED, results_dir, write_json
 from fixtures.synthetic_maps import chain_map
-from nemap.tools.convert import mrc_to_nemap, nemap_to_mrc
-from nemap.io.mrc import read_mrc, write_mrc
 from nemap.fit.options import options_for
 from nemap.format.geometry import Geometry
+from nemap.io.mrc import read_mrc, write_mrc
+from nemap.tools.convert import mrc_to_nemap, nemap_to_mrc
 
 REAL = {
     "emd6272": "emd6272_rotavirus_vp6/6272_zone4A.mrc",

@@ -36,15 +36,25 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-
 import nemap
-from benchmarks.common import (CACHE, FIT, MAPS, SHARED, TOY_FIT, cached_neural_map, fit_label,
-                               require_shared, results_dir, simulated_map, write_record)
+from benchmarks.common import (
+    CACHE,
+    FIT,
+    MAPS,
+    SHARED,
+    TOY_FIT,
+    cached_neural_map,
+    fit_label,
+    require_shared,
+    results_dir,
+    simulated_map,
+    write_record,
+)
 from nemap import graph
-from nemap.io.models import read_model
-from nemap.io.mrc import read_mrc
 from nemap.format.geometry import Geometry
 from nemap.graph.score import score
+from nemap.io.models import read_model
+from nemap.io.mrc import read_mrc
 
 SWEEP = (0.6, 0.8, 1.0, 1.2, 1.4, 1.6, 1.8, 2.0)  # k of the common thresholds mean + kσ of the non-zero voxels
 PAPER = {"atomic (≤ 1.6 Å)": "atoms 85.2 % covered, 88.4 % of nodes on an atom (1 Å), RMSD 0.19 Å, Cα coverage 99.4 %",
@@ -144,11 +154,13 @@ def one_map(name: str, args) -> tuple[list[dict], list[dict]]:
 
 
 def table(rows: list[dict]) -> str:
-    out = ["| map | R (Å) | method | nodes | atoms sens. / spec. (1 Å) | atom RMSD | Cα coverage (3 Å) | node precision | Cα RMSD | graph time | evals/seed |",
+    out = ["| map | R (Å) | method | nodes | atoms sens. / spec. (1 Å) | atom RMSD | Cα coverage (3 Å) | node "
+           "precision | Cα RMSD | graph time | evals/seed |",
            "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         out.append(f"| {r['map']} | {r['resolution']:g} | {r['method']} | {r['nodes']} | "
-                   f"{100 * r['atom_sensitivity']:.1f} % / {100 * r['atom_specificity']:.1f} % | {r['atom_rmsd']:.2f} Å | "
+                   f"{100 * r['atom_sensitivity']:.1f} % / {100 * r['atom_specificity']:.1f} % | "
+                   f"{r['atom_rmsd']:.2f} Å | "
                    f"{100 * r['ca_coverage']:.1f} % | {100 * r['node_precision']:.1f} % | {r['ca_rmsd']:.2f} Å | "
                    f"{r.get('wall_s', '—')} s | {r.get('evaluations_per_seed', '—')} |")
     return "\n".join(out)
@@ -159,7 +171,8 @@ def sweep_table(sweep: list[dict]) -> str:
            "|---|---|---|---|"]
     for p in sweep:
         a, b = p["neural"], p["naive"]
-        out.append(f"| {p['map']} | {p['k']:g} | {a['nodes']}, {100 * a['ca_coverage']:.1f} % / {100 * a['node_precision']:.1f} % | "
+        out.append(f"| {p['map']} | {p['k']:g} | {a['nodes']}, {100 * a['ca_coverage']:.1f} % / "
+                   f"{100 * a['node_precision']:.1f} % | "
                    f"{b['nodes']}, {100 * b['ca_coverage']:.1f} % / {100 * b['node_precision']:.1f} % |")
     return "\n".join(out)
 
@@ -196,11 +209,13 @@ def plot_curves(sweep: list[dict], path: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--maps", nargs="+", default=list(MAPS), choices=list(MAPS))
-    ap.add_argument("--preset", default="siren-sampled", choices=["spline", "siren-sampled", "paper-skip-flat", "paper", "siren-tiny"])
+    ap.add_argument("--preset", default="siren-sampled", choices=["spline", "siren-sampled", "paper-skip-flat",
+                                                                  "paper", "siren-tiny"])
     ap.add_argument("--method", default="seeded", choices=["seeded", "paper", "fast"])
     ap.add_argument("--region-size", type=int, default=None,
                     help="largest region edge in voxels for every map (default: FIT's, else the preset's 64)")
-    ap.add_argument("--max-steps", type=int, default=None, help="step cap per region for every map (default: FIT's, else the preset's)")
+    ap.add_argument("--max-steps", type=int, default=None,
+                    help="step cap per region for every map (default: FIT's, else the preset's)")
     ap.add_argument("--sweep", type=float, nargs="*", default=list(SWEEP),
                     help=f"k of the common thresholds mean + kσ (default {' '.join(map(str, SWEEP))})")
     ap.add_argument("--device", default="cpu")

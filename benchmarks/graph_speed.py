@@ -31,7 +31,6 @@ import nemap
 from benchmarks.common import FIT, MAPS, TOY_FIT, cached_neural_map, require_shared, results_dir, write_json
 from nemap.graph import climb_paper, saddle_points
 
-
 FINE_STEP = 0.001  # Å, the peak test's ascent step
 PEAK_RADIUS = 0.1  # Å
 HESSIAN_STEP = 1e-3  # Å
@@ -49,7 +48,8 @@ def peak_test(field, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--map", default="21457", choices=list(MAPS))
-    ap.add_argument("--preset", default="siren-sampled", choices=["siren-sampled", "paper-skip-flat", "paper", "siren-tiny"])
+    ap.add_argument("--preset", default="siren-sampled", choices=["siren-sampled", "paper-skip-flat", "paper",
+                                                                  "siren-tiny"])
     ap.add_argument("--sigma", type=float, default=3.0)
     ap.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results/graph_speed)")
     ap.add_argument("--toy", action="store_true", help="CI smoke run: a 16³ crop of the 6Z6U simulation, 5 steps")
@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> None:
             graphs[method] = g
             result[method] = {"wall_s": round(time.perf_counter() - t0, 2), "nodes": g.node_count,
                               "edges": g.edge_count, **{k: g.stats[k] for k in (
-                                  "seeds", "walkers", "climb_evaluations", "evaluations_per_seed", "screening_evaluations",
+                                  "seeds", "walkers", "climb_evaluations", "evaluations_per_seed",
+                                  "screening_evaluations",
                                   "left_map", "isolated_removed")}}
             print(method, result[method], file=sys.stderr, flush=True)
         paper, fast = graphs["paper"].pos, graphs["seeded"].pos
@@ -85,7 +86,8 @@ def main(argv: list[str] | None = None) -> None:
         fast_peak, fast_saddle = peak_test(field64, fast)
     peaks = paper_peak
     result["peak_test"] = (f"steepest ascent in float64, {FINE_STEP} Å steps, ends within {PEAK_RADIUS} Å; "
-                           f"saddle = Hessian (central differences of the gradient, {HESSIAN_STEP} Å) has an eigenvalue above 1e-3 of the largest magnitude")
+                           f"saddle = Hessian (central differences of the gradient, {HESSIAN_STEP} Å) has an "
+                           f"eigenvalue above 1e-3 of the largest magnitude")
     result["paper_nodes_that_are_not_peaks"] = int((~paper_peak).sum())
     result["paper_nodes_that_are_not_peaks_but_saddles"] = int((~paper_peak & paper_saddle).sum())
     result["fast_nodes_that_are_not_peaks"] = int((~fast_peak).sum())
@@ -97,7 +99,8 @@ def main(argv: list[str] | None = None) -> None:
         "count": int((~matched).sum()),
         "median_distance_to_fast_node_A": float(np.median(d[~matched])) if (~matched).any() else None,
         "median_grad_over_density_per_A": float(np.median(steep[~matched])) if (~matched).any() else None}
-    result["matched_paper_nodes_median_grad_over_density_per_A"] = float(np.median(steep[matched])) if matched.any() else None
+    result["matched_paper_nodes_median_grad_over_density_per_A"] = (float(np.median(steep[matched]))
+                                                                    if matched.any() else None)
     result["climb_evaluations_paper_over_fast"] = round(
         result["paper"]["climb_evaluations"] / max(1, result["seeded"]["climb_evaluations"]), 1)
     result["speedup_wall"] = round(result["paper"]["wall_s"] / max(1e-9, result["seeded"]["wall_s"]), 1)

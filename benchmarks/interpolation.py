@@ -36,12 +36,11 @@ import torch
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-
 from benchmarks.common import SHARED, TOY_FIT, results_dir, write_record
-from nemap.tools.simulate import CUTOFF_SIGMAS, SIGMA_FACTOR, read_atoms, simulate
+from nemap.engine.query import Engine
 from nemap.fit.fit_map import fit_map as encode
 from nemap.fit.options import options_for
-from nemap.engine.query import Engine
+from nemap.tools.simulate import CUTOFF_SIGMAS, SIGMA_FACTOR, read_atoms, simulate
 
 CONTROL_VOXEL = 0.2  # Å
 MODEL_FILES = {"5PTI": "5PTI.cif.gz", "1YJP": "1YJP.cif", "4E43": "4E43.pdb", "1HVR": "1hvr.pdb",
@@ -181,7 +180,8 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", default=["5PTI"], choices=sorted(MODEL_FILES))
     ap.add_argument("--resolutions", nargs="+", type=float, default=[1.2, 2.0, 3.0, 4.0])
-    ap.add_argument("--neural", default="siren-sampled", choices=["siren-sampled", "paper-skip-flat", "paper", "siren-tiny", "none"])
+    ap.add_argument("--neural", default="siren-sampled", choices=["siren-sampled", "paper-skip-flat", "paper",
+                                                                  "siren-tiny", "none"])
     ap.add_argument("--device", default="auto")
     ap.add_argument("--points", type=int, default=200_000, help="control voxels sampled per case")
     ap.add_argument("--seed", type=int, default=0)
@@ -190,7 +190,8 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     args.fit = dict(TOY_FIT) if args.toy else {}
     if args.toy:
-        args.models, args.resolutions, args.neural, args.points, args.device = ["1YJP"], [4.0], "siren-tiny", 1000, "cpu"
+        args.models, args.resolutions, args.neural = ["1YJP"], [4.0], "siren-tiny"
+        args.points, args.device = 1000, "cpu"
     if not (SHARED / "models_for_simulation").is_dir():
         sys.exit(f"interpolation benchmark: {SHARED / 'models_for_simulation'} not found (set NEMAP_SHARED_DATA)")
     args.out = results_dir("interpolation", args.out)
@@ -201,7 +202,8 @@ def main(argv: list[str] | None = None) -> None:
             t0 = time.perf_counter()
             cases.append(one_case(name, r, args))
             print(f"{name} R = {r:g} Å done in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
-    machine = f"{platform.machine()}, {os.cpu_count()} cpus, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    machine = (f"{platform.machine()}, {os.cpu_count()} cpus, torch {torch.__version__}, "
+               f"{torch.get_num_threads()} threads")
     text = table(cases)
     print(text)
     (args.out / "interpolation.md").write_text(

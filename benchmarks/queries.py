@@ -6,7 +6,8 @@ Three one-region files on an edge³ grid: a small SIREN (3 → 64 ×3 sine → 1
 (3 → 256 ×5 sine → 1), both with random weights (speed does not depend on the values), and the default
 `spline` conversion of a random map. For each: density, density + gradient (``m.evaluate``) at random
 points, sampling the native grid (``m.sample``), and the same queries baked (``m.baked()``: a cubic
-B-spline of the map sampled at half its voxel size) with the bake's measured error. Beside them: ``scipy.ndimage.map_coordinates(order=3)``
+B-spline of the map sampled at half its voxel size) with the bake's measured error. Beside them:
+``scipy.ndimage.map_coordinates(order=3)``
 of the prefiltered voxels (density only), and for the SIRENs the ceiling: the float32 matrix-product rate
 measured in this run (GFLOP/s) ÷ 2 FLOPs per parameter per point (density) or ÷ 8 (density + gradient),
 and beside it the same ceiling with the sines added (their rate, on cache-sized arrays, measured in this run:
@@ -24,8 +25,8 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import warnings
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -176,7 +177,7 @@ def main(argv: list[str] | None = None) -> None:
             "baked density / + gradient (pts/s) | baked error: density max / mean (of range) |",
             "|---|---|---|---|---|---|---|---|"]
     for label, r in results.items():
-        ratio = (lambda k: f"{r[k] / r['ceiling_' + k]:.2f} ({r[k] / r['ceiling_with_sines_' + k]:.2f})"
+        ratio = (lambda k, r=r: f"{r[k] / r['ceiling_' + k]:.2f} ({r[k] / r['ceiling_with_sines_' + k]:.2f})"
                  if "ceiling_" + k in r else "—")
         rows.append(f"| {label} | {r['density']:,.0f} | {ratio('density')} | "
                     f"{r.get('density_gradient', float('nan')):,.0f} | {ratio('density_gradient')} | "

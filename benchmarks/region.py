@@ -27,11 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import SHARED, results_dir, write_json, preset_options
+from benchmarks.common import SHARED, preset_options, results_dir, write_json
 from benchmarks.interpolation import MODEL_FILES, analytic, classical, gradient_errors
 from nemap.engine.query import Engine
 from nemap.fit.fit_map import fit_map
-from nemap.fit.options import options_for
 from nemap.format.geometry import Geometry
 from nemap.io.models import read_atoms
 from nemap.tools.simulate import SIGMA_FACTOR, simulate

@@ -55,7 +55,8 @@ def real(names: list[str], maps: list[str]) -> list[dict]:
             t0 = time.perf_counter()
             e = estimate(grid, model=model)
             rows.append({"model": model, "map": key, "deposited": deposited, "estimate": e.global_resolution,
-                         "class": e.global_class, "deposited_class": models.CLASSES[int(models.resolution_class(deposited))],
+                         "class": e.global_class,
+                         "deposited_class": models.CLASSES[int(models.resolution_class(deposited))],
                          "error": abs(e.global_resolution - deposited), "seconds": time.perf_counter() - t0})
             print(rows[-1], file=sys.stderr, flush=True)
     return rows
@@ -91,15 +92,18 @@ def num(value, spec: str) -> str:
 
 
 def render(result: dict) -> str:
-    rows = ["| model | class accuracy | global RMSE (Å) | local RMSE 2–8 Å (Å) | mask IoU | maps |", "|---|---|---|---|---|---|"]
-    rows += [f"| {m} | {num(r['class_accuracy'], '.3f')} | {num(r['global_rmse'], '.2f')} | {num(r['local_rmse_2_8'], '.2f')} | "
+    rows = ["| model | class accuracy | global RMSE (Å) | local RMSE 2–8 Å (Å) | mask IoU | maps |",
+            "|---|---|---|---|---|---|"]
+    rows += [f"| {m} | {num(r['class_accuracy'], '.3f')} | {num(r['global_rmse'], '.2f')} | "
+             f"{num(r['local_rmse_2_8'], '.2f')} | "
              f"{num(r['mask_iou'], '.2f')} | {r['maps']} |" for m, r in result["simulated"].items()]
     rows += ["", "The seed paper's protocol (002): held-out models at 2.5, 7.5 or 12.5 Å everywhere, noise-free, no "
              "mask (its CNN: 99.75 %, its DNN: 92.7 %):", "",
              "| model | class accuracy | global RMSE (Å) | maps |", "|---|---|---|---|"]
     rows += [f"| {m} | {num(r['class_accuracy'], '.3f')} | {num(r['global_rmse'], '.2f')} | {r['maps']} |"
              for m, r in result.get("seed_protocol", {}).items()]
-    rows += ["", "| model | map | deposited (Å) | estimate (Å) | class / deposited class | seconds |", "|---|---|---|---|---|---|"]
+    rows += ["", "| model | map | deposited (Å) | estimate (Å) | class / deposited class | seconds |",
+             "|---|---|---|---|---|---|"]
     rows += [f"| {r['model']} | {r['map']} | {r['deposited']} | {r['estimate']:.2f} | {r['class']} / "
              f"{r['deposited_class']} | {r['seconds']:.1f} |" for r in result["real"]]
     rows += ["", "| model | zone at 2.5 Å: learned / FSC | zone at 6 Å: learned / FSC |", "|---|---|---|"]

@@ -4,7 +4,8 @@ networks vs constants, file size.
     python -m benchmarks.whole_maps [--maps 6272 5778 0093] [--preset spline] [--out DIR] [--toy]
 
 Each conversion runs as its own process (`nemap convert IN OUT --preset P --force`, through a two-line
-wrapper that reports the process's own peak resident memory, ru_maxrss). The MRC → .nemap time includes reading, fitting, the fidelity
+wrapper that reports the process's own peak resident memory, ru_maxrss). The MRC → .nemap time includes reading,
+fitting, the fidelity
 check at every voxel centre and writing. Writes OUT/whole_maps.json and OUT/whole_maps.md.
 """
 
@@ -55,7 +56,8 @@ def main(argv: list[str] | None = None) -> None:
     rows = ["| map | grid | preset | wall (s) | peak memory (MiB) | regions: stored / constant | file (MiB) | "
             "source (MiB) | max error at voxels (of range) |", "|---|---|---|---|---|---|---|---|---|"]
     for c in cases:
-        rows.append(f"| {c['map']} | {'×'.join(map(str, c['grid']))} | {c['preset']} | {c['wall_s']} | {c['peak_rss_mib']} | "
+        rows.append(f"| {c['map']} | {'×'.join(map(str, c['grid']))} | {c['preset']} | {c['wall_s']} | "
+                    f"{c['peak_rss_mib']} | "
                     f"{c['regions_stored']} / {c['regions_constant']} | {c['file_mib']} | {c['source_mib']} | "
                     f"{c['max_error_fraction_of_range']:.2e} |")
     text = "\n".join(rows) + "\n\nPeak memory: the converting process's maximum resident set (ru_maxrss).\n"

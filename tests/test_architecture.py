@@ -272,3 +272,17 @@ def test_every_repository_path_named_in_the_docs_exists() -> None:
                 continue
             missing.append(f"{name}: {path}")
     assert not missing, "paths named in the docs that do not exist:\n" + "\n".join(missing)
+
+
+def test_ruff_is_clean() -> None:
+    """The linter configured in pyproject.toml ([tool.ruff]) finds nothing."""
+    ruff = pytest.importorskip("ruff")
+    r = subprocess.run([sys.executable, "-m", "ruff", "check", str(REPO)], capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 0, (ruff.__name__, r.stdout[-3000:])
+
+
+def test_no_module_is_too_long() -> None:
+    """One responsibility per module: none in src/ over 500 lines."""
+    long = [f"{p.relative_to(PACKAGE)} ({n})" for p in sorted(PACKAGE.rglob("*.py"))
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > 500]
+    assert not long, long

@@ -7,8 +7,8 @@ import re
 import runpy
 from pathlib import Path
 
-import numpy as np
 import jsonschema
+import numpy as np
 
 import nemap
 from nemap.format.codes import CODES

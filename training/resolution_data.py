@@ -20,7 +20,8 @@ Each sample is a CUBE³ patch at 1 Å per voxel (x, y, z) of a simulated map wit
 - labels: local resolution (Å) per voxel, the molecular mask, and the global resolution (median of the local
   resolution inside the mask) with its class (high < 5 Å ≤ medium ≤ 10 Å < low).
 Voxel sizes: the set is at 1 Å; the estimator resamples any map to 1 Å in Fourier space (so 2.5 Å is the
-finest resolution it can see: LOW; a map of coarser voxels is the COARSE_FRACTION case). Writes DIR/SPLIT.npz (float16 maps, float16 labels, bool masks) and DIR/SPLIT.json (recipe).
+finest resolution it can see: LOW; a map of coarser voxels is the COARSE_FRACTION case). Writes DIR/SPLIT.npz
+(float16 maps, float16 labels, bool masks) and DIR/SPLIT.json (recipe).
 """
 
 from __future__ import annotations

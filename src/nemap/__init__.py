@@ -17,7 +17,8 @@ from nemap._version import __version__
 from nemap.errors import ArgumentError, FormatError, NemapError, NemapWarning
 from nemap.format.content import Layer, NeuralMapContent, Normalization, Regions, siren_layers
 from nemap.format.geometry import Geometry, Grid
-from nemap.format.limits import FORMAT_VERSION, VERSION_STRING as FORMAT_VERSION_STRING
+from nemap.format.limits import FORMAT_VERSION
+from nemap.format.limits import VERSION_STRING as FORMAT_VERSION_STRING
 from nemap.format.validate import Report, validate
 from nemap.format.writer import write
 from nemap.map.neuralmap import NeuralMap, open

@@ -40,7 +40,8 @@ ERROR_CODES: dict[str, str] = {
     "MRC_UNREADABLE": "an MRC file that cannot be read for another reason",
     "NONFINITE_VOXELS": "a map with NaN or infinite voxels, which cannot be fitted or compared",
     "GRIDS_DIFFER": "two maps (half maps, a map and its mask) that do not lie on one grid",
-    "GRID_TOO_SMALL": "a grid too small for the computation asked (fewer than 4 voxels along an axis, a window larger than the box)",
+    "GRID_TOO_SMALL": "a grid too small for the computation asked (fewer than 4 voxels along an axis, a window "
+                      "larger than the box)",
     "BAD_MASK": "a mask with values outside [0, 1], or zero everywhere",
     "CONSTANT_MAP": "a map with one value everywhere, where a resolution is asked",
     "NO_MODEL": "a learned estimator that is not shipped, or whose weight file is missing or damaged",
@@ -73,7 +74,7 @@ class NemapError(Exception):
         self.parameter = parameter
         super().__init__(f"{self.path}: {message}" if self.path else message)
 
-    def with_path(self, path: str | os.PathLike) -> "NemapError":
+    def with_path(self, path: str | os.PathLike) -> NemapError:
         """The same error naming ``path`` (when it named no file), of the same class."""
         if self.path is not None:
             return self

@@ -7,8 +7,8 @@ import contextlib
 import hashlib
 import os
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 from nemap.errors import NemapError
 

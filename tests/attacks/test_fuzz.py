@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import nemap
 
@@ -54,7 +55,8 @@ def _check(path: Path, damaged: Path) -> None:
         pass
 
 
-@settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=300, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=st.sampled_from(VALID), where=st.floats(0.0, 1.0, exclude_max=True), bit=st.integers(0, 7),
        truncate=st.booleans())
 def test_flipped_or_truncated_fixtures_are_refused_or_read_exactly(case: Path, where: float, bit: int, truncate: bool,

@@ -15,16 +15,15 @@ import numpy as np
 import pytest
 
 import nemap
+from fixtures.conformance import generate
+from fixtures.conformance.generate import SUITE
 from nemap.cli import main
-from nemap.format.codes import CODES
 from nemap.conformance import numpy_reader
 from nemap.conformance.harness import load_suite, run_suite
 from nemap.conformance.readers import builtin_reader
-from nemap.io.mrc import read_mrc
+from nemap.format.codes import CODES
 from nemap.format.validate import validate
-
-from fixtures.conformance import generate
-from fixtures.conformance.generate import SUITE
+from nemap.io.mrc import read_mrc
 
 REPO = Path(__file__).resolve().parents[2]
 SPEC = REPO / "spec" / "0.1"

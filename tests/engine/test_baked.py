@@ -8,9 +8,9 @@ import pytest
 import nemap
 from fixtures.random_nemap import random_content
 from fixtures.synthetic_maps import chain_map
+from nemap.errors import ArgumentError
 from nemap.fit.fit_map import fit_map
 from nemap.fit.options import options_for
-from nemap.errors import ArgumentError
 
 
 @pytest.fixture(scope="module", params=["spline", "siren"])
@@ -28,7 +28,8 @@ def opened(request, tmp_path_factory) -> nemap.NeuralMap:
 
 def test_baked_queries_stay_within_their_reported_error(opened: nemap.NeuralMap) -> None:
     baked = opened.baked()
-    assert baked.geometry.voxel_size in [pytest.approx(tuple(v / k for v in opened.geometry.voxel_size)) for k in (2, 3, 4)]
+    sizes = [pytest.approx(tuple(v / k for v in opened.geometry.voxel_size)) for k in (2, 3, 4)]
+    assert baked.geometry.voxel_size in sizes
     assert baked.error["voxel_size"] == list(baked.geometry.voxel_size)
     lo, hi = opened.geometry.extent
     points = lo + np.random.default_rng(7).uniform(0, 1, (3000, 3)) * (hi - lo)

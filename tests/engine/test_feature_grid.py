@@ -43,7 +43,8 @@ def test_spline_gradient_is_the_derivative_of_its_value(order: int) -> None:
     for a in range(3):
         step = np.zeros(3)
         step[a] = h
-        numeric = (bspline.evaluate(c, t + step, order, False)[0] - bspline.evaluate(c, t - step, order, False)[0]) / (2 * h)
+        numeric = (bspline.evaluate(c, t + step, order, False)[0] - bspline.evaluate(c, t - step, order,
+                                                                                     False)[0]) / (2 * h)
         assert np.abs(numeric - g[:, a]).max() < 1e-6 * np.abs(g).max()
 
 

@@ -50,7 +50,8 @@ def test_points_in_blocks_equal_points_at_once(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(query, "BLOCK_POINTS", 128)
     monkeypatch.setattr(siren_kind, "CHUNK_POINTS", 50)
     d2, g2 = engine.evaluate(p)
-    np.testing.assert_allclose(d2, d, rtol=0, atol=1e-6 * np.nanmax(np.abs(d)))  # float32 networks: chunking changes rounding only
+    np.testing.assert_allclose(d2, d, rtol=0,
+                               atol=1e-6 * np.nanmax(np.abs(d)))  # float32 networks: chunking changes rounding only
     np.testing.assert_allclose(g2, g, rtol=0, atol=1e-5 * np.nanmax(np.abs(g)))
     assert np.isnan(d[::97]).all() and np.isnan(g[::97]).all()
 

@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
 
 import nemap
+from fixtures.synthetic_maps import chain_map
 from nemap.engine import siren
-from nemap.format.content import siren_layers
-from nemap.tools.convert import mrc_to_nemap
-from nemap.io.mrc import write_mrc
+from nemap.errors import NemapError
 from nemap.fit.fit_map import fit_map
 from nemap.fit.full_batch import fit_regions
 from nemap.fit.options import options_for
 from nemap.fit.stack import local_inputs
-from nemap.errors import NemapError
+from nemap.format.content import siren_layers
 from nemap.format.geometry import Geometry, Grid
-from fixtures.synthetic_maps import chain_map
-
+from nemap.io.mrc import write_mrc
+from nemap.tools.convert import mrc_to_nemap
 from tests.conftest import quick
+
 
 def test_stop_rules() -> None:
     u = local_inputs((6, 5, 4))
@@ -30,7 +29,8 @@ def test_stop_rules() -> None:
         got[fit.index] = fit
 
     flat = np.full((1, u.shape[0]), 0.3, dtype=np.float32)
-    fit_regions(u, flat, [0], quick(width=8, sine_layers=1, max_steps=2000, learning_rate=1e-2), torch.device("cpu"), record)
+    fit_regions(u, flat, [0], quick(width=8, sine_layers=1, max_steps=2000, learning_rate=1e-2), torch.device("cpu"),
+                record)
     assert got[0].stats["stop_reason"] == "exit-loss" and got[0].stats["best_loss"] < 1e-5
     rough = np.random.default_rng(0).uniform(-1, 1, (1, u.shape[0])).astype(np.float32)
     fit_regions(u, rough, [1], quick(width=8, sine_layers=1, max_steps=7), torch.device("cpu"), record)
@@ -125,7 +125,8 @@ def test_flat_regions_become_constants(tmp_path, method: str) -> None:
     values = np.zeros((30, 14, 12), np.float32)
     values[:12] = grid.values  # solvent beyond x = 12
     flat_map = Grid(values, Geometry((30, 14, 12), grid.geometry.voxel_size, grid.geometry.origin))
-    content = fit_map(flat_map, options_for("paper-skip-flat", device="cpu", max_region_size=12, width=32, sine_layers=2,
+    content = fit_map(flat_map, options_for("paper-skip-flat", device="cpu", max_region_size=12, width=32,
+                                            sine_layers=2,
                                            max_steps=60, eval_every=20, points_per_step=1024, method=method))
     assert content.provenance["training"]["options"]["flat_tolerance"] == 2e-3
     stops = [r["stop_reason"] for r in content.provenance["training"]["regions"]]
@@ -142,7 +143,8 @@ def test_flat_regions_become_constants(tmp_path, method: str) -> None:
 def test_streamed_statistics_match_whole_grid_numpy() -> None:
     """Normalization and the fidelity report are computed slab by slab (bounded memory); they must
     equal the whole-grid float64 figures, including for a large offset and for constant grids."""
-    from nemap.fit.fidelity import agreement as _agreement, fidelity
+    from nemap.fit.fidelity import agreement as _agreement
+    from nemap.fit.fidelity import fidelity
     from nemap.fit.normalization import normalization_for, slabs
 
     rng = np.random.default_rng(5)
@@ -180,7 +182,8 @@ def test_fast_preset_is_the_paper_recipe_plus_flat_regions() -> None:
     without flat regions both give the same networks."""
     import dataclasses
 
-    assert dataclasses.replace(options_for("paper-skip-flat"), preset="paper", flat_tolerance=0.0) == options_for("paper")
+    assert dataclasses.replace(options_for("paper-skip-flat"), preset="paper",
+                               flat_tolerance=0.0) == options_for("paper")
     grid, _ = chain_map((14, 12, 12), resolution=2.0, seed=5, atoms=40, margin=0.0)
     small = dict(device="cpu", max_region_size=8, width=16, sine_layers=2, max_steps=5)
     fast, paper = fit_map(grid, options_for("paper-skip-flat", **small)), fit_map(grid, options_for("paper", **small))

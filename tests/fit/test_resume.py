@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nemap.fit.resume import LOCK, ResumeStore, remove_resume_folder
-from nemap.fit.region import RegionFit
 from nemap.errors import NemapError, NemapWarning
+from nemap.fit.region import RegionFit
+from nemap.fit.resume import LOCK, ResumeStore, remove_resume_folder
 
 KEY = {"source_sha256": "0" * 64, "options": {"width": 8}}
 

@@ -11,10 +11,10 @@ from scipy import ndimage
 import nemap
 from fixtures.synthetic_maps import chain_map
 from nemap.engine.query import Engine
+from nemap.errors import ArgumentError
 from nemap.fit.fit_map import fit_map
 from nemap.fit.options import PRESETS, options_for
 from nemap.format import limits
-from nemap.errors import ArgumentError
 from nemap.format.geometry import Geometry, Grid
 
 
@@ -48,7 +48,8 @@ def test_spline_regions_equal_scipys_interpolant_across_region_seams(chain: Grid
     assert np.abs(d - expected).max() < 2e-6 * span
     h = 1e-2  # Å: the engine's gradient is the derivative of its density (float32: no smaller step)
     fd = np.stack([(Engine.from_content(content).evaluate(p + h * e, gradient=False)[0]
-                    - Engine.from_content(content).evaluate(p - h * e, gradient=False)[0]) / (2 * h) for e in np.eye(3)], 1)
+                    - Engine.from_content(content).evaluate(p - h * e,
+                                                            gradient=False)[0]) / (2 * h) for e in np.eye(3)], 1)
     assert np.abs(g - fd).max() < 1e-2 * np.abs(g).max()
 
 

@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 
 import nemap
-from nemap.conformance.harness import load_suite
-from nemap.format import hdf5, limits
-from nemap.errors import FormatError, NemapError
-from nemap.format.validate import validate
 from fixtures.conformance.generate import INVALID, SUITE
+from fixtures.random_nemap import random_content  # noqa: E402
+from nemap.conformance.harness import load_suite
+from nemap.errors import FormatError, NemapError
+from nemap.format import hdf5, limits
+from nemap.format.validate import validate
 
 SPEC = Path(__file__).resolve().parents[2] / "spec" / "0.1"
-from fixtures.random_nemap import random_content
 
 
 @pytest.fixture()
@@ -83,7 +83,7 @@ def test_weights_are_lazy_and_closed_file_refuses(good: Path) -> None:
     m2 = nemap.open(good)
     m2.close()
     with pytest.raises(FormatError, match="closed"):
-        m2.weights
+        _ = m2.weights
 
 
 def test_written_file_is_hdf5_1_8_compatible(good: Path) -> None:
@@ -135,15 +135,19 @@ def test_newer_minor_with_unknown_members_opens() -> None:
 
 # One substring of the one-line message per invalid fixture (src/nemap/conformance/suite/0.3/invalid/).
 MESSAGES = {
-    "wrong_format_tag": "not a .nemap file", "unknown_major_version": "not supported", "version_malformed": "MAJOR.MINOR",
-    "version_mismatch": "disagrees", "version_missing": "nemap_version is missing", "version_not_scalar": "scalar string",
+    "wrong_format_tag": "not a .nemap file", "unknown_major_version": "not supported",
+    "version_malformed": "MAJOR.MINOR",
+    "version_mismatch": "disagrees", "version_missing": "nemap_version is missing", "version_not_scalar": "scalar "
+                                                                                                          "string",
     "unknown_required_extension": "VENDOR_magic", "undeclared_extension": "VENDOR_magic",
     "missing_dataset": "/network/layer_02/bias", "shape_mismatch": "(1, 15)", "big_endian": "big-endian",
-    "float64_weights": "float64", "nan_weight": "NaN", "nonfinite_constant": "infinite", "bounds_outside_grid": "outside the grid",
+    "float64_weights": "float64", "nan_weight": "NaN", "nonfinite_constant": "infinite",
+    "bounds_outside_grid": "outside the grid",
     "region_degenerate": "single voxel", "network_index_invalid": "exactly once", "coverage_gap": "no region's support",
     "oversize_header": "limit", "too_many_regions": "maximum", "grid_too_large": "2^36", "forbidden_filter": "lzf",
     "soft_link": "soft link", "hard_link_cycle": "already linked", "too_many_elements": "together (limit 2^31)",
-    "header_number_overflow": "overflows binary64", "external_link": "external link", "user_block": "user block", "superblock_too_new": "superblock",
+    "header_number_overflow": "overflows binary64", "external_link": "external link", "user_block": "user block",
+    "superblock_too_new": "superblock",
     "object_attribute": "attribute", "named_datatype": "named datatype", "header_schema": "blend/method",
     "header_missing_member": "normalization", "header_not_json": "not valid JSON", "header_nan": "NaN",
     "header_duplicate_key": "duplicate", "header_missing": "/header is missing", "geometry_inconsistent": "diagonal",
@@ -181,7 +185,7 @@ def test_invalid_fixture_is_refused_in_one_line(case: str) -> None:
     if meta["reader"] == "must-refuse":
         with pytest.raises(FormatError) as err:
             with nemap.open(path) as m:
-                m.weights
+                assert m.weights is not None
                 if m.quantized is not None:  # tiles are decoded when a query needs them
                     m.sample()
     elif case.startswith("evidence_"):  # evidence never changes evaluation: others may ignore it; we check it
@@ -189,7 +193,7 @@ def test_invalid_fixture_is_refused_in_one_line(case: str) -> None:
             nemap.open(path)
     else:
         with nemap.open(path, verify=False) as m:  # a reader may skip digests and coverage ...
-            m.weights
+            assert m.weights is not None
         with pytest.raises(FormatError) as err:  # ... but nemap.open checks them unless told not to
             nemap.open(path)
     assert err.value.code in meta["validator_codes"]
@@ -249,7 +253,8 @@ def test_validate_json_report(good: Path, capsys) -> None:
     assert report["issues"][0]["location"] == "/network/layer_00/bias"
 
 
-from hypothesis import given, settings, strategies as st  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 
 @settings(max_examples=40, deadline=None)

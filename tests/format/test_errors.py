@@ -11,9 +11,9 @@ import pytest
 
 from nemap.cli import build_parser
 from nemap.cli.common import flag_message, flags_of
-from nemap.format.codes import CODES
 from nemap.errors import ERROR_CODES, ArgumentError, NemapError, NemapWarning
 from nemap.files import check_output_path
+from nemap.format.codes import CODES
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "nemap"
 

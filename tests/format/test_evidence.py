@@ -54,8 +54,9 @@ def test_local_resolution_is_trilinear_over_known_nodes() -> None:
 
 
 def test_evidence_in_a_0_1_file_is_an_error(tmp_path) -> None:
-    import h5py
     import json
+
+    import h5py
 
     nemap.write(tmp_path / "e.nemap", evidence_content(6))
     with h5py.File(tmp_path / "e.nemap", "r+") as f:

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import nemap
+from fixtures.random_nemap import random_content
 from nemap.format.reference import evaluate_map
 from nemap.format.tiling import blend_weights, coverage_gaps, paper_axis_starts, paper_tiling
-from fixtures.random_nemap import random_content
 
 
 def eq3_float(n_v: int) -> list[int]:
@@ -66,7 +66,8 @@ def test_weight_gradient_matches_finite_differences() -> None:
         np.testing.assert_allclose(dw[..., a], fd, atol=1e-6)
 
 
-@pytest.fixture(scope="module", params=[(40, 10, 8), (100, 10, 8), (126, 10, 8)], ids=["1-region", "2-regions", "3-regions"])
+@pytest.fixture(scope="module", params=[(40, 10, 8), (100, 10, 8), (126, 10, 8)], ids=["1-region", "2-regions",
+                                                                                       "3-regions"])
 def tiled_map(request, tmp_path_factory):
     shape = request.param
     content = random_content(grid_shape=shape, bounds=paper_tiling(shape), width=12, sine_layers=2,
@@ -84,7 +85,8 @@ def test_gradient_is_the_derivative_of_the_density(tiled_map) -> None:
     p = lo + (hi - lo) * rng.uniform(0.02, 0.98, (3000, 3))
     _, g = evaluate_map(m, p)
     h = 1e-5
-    fd = np.stack([(evaluate_map(m, p + h * e)[0] - evaluate_map(m, p - h * e)[0]) / (2 * h) for e in np.eye(3)], axis=1)
+    fd = np.stack([(evaluate_map(m, p + h * e)[0] - evaluate_map(m, p - h * e)[0]) / (2 * h) for e in np.eye(3)],
+                  axis=1)
     np.testing.assert_allclose(g, fd, atol=1e-6 * max(1.0, np.abs(g).max()))
 
 

@@ -14,11 +14,22 @@ import pytest
 from scipy.spatial import cKDTree
 
 from fixtures.synthetic_maps import random_chain
-from nemap.io.graph_files import read_graph, write_graph
 from nemap.errors import NemapError
-from nemap.graph import (PeakGraph, climb_steps, cluster, discrete_roots, extract, screen, screen_box, seed_grid_shape,
-                         seed_positions, seeds_above, threshold_for)
+from nemap.graph import (
+    PeakGraph,
+    climb_steps,
+    cluster,
+    discrete_roots,
+    extract,
+    screen,
+    screen_box,
+    seed_grid_shape,
+    seed_positions,
+    seeds_above,
+    threshold_for,
+)
 from nemap.graph.score import match_one_to_one, score
+from nemap.io.graph_files import read_graph, write_graph
 
 SIGMA = 0.225 * 1.5  # Å: a 1.5 Å map
 BOX = (np.zeros(3), np.full(3, 20.0))
@@ -182,8 +193,8 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_graph_and_evaluate_from_the_command_line(tmp_path) -> None:
-    from nemap.tools.convert import mrc_to_nemap
     from nemap.fit.options import options_for
+    from nemap.tools.convert import mrc_to_nemap
 
     example = Path(__file__).resolve().parents[2] / "fixtures" / "maps" / "chain_32.mrc"
     nm = tmp_path / "c.nemap"
@@ -205,7 +216,8 @@ def test_graph_and_evaluate_from_the_command_line(tmp_path) -> None:
     r = _run("graph", str(nm), "-o", str(tmp_path / "c.pdb"), "--resolution", "3", "--contour")
     assert r.returncode == 1 and "no contour level" in r.stderr
     r = _run("graph", str(nm), "-o", str(tmp_path / "z.npz"), "--resolution", "0")
-    assert r.returncode == 1 and "--resolution must be a finite number > 0" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert r.returncode == 1 and "--resolution must be a finite number > 0" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
 
     model = tmp_path / "m.pdb"
     st = gemmi.Structure()
@@ -243,7 +255,8 @@ def test_fast_finds_weak_peaks_beside_strong_ones() -> None:
     strong = rng.uniform(4, 16, (12, 3))
     strong = strong[np.all(np.linalg.norm(strong[:, None] - strong[None], axis=2) + 10 * np.eye(12) > 4.0, axis=1)]
     direction = rng.normal(size=strong.shape)
-    weak = strong + (rng.uniform(1.0, 1.4, len(strong))[:, None] * direction / np.linalg.norm(direction, axis=1)[:, None])
+    weak = strong + (rng.uniform(1.0, 1.4, len(strong))[:,
+                                                        None] * direction / np.linalg.norm(direction, axis=1)[:, None])
     centres = np.concatenate([strong, weak])
     amplitude = np.concatenate([np.full(len(strong), 6.0), np.full(len(weak), 1.0)])
 

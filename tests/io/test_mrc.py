@@ -14,6 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fixtures.synthetic_mrc import patch_int32, write_raw_mrc
+from nemap.errors import FormatError, NemapError
+from nemap.format.geometry import Geometry
 from nemap.io.mrc import (
     ORIGIN_CONVENTIONS,
     mrc_info,
@@ -21,9 +24,6 @@ from nemap.io.mrc import (
     read_mrc_header,
     write_mrc,
 )
-from nemap.errors import FormatError, NemapError
-from nemap.format.geometry import Geometry
-from fixtures.synthetic_mrc import patch_int32, write_raw_mrc
 
 PERMUTATIONS = list(itertools.permutations((1, 2, 3)))
 

@@ -120,7 +120,8 @@ def test_command_line(tmp_path) -> None:
                                     text=True, cwd=REPO)
     import json
 
-    r = run("resolution", tmp_path / "m.mrc", "--json", "-o", tmp_path / "local.mrc", "--mask-out", tmp_path / "mask.mrc")
+    r = run("resolution", tmp_path / "m.mrc", "--json", "-o", tmp_path / "local.mrc", "--mask-out",
+            tmp_path / "mask.mrc")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert {"global_class", "global_resolution", "model"} <= set(out) and out["model"] == "local"

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 import nemap
-from nemap.tools.convert import mrc_to_nemap, nemap_to_mrc
-from nemap.io.mrc import read_mrc
 from nemap.errors import NemapError
-
+from nemap.io.mrc import read_mrc
+from nemap.tools.convert import mrc_to_nemap, nemap_to_mrc
 from tests.conftest import quick
+
 
 def test_round_trip_reproduces_the_voxels(small_map, fitted, tmp_path) -> None:
     back = tmp_path / "back.mrc"
@@ -45,7 +45,8 @@ class mrc_header_labels:
         self.m = mrcfile.open(path)
 
     def __enter__(self):
-        return [lab.decode() if isinstance(lab, bytes) else str(lab) for lab in self.m.header.label[: self.m.header.nlabl]]
+        return [lab.decode() if isinstance(lab,
+                                           bytes) else str(lab) for lab in self.m.header.label[: self.m.header.nlabl]]
 
     def __exit__(self, *a):
         self.m.close()

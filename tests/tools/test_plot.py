@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 import nemap
-from nemap.tools.convert import mrc_to_nemap
-from nemap.io.mrc import read_mrc
 from nemap.fit.options import options_for
+from nemap.io.mrc import read_mrc
+from nemap.tools.convert import mrc_to_nemap
 
 pytest.importorskip("matplotlib")
 from nemap.tools.plot import parse_slice, slice_plot  # noqa: E402
@@ -23,7 +23,8 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "fixtures" / "maps" / "chain_32.
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("plot") / "c.nemap"
-    mrc_to_nemap(EXAMPLE, out, options_for("siren-tiny", width=32, sine_layers=2, max_steps=40, device="cpu"), progress=False)
+    mrc_to_nemap(EXAMPLE, out, options_for("siren-tiny", width=32, sine_layers=2, max_steps=40, device="cpu"),
+                 progress=False)
     return out
 
 

@@ -11,9 +11,9 @@ import gemmi
 import numpy as np
 import pytest
 
+from nemap.format.geometry import Geometry
 from nemap.io.mrc import read_mrc
 from nemap.tools.simulate import SIGMA_FACTOR, gaussian_sum, molmap_geometry, read_atoms, simulate
-from nemap.format.geometry import Geometry
 
 
 def brute_force(geometry: Geometry, xyz: np.ndarray, z: np.ndarray, sigma: float) -> np.ndarray:
@@ -46,7 +46,7 @@ def test_molmap_grid_and_normalization() -> None:
     g = grid.geometry
     assert g.voxel_size == (1.0, 1.0, 1.0)  # R/3
     assert np.allclose(g.origin, xyz.min(axis=0) - 9.0)  # padding 3R
-    assert g.grid_shape == tuple(math.ceil((h - l + 18.0) / 1.0) for l, h in zip(xyz.min(0), xyz.max(0)))
+    assert g.grid_shape == tuple(math.ceil((h - a + 18.0) / 1.0) for a, h in zip(xyz.min(0), xyz.max(0)))
     # each atom integrates to Z: the voxel sum times the voxel volume is Σ Z (σ = 0.675 voxel is enough)
     assert float(grid.values.sum(dtype=np.float64)) == pytest.approx(z.sum(), rel=2e-3)
     assert SIGMA_FACTOR == pytest.approx(0.22508, abs=1e-5)
@@ -103,7 +103,8 @@ def test_command_line_writes_the_simulated_map(tmp_path: Path) -> None:
     assert again.returncode == 1 and "use --force" in again.stderr and "Traceback" not in again.stderr
     bad = tmp_path / "bad.cif"
     bad.write_text("data_x\nloop_\n_atom_site.id\n")
-    r = subprocess.run(cmd[:4] + [str(bad), str(tmp_path / "b.mrc"), "--resolution", "2"], capture_output=True, text=True)
+    r = subprocess.run(cmd[:4] + [str(bad), str(tmp_path / "b.mrc"), "--resolution", "2"], capture_output=True,
+                       text=True)
     assert r.returncode == 1 and str(bad) in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 

@@ -12,14 +12,13 @@ import argparse
 import os
 import sys
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 from nemap._version import __version__
-from nemap.cli import (common, conformance, convert, convert_many, graph, info, plot, resolution, simulate,
-                       validate)
+from nemap.cli import common, conformance, convert, convert_many, graph, info, plot, resolution, simulate, validate
 from nemap.cli.common import flag_message, flags_of, restore_logging, setup_logging
-from nemap.format.limits import VERSION_STRING
 from nemap.errors import NemapError, NemapWarning
+from nemap.format.limits import VERSION_STRING
 
 SUBCOMMANDS = (info, convert, convert_many, simulate, plot, graph, resolution, validate, conformance)
 

@@ -8,8 +8,8 @@ import sys
 from typing import Any
 
 from nemap.cli.common import floats
-from nemap.fit.options import PRESETS, RENAMED_PRESETS
 from nemap.errors import NemapError
+from nemap.fit.options import PRESETS, RENAMED_PRESETS
 from nemap.io.mrc import ORIGIN_CONVENTIONS
 
 
@@ -56,7 +56,8 @@ def _add_fitting(fit: Any) -> None:
                           "weak, sharp detail more closely at more regions and a larger file")
     fit.add_argument("--exit-loss", type=float, default=None,
                      help="stop a region once its best MSE (on the [−1, 1] scale) is below this; the paper's 1e-5 "
-                          "leaves sharp peaks several %% off, 1e-6 fits them to ≈ 2 %% (departs from the recipe; recorded)")
+                          "leaves sharp peaks several %% off, 1e-6 fits them to ≈ 2 %% (departs from the recipe; "
+                          "recorded)")
     fit.add_argument("--resolution", type=float, default=None, help="map resolution in Å, stored in the header")
     fit.add_argument("--contour", type=float, default=None, help="recommended contour level (source units)")
     fit.add_argument("--origin-convention", default="auto", choices=ORIGIN_CONVENTIONS,

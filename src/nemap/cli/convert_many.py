@@ -22,11 +22,13 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="MRC files, globs ('maps/*.mrc', quoted), or list files (.txt/.lst/.list: one path per line)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder of the .nemap files and summary.json")
     p.add_argument("--force", action="store_true", help="convert again maps whose output exists")
-    p.add_argument("--preset", default="spline", choices=[*PRESETS, *RENAMED_PRESETS], help="as for nemap convert (default spline)")
+    p.add_argument("--preset", default="spline", choices=[*PRESETS, *RENAMED_PRESETS],
+                   help="as for nemap convert (default spline)")
     p.add_argument("--seed", type=int, default=None, help="random seed of the initial weights (default 0)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (on each worker with --scheduler)")
     p.add_argument("--max-steps", type=int, default=None, help="step cap per region (overrides the preset)")
-    p.add_argument("--region-size", dest="max_region_size", type=int, default=None, metavar="N", help="largest region edge, 8 to 64 voxels")
+    p.add_argument("--region-size", dest="max_region_size", type=int, default=None, metavar="N",
+                   help="largest region edge, 8 to 64 voxels")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="a running Dask scheduler (tcp://host:8786) or local:N (N single-thread workers here)")
     p.set_defaults(func=run, width=None, depth=None, exit_loss=None)

@@ -13,7 +13,8 @@ from nemap.errors import NemapError
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("graph", parents=[common], help="a graph of density peaks (nodes, edges) from a .nemap file",
                        description="Seeds on a 0.5 Å grid at density ≥ the threshold climb the density; endpoints "
-                                   "within 0.2 Å are one node; nodes at most 2 × resolution apart are linked (2 × the local resolution at their midpoint when "
+                                   "within 0.2 Å are one node; nodes at most 2 × resolution apart are linked (2 × "
+                                   "the local resolution at their midpoint when "
                                    "the file carries a local-resolution grid). The "
                                    "output format follows the suffix: .npz .json .graphml .pdb .cif .cmm")
     p.add_argument("file", help=".nemap file")
@@ -24,7 +25,8 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     level.add_argument("--sigma", type=float, default=None, help="threshold μ + Kσ of the normalized map (default 3)")
     level.add_argument("--contour", action="store_true", help="the file's recommended contour level as threshold")
     p.add_argument("--method", default="seeded", choices=["seeded", "paper", "fast"],
-                   help="seeded (default): walkers from the roots of the seed-grid maxima, Newton climb; paper: every seed, "
+                   help="seeded (default): walkers from the roots of the seed-grid maxima, Newton climb; paper: "
+                        "every seed, "
                         "0.05 Å steps ('fast' is the old name of seeded)")
     p.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     p.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
@@ -41,9 +43,9 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nemap.map.neuralmap import open as open_nemap
     from nemap.files import check_output_path
     from nemap.io import graph_files
+    from nemap.map.neuralmap import open as open_nemap
 
     graph_files.graph_format(args.output)  # an unknown format is refused before any work
     check_output_path(args.output, args.force)

@@ -48,7 +48,8 @@ def format_info(info: dict[str, Any]) -> str:
             value = representation_words(value)
         elif key == "layers":
             value = value and " → ".join([str(value[0]["in_features"])] + [
-                f"{d['out_features']}" + (f" sin(ω={d['omega']:g})" if d["activation"] == "sine" else "") for d in value])
+                f"{d['out_features']}" + (f" sin(ω={d['omega']:g})" if d["activation"] == "sine" else "")
+                for d in value])
         elif isinstance(value, dict):
             value = json.dumps(value)
         lines.append(f"  {key:28s} {value}")

@@ -16,7 +16,8 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("file", help=".nemap file")
     p.add_argument("--slice", required=True, metavar="AXIS=Å", help="e.g. z=12.5 (Å)")
     p.add_argument("-o", "--output", required=True, help="PNG file to write")
-    p.add_argument("--source", default=None, help="the MRC map it was made from (adds the source and difference panels)")
+    p.add_argument("--source", default=None,
+                   help="the MRC map it was made from (adds the source and difference panels)")
     p.add_argument("--points", default=None, help="graph nodes or atoms to overlay: .npz (pos), .pdb or .cif")
     p.add_argument("--within", type=float, default=None, metavar="Å",
                    help="overlay points this close to the plane (default half a voxel, at least 0.5 Å)")

@@ -7,7 +7,8 @@ from typing import Any
 
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("simulate", parents=[common], help="a molmap-equivalent map of an atomic model (PDB/mmCIF → MRC)",
+    p = sub.add_parser("simulate", parents=[common],
+                       help="a molmap-equivalent map of an atomic model (PDB/mmCIF → MRC)",
                        description="Chimera/ChimeraX molmap: a Gaussian per atom weighted by Z, σ = 0.225 R, "
                                    "5σ cube cutoff, grid R/3 Å, padding 3R, each atom integrating to Z.")
     p.add_argument("model", help="PDB or mmCIF file (.gz or .bz2 too)")

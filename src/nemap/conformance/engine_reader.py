@@ -12,12 +12,11 @@ from typing import Any
 import numpy as np
 
 from nemap._version import __version__
-from nemap.format.limits import VERSION_STRING
-from nemap.errors import NemapError
-from nemap.map.neuralmap import open as open_nemap
-from nemap.format.validate import validate
-
 from nemap.conformance.protocol import error_answer, json_floats, serve
+from nemap.errors import NemapError
+from nemap.format.limits import VERSION_STRING
+from nemap.format.validate import validate
+from nemap.map.neuralmap import open as open_nemap
 
 
 def handle(request: dict[str, Any]) -> dict[str, Any]:
@@ -39,7 +38,8 @@ def handle(request: dict[str, Any]) -> dict[str, Any]:
     if op == "local_resolution":
         try:
             with open_nemap(request["file"]) as m:
-                return {"local_resolution": json_floats(m.local_resolution(np.array(request["points"], dtype=np.float64)))}
+                return {"local_resolution": json_floats(m.local_resolution(np.array(request["points"],
+                                                                                    dtype=np.float64)))}
         except NemapError as exc:
             return error_answer(exc.code, str(exc))
     return error_answer("UNSUPPORTED_OP", f"unknown op {op!r}")

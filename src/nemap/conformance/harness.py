@@ -11,10 +11,11 @@ import json
 import shlex
 import subprocess
 import tempfile
-from importlib import resources
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -109,10 +110,12 @@ class ProcessReader:
             self.proc.stdin.write(json.dumps(request, allow_nan=False) + "\n")
             self.proc.stdin.flush()
         except BrokenPipeError:
-            raise NemapError(f"reader {self.command!r} exited (status {self.proc.poll()})", code="READER_FAILED") from None
+            raise NemapError(f"reader {self.command!r} exited (status {self.proc.poll()})",
+                             code="READER_FAILED") from None
         line = self.proc.stdout.readline()
         if not line:
-            raise NemapError(f"reader {self.command!r} closed its output (status {self.proc.poll()})", code="READER_FAILED")
+            raise NemapError(f"reader {self.command!r} closed its output (status {self.proc.poll()})",
+                             code="READER_FAILED")
         answer = json.loads(line)
         if not isinstance(answer, dict):
             raise NemapError(f"reader {self.command!r} answered {line[:80]!r}, not a JSON object", code="READER_FAILED")
@@ -140,7 +143,8 @@ class Result:
 
     def to_json(self) -> dict[str, Any]:
         return {"case": self.case, "passed": self.passed, "checks": self.checks,
-                "density_error_over_tolerance": self.density_error, "gradient_error_over_tolerance": self.gradient_error}
+                "density_error_over_tolerance": self.density_error,
+                "gradient_error_over_tolerance": self.gradient_error}
 
 
 def _check_query(case: Case, answer: dict[str, Any], result: Result) -> None:
@@ -162,7 +166,8 @@ def _check_query(case: Case, answer: dict[str, Any], result: Result) -> None:
         return
     nan_want = np.isnan(case.density)
     if not (np.array_equal(np.isnan(got_d), nan_want) and np.array_equal(np.isnan(got_g), np.isnan(case.gradient))):
-        bad = int(np.count_nonzero((np.isnan(got_d) != nan_want) | np.any(np.isnan(got_g) != np.isnan(case.gradient), axis=1)))
+        bad = int(np.count_nonzero((np.isnan(got_d) != nan_want) | np.any(np.isnan(got_g) != np.isnan(case.gradient),
+                                                                          axis=1)))
         result.passed = False
         result.checks.append(f"query: NaN (outside the map) where a value is expected, or the reverse, at {bad} points")
         return

@@ -9,8 +9,6 @@ from typing import Any
 
 import numpy as np
 
-from nemap.conformance import numpy_quantized  # an independent sibling
-
 SLACK = 1e-6                  # §9.4
 
 

@@ -149,14 +149,15 @@ def decoded_densities(member: dict[str, Any], shape: tuple[int, int, int], strea
     tile = member["tile_shape"]
     counts = [-(-n // t) for n, t in zip(shape, tile)]
     for data, cuts in ((streams, offsets), base or (streams, offsets)):
-        if cuts.shape != (int(np.prod(counts)) + 1,) or cuts[0] != 0 or np.any(np.diff(cuts) < 0) or cuts[-1] != data.size:
+        if (cuts.shape != (int(np.prod(counts)) + 1,) or cuts[0] != 0 or np.any(np.diff(cuts) < 0)
+                or cuts[-1] != data.size):
             raise QuantizedError("offsets do not cut the streams into the tiles")
     out = np.empty(shape, dtype=np.float64)
     t = 0
     for i in range(counts[0]):
         for j in range(counts[1]):
-            for l in range(counts[2]):
-                box = tuple(slice(c * w, min((c + 1) * w, n)) for c, w, n in zip((i, j, l), tile, shape))
+            for k in range(counts[2]):
+                box = tuple(slice(c * w, min((c + 1) * w, n)) for c, w, n in zip((i, j, k), tile, shape))
                 extent = tuple(b.stop - b.start for b in box)
                 values = member["step"] * decode_tile(streams[offsets[t]:offsets[t + 1]].tobytes(), extent)
                 if base is not None:

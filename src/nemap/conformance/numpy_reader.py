@@ -265,7 +265,8 @@ class NemapFile:
     def _interpret_feature_grid(self, h: dict[str, Any], required: list[Any]) -> None:
         if "NEMAP_feature_grid" not in required or self.version < (0, 2):
             _fail("FEATURE_GRID_INVALID", "NEMAP_feature_grid must be required, in a file of version 0.2 or later")
-        member = (h.get("extensions") or {}).get("NEMAP_feature_grid") if isinstance(h.get("extensions"), dict) else None
+        member = (h.get("extensions") or {}).get("NEMAP_feature_grid") if isinstance(h.get("extensions"),
+                                                                                     dict) else None
         _need(isinstance(member, dict), "extensions.NEMAP_feature_grid")
         order, channels, nodes = member.get("order"), member.get("channels"), member.get("node_shape")
         _need(order in (3, 5) and _is_int(order), "NEMAP_feature_grid.order")
@@ -275,7 +276,8 @@ class NemapFile:
 
     # §6
     def _interpret_geometry(self, geo: dict[str, Any]) -> None:
-        shape, vs, org, aff = geo.get("grid_shape"), geo.get("voxel_size"), geo.get("origin"), geo.get("index_to_physical")
+        shape, vs = geo.get("grid_shape"), geo.get("voxel_size")
+        org, aff = geo.get("origin"), geo.get("index_to_physical")
         _need_geometry_members(shape, vs, org, aff)
         # R-GEO-01: diagonal, equal to voxel_size and origin, exactly
         for i in range(3):
@@ -326,12 +328,14 @@ class NemapFile:
             _fail("NETWORK_SHAPE_CHAIN_BROKEN", f"layer sizes do not chain {inputs} → … → 1")
         self.layers = layers
 
-    def _dataset(self, datasets: dict[str, h5py.Dataset], path: str, shape: tuple[int, ...], dtype: str) -> h5py.Dataset:
+    def _dataset(self, datasets: dict[str, h5py.Dataset], path: str, shape: tuple[int, ...],
+                 dtype: str) -> h5py.Dataset:
         ds = datasets.get(path)
         if ds is None:
             _fail("DATASET_MISSING", path)
         want = np.dtype(dtype)
-        if ds.dtype.kind != want.kind or ds.dtype.itemsize != want.itemsize or (want.itemsize > 1 and ds.dtype.byteorder == ">"):
+        if (ds.dtype.kind != want.kind or ds.dtype.itemsize != want.itemsize
+                or (want.itemsize > 1 and ds.dtype.byteorder == ">")):
             _fail("DTYPE_NOT_ALLOWED", f"{path} is {ds.dtype}")
         if tuple(ds.shape) != shape:
             _fail("DATASET_SHAPE_MISMATCH", f"{path} is {ds.shape}, expected {shape}")

@@ -19,8 +19,7 @@ import numpy as np
 from scipy import ndimage
 
 from nemap.engine.query import BLOCK_POINTS, positions
-from nemap.errors import require
-from nemap.errors import NemapWarning
+from nemap.errors import NemapWarning, require
 from nemap.format.geometry import Geometry
 
 CHECK_POINTS = 4000  # random points at which the bake is compared with the exact map

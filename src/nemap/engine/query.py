@@ -64,7 +64,7 @@ class Engine:
         self._top = np.asarray(self.geometry.grid_shape, dtype=np.float64) - 1.0
 
     @classmethod
-    def from_content(cls, content: Any, device: Any = "cpu", dtype: Any = None) -> "Engine":
+    def from_content(cls, content: Any, device: Any = "cpu", dtype: Any = None) -> Engine:
         """The engine of a neural map (the same as ``Engine(content, device, dtype)``)."""
         return cls(content, device=device, dtype=dtype)
 

@@ -9,7 +9,7 @@ all regions, [V, 3].
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

@@ -51,7 +51,7 @@ def fidelity(grid: Grid, decoded: np.ndarray, bounds: np.ndarray) -> dict[str, A
     overall["max_abs_error_fraction_of_range"] = overall["max_abs_error"] / span if span > 0 else 0.0
     per_region = []
     for first, last in bounds:
-        sl = tuple(slice(int(f), int(l) + 1) for f, l in zip(first, last))
+        sl = tuple(slice(int(a), int(b) + 1) for a, b in zip(first, last))
         per_region.append(agreement([(values[sl], decoded[sl])]))
     return {"where": "voxel centres", "units": "source density units", "overall": overall, "regions": per_region}
 

@@ -3,7 +3,7 @@ the "natural fit point" stop rule and a step cap."""
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch

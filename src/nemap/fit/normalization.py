@@ -4,12 +4,11 @@ slabs of the x axis so that memory beyond the grid stays bounded."""
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
 from nemap.format.content import Normalization
-
 
 SLAB_VOXELS = 1 << 22  # voxels per slab when a whole-grid pass is streamed (bounds temporaries)
 

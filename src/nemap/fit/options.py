@@ -11,8 +11,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from nemap.format.content import Layer, siren_layers
 from nemap.errors import ArgumentError, warn
+from nemap.format.content import Layer, siren_layers
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ class Plan:
 
     def box(self, r: int) -> tuple[slice, slice, slice]:
         """Region r's voxels as slices of the grid (x, y, z)."""
-        return tuple(slice(int(f), int(l) + 1) for f, l in zip(*self.bounds[r]))  # type: ignore[return-value]
+        return tuple(slice(int(a), int(b) + 1) for a, b in zip(*self.bounds[r]))  # type: ignore[return-value]
 
 
 def find_flat(plan: Plan, targets: np.ndarray, flat_tolerance: float) -> None:

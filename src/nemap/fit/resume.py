@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from nemap.fit.region import RegionFit
 from nemap.errors import NemapError, warn
 from nemap.files import replace_atomically
+from nemap.fit.region import RegionFit
 
 
 class ResumeStore:
@@ -88,7 +88,7 @@ def take_lock(folder: Path) -> None:
             if pid and pid != os.getpid() and _alive(pid):
                 raise NemapError(f"another conversion (process {pid}) is writing this output; wait for it, or "
                                  f"remove {lock} if that process is not a conversion", path=folder,
-                                 code="OUTPUT_BUSY")
+                                 code="OUTPUT_BUSY") from None
             lock.unlink(missing_ok=True)  # stale, or ours from an earlier attempt in this process
             continue
         with os.fdopen(fd, "w") as fh:

@@ -4,7 +4,7 @@ B-spline of the voxels, a cosine learning-rate schedule, and a stop on the held-
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch

@@ -44,7 +44,7 @@ class Layer:
         return d
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "Layer":
+    def from_json(cls, d: dict[str, Any]) -> Layer:
         return cls(int(d["in_features"]), int(d["out_features"]), d["activation"], d.get("omega"))
 
 
@@ -86,7 +86,7 @@ class Normalization:
         return d
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "Normalization":
+    def from_json(cls, d: dict[str, Any]) -> Normalization:
         return cls(
             float(d["value_min"]), float(d["value_max"]), bool(d["clamp_negative"]),
             float(d["normalized_mean"]), float(d["normalized_std"]), d.get("source_stats"),

@@ -13,8 +13,16 @@ from nemap.format import evidence
 from nemap.format.hdf5 import dataset_digest
 from nemap.format.inspector import Inspector
 from nemap.format.kinds import kind_of
-from nemap.format.limits import (FORMAT_VERSION, FREE_GROUPS, MAX_DATASET_ELEMENTS, MAX_MRC_HEADER_BYTES,
-                                 MAX_TOTAL_ELEMENTS, SOURCE_DATASETS, VERSION_STRING, layer_paths)
+from nemap.format.limits import (
+    FORMAT_VERSION,
+    FREE_GROUPS,
+    MAX_DATASET_ELEMENTS,
+    MAX_MRC_HEADER_BYTES,
+    MAX_TOTAL_ELEMENTS,
+    SOURCE_DATASETS,
+    VERSION_STRING,
+    layer_paths,
+)
 from nemap.format.tiling import coverage_gaps
 
 
@@ -41,7 +49,8 @@ def check_datasets(ins: Inspector, header: dict[str, Any], datasets: dict[str, h
     """Presence, datatype and shape of every dataset (R-VAL-01); returns the required datasets that may not be read
     (missing, of the wrong datatype or shape, over a limit, stored with a forbidden filter or storage)."""
     expected = expected_datasets(header)
-    bad = {path for path, (shape, dtype) in expected.items() if not _check_one(ins, path, datasets.get(path), shape, dtype)}
+    bad = {path for path, (shape, dtype) in expected.items() if not _check_one(ins, path, datasets.get(path), shape,
+                                                                               dtype)}
     for path in SOURCE_DATASETS:
         ds = datasets.get(path)
         if ds is not None:

@@ -78,7 +78,8 @@ def pack_mask(mask: np.ndarray) -> np.ndarray:
 def unpack_mask(bits: np.ndarray, grid_shape: Any) -> np.ndarray:
     """The boolean [nx, ny, nz] mask of :func:`pack_mask`'s bytes."""
     n = int(np.prod(grid_shape))
-    return np.unpackbits(np.asarray(bits, dtype=np.uint8), count=n, bitorder="big").astype(bool).reshape(tuple(grid_shape))
+    return np.unpackbits(np.asarray(bits, dtype=np.uint8), count=n,
+                         bitorder="big").astype(bool).reshape(tuple(grid_shape))
 
 
 def problems(member: dict[str, Any], arrays: dict[str, np.ndarray], grid_shape: Any) -> list[tuple[str, str]]:

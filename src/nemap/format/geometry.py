@@ -60,7 +60,7 @@ class Geometry:
         return a
 
     @classmethod
-    def from_affine(cls, affine: Any, grid_shape: Any, source: dict[str, Any] | None = None) -> "Geometry":
+    def from_affine(cls, affine: Any, grid_shape: Any, source: dict[str, Any] | None = None) -> Geometry:
         """Build from a 3×4 index→Å affine; its linear part must be diagonal (format 0.1)."""
         a = np.asarray(affine, dtype=np.float64)
         if a.shape != (3, 4):

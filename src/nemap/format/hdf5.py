@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import h5py
 import numpy as np

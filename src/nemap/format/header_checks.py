@@ -17,7 +17,7 @@ from nemap.format.inspector import Inspector, Stop
 from nemap.format.kinds import extensions, kind_of
 from nemap.format.limits import MAX_GRID_VOXELS, MAX_HEADER_BYTES, parse_version
 
-EVIDENCE_SCHEMA = "evidence"  # schema/evidence/header.schema.json: the header's evidence member (spec/0.2/nemap.md §5.1)
+EVIDENCE_SCHEMA = "evidence"  # schema/evidence/header.schema.json: the evidence member (spec/0.2/nemap.md §5.1)
 
 
 def read_header(ins: Inspector, datasets: dict[str, h5py.Dataset]) -> dict[str, Any]:

@@ -19,8 +19,15 @@ import numpy as np
 from nemap.errors import FormatError
 from nemap.format.codes import CODES, ERROR
 from nemap.format.hdf5 import address, read_short_vlen_string
-from nemap.format.limits import (ALLOWED_FILTERS, FORMAT_TAG, FORMAT_VERSION, HDF5_SIGNATURE, MAX_ROOT_STRING_BYTES,
-                                 VERSION_STRING, parse_version)
+from nemap.format.limits import (
+    ALLOWED_FILTERS,
+    FORMAT_TAG,
+    FORMAT_VERSION,
+    HDF5_SIGNATURE,
+    MAX_ROOT_STRING_BYTES,
+    VERSION_STRING,
+    parse_version,
+)
 from nemap.format.raw_attributes import vlen_lengths
 
 

@@ -11,7 +11,8 @@ falls back to reading the value through a short buffer.
 from __future__ import annotations
 
 import struct
-from typing import BinaryIO, Iterator
+from collections.abc import Iterator
+from typing import BinaryIO
 
 ATTRIBUTE, CONTINUATION = 0x000C, 0x0010
 VLEN_CLASS, VLEN_STRING = 9, 1

@@ -10,7 +10,8 @@ per Å.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -62,7 +63,8 @@ def bspline_weights(u: np.ndarray, order: int) -> tuple[np.ndarray, np.ndarray]:
     """Weights and d/du of the order + 1 nodes of a cell, [..., order + 1] each."""
     coefficients = np.asarray(BSPLINE_WEIGHTS[order], dtype=np.float64) / math.factorial(order)
     powers = u[..., None] ** np.arange(order + 1)
-    slopes = np.concatenate([np.zeros_like(u)[..., None], np.arange(1, order + 1) * u[..., None] ** np.arange(order)], -1)
+    slopes = np.concatenate([np.zeros_like(u)[..., None], np.arange(1, order + 1) * u[...,
+                                                                                      None] ** np.arange(order)], -1)
     return powers @ coefficients.T, slopes @ coefficients.T
 
 

@@ -125,10 +125,10 @@ def coverage_gaps(bounds: np.ndarray, grid_shape) -> np.ndarray:
         faces = np.unique(np.concatenate([[0, top], bounds[:, 0, a], bounds[:, 1, a]]))
         faces = faces[(faces >= 0) & (faces <= top)].astype(np.float64)
         pts = np.concatenate([faces, (faces[:-1] + faces[1:]) / 2.0])
-        f, l = bounds[:, 0, a][None, :], bounds[:, 1, a][None, :]
+        f, last = bounds[:, 0, a][None, :], bounds[:, 1, a][None, :]
         p = pts[:, None]
         above = np.where(f == 0, p >= f, p > f)
-        below = np.where(l == top, p <= l, p < l)
+        below = np.where(last == top, p <= last, p < last)
         tests.append(pts)
         member.append(above & below)  # [T_a, R]
     gaps = []

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nemap._version import __version__
+from nemap.format.codes import ERROR, INFO, WARNING
 from nemap.format.inspector import Issue
 from nemap.format.limits import VERSION_STRING
 from nemap.format.reader import inspect
-from nemap.format.codes import ERROR, INFO, WARNING
 
 UNREADABLE = {"IO_CANNOT_OPEN", "IO_NOT_HDF5"}
 

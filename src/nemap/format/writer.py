@@ -49,7 +49,8 @@ def build_header(content: NeuralMapContent, digests: dict[str, str]) -> dict[str
         header["evidence"] = content.evidence.member()
     header["normalization"] = content.normalization.to_json()
     regions: dict[str, Any] = {"count": content.regions.count, "network_count": content.regions.network_count,
-                               "blend": {"method": "smoothstep-product", "ramp_width": float(content.regions.ramp_width)}}
+                               "blend": {"method": "smoothstep-product",
+                                         "ramp_width": float(content.regions.ramp_width)}}
     if content.regions.tiling:
         regions["tiling"] = content.regions.tiling
     header["regions"] = regions

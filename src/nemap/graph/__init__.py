@@ -2,7 +2,22 @@
 (density and gradient at Å positions), never a file or torch."""
 
 from nemap.graph.peaks import (  # noqa: F401 - the package's public face
-    Field, PeakGraph, centroids, climb_steps, climb_paper, cluster, discrete_roots, extract, higher_grid_point_near,
-    link, saddle_points, screen, screen_box, seed_grid_shape, seed_positions, seeds_above, steered_roots,
+    Field,
+    PeakGraph,
+    centroids,
+    climb_paper,
+    climb_steps,
+    cluster,
+    discrete_roots,
+    extract,
+    higher_grid_point_near,
+    link,
+    saddle_points,
+    screen,
+    screen_box,
+    seed_grid_shape,
+    seed_positions,
+    seeds_above,
+    steered_roots,
     threshold_for,
 )

@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -396,7 +397,8 @@ def extract(field_fn: Field, box: tuple[np.ndarray, np.ndarray], resolution: flo
             evaluations += hessian_evaluations
         if saddle.any():
             off = SADDLE_STEP * rising[saddle]
-            more, more_kept, more_evaluations = climb_steps(field_fn, np.concatenate([pos[saddle] + off, pos[saddle] - off]))
+            more, more_kept, more_evaluations = climb_steps(field_fn, np.concatenate([pos[saddle] + off,
+                                                                                      pos[saddle] - off]))
             evaluations += more_evaluations
             ends = np.concatenate([ends[~saddle[labels]], more[more_kept]])
             labels = cluster(ends, method=GRAPH_METHODS[method])

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from nemap.files import atomic_output, check_output_path
 from nemap.errors import FormatError, NemapError, require, warn
+from nemap.files import atomic_output, check_output_path
 from nemap.graph import PeakGraph
 
 SUFFIXES = (".npz", ".json", ".graphml", ".pdb", ".cif", ".cmm")

@@ -210,13 +210,15 @@ class NeuralMap:
 
         res = resolution if resolution is not None else self.resolution
         if res is None:
-            raise NemapError("no resolution: the file has none; give 'resolution'", path=self.path, parameter="resolution",
+            raise NemapError("no resolution: the file has none; give 'resolution'", path=self.path,
+                             parameter="resolution",
                              code="NO_RESOLUTION")
         level = None
         if contour:
             level = self.contour_level
             if level is None:
-                raise NemapError("the file has no contour level; give 'threshold' or 'sigma'", path=self.path, parameter="contour",
+                raise NemapError("the file has no contour level; give 'threshold' or 'sigma'", path=self.path,
+                                 parameter="contour",
                                  code="NO_THRESHOLD")
         t = graph.threshold_for(self.normalization, threshold=threshold, sigma=sigma, contour=level,
                                 path=str(self.path))
@@ -257,7 +259,8 @@ class NeuralMap:
                 half_maps=list(member.get("half_maps", [])), fsc=member.get("fsc"),
                 fsc_table=self._read(evidence.FSC_PATH) if "fsc" in member else None,
                 local_resolution=member.get("local_resolution"),
-                local_resolution_grid=self._read(evidence.LOCAL_RESOLUTION_PATH) if "local_resolution" in member else None,
+                local_resolution_grid=(self._read(evidence.LOCAL_RESOLUTION_PATH) if "local_resolution" in member
+                                       else None),
                 mask=member.get("mask"), mask_bits=self._read(evidence.MASK_PATH) if "mask" in member else None)
         return self._evidence
 
@@ -307,7 +310,7 @@ class NeuralMap:
             self._file.close()
             self._file = None
 
-    def __enter__(self) -> "NeuralMap":
+    def __enter__(self) -> NeuralMap:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -2,7 +2,8 @@
 
 The seed paper's three (002, scaled to a 2-core CPU and a 10 MB budget; each class says how): ``dnn`` and
 ``cnn3d`` classify a patch as high (< 5 Å), medium (5–10 Å) or low (> 10 Å) resolution; ``unet10`` classifies
-every voxel into ten resolution bins. ``local`` (the default, CryoRes-style): a small 3D U-Net on CUBE³ patches at 1 Å per voxel that predicts, per
+every voxel into ten resolution bins. ``local`` (the default, CryoRes-style): a small 3D U-Net on CUBE³ patches at 1
+Å per voxel that predicts, per
 voxel, the local resolution (log Å) and the molecular mask (logit), and from its deepest features the patch's
 global resolution (log Å); trained with L_global + λ·L_local + L_mask on simulated maps with exact labels
 (training/resolution_data.py, training/train_resolution.py).

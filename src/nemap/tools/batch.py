@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nemap.errors import ArgumentError, NemapError
+from nemap.files import replace_atomically
 from nemap.fit.options import FitOptions
 from nemap.fit.region import RegionFit
 from nemap.fit.tasks import RegionTask
-from nemap.errors import ArgumentError, NemapError
-from nemap.files import replace_atomically
 from nemap.io.mrc import map_stem
 from nemap.tools.convert import Conversion, finish_conversion, start_conversion
 

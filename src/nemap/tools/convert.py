@@ -12,24 +12,25 @@ import logging
 import math
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from nemap._version import __version__
-from nemap.map.neuralmap import open as open_nemap
+from nemap.errors import ArgumentError, NemapError, check_number, warn
+from nemap.files import check_output_path, file_sha256
 from nemap.fit.fit_map import MapFit, check_device
 from nemap.fit.memory import available_memory_bytes, check_memory
 from nemap.fit.options import FitOptions
 from nemap.fit.resume import remove_resume_folder
+from nemap.format.geometry import Geometry, grid_over_box
 from nemap.format.limits import MAX_GRID_VOXELS, VERSION_STRING
 from nemap.format.writer import write
-from nemap.errors import ArgumentError, NemapError, check_number, warn
-from nemap.files import check_output_path, file_sha256
-from nemap.format.geometry import Geometry, grid_over_box
 from nemap.io.mrc import raw_header, read_mrc, read_mrc_header, write_mrc
+from nemap.map.neuralmap import open as open_nemap
 
 log = logging.getLogger("nemap")
 

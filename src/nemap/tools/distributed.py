@@ -18,10 +18,10 @@ import os
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from typing import Any
 
+from nemap.errors import NemapError, require
 from nemap.fit.fit_map import MapFit
 from nemap.fit.region import RegionFit
 from nemap.fit.tasks import RegionTask
-from nemap.errors import NemapError, require
 
 log = logging.getLogger("nemap")
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from nemap.map.neuralmap import open as open_nemap
 from nemap.io.mrc import is_mrc, mrc_info
+from nemap.map.neuralmap import open as open_nemap
 
 
 def describe(path: str | os.PathLike, *, with_provenance: bool = False, origin_convention: str = "auto"

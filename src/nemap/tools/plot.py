@@ -55,9 +55,9 @@ def slice_plot(nemap_path: str | os.PathLike, out: str | os.PathLike, axis: int,
                within: float | None = None, force: bool = False) -> dict:
     """Write the PNG; returns what was drawn (plane index, Å, RMSE and max |error| on it).
     axis: 0, 1, 2 for x, y, z; value: the plane's position in Å (the nearest voxel plane is drawn)."""
-    from nemap.map.neuralmap import open as open_nemap
     from nemap.files import check_output_path
     from nemap.io.mrc import read_mrc
+    from nemap.map.neuralmap import open as open_nemap
 
     out = check_output_path(out, force)
     if within is not None:

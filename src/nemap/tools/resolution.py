@@ -10,15 +10,14 @@ from typing import Any
 
 import numpy as np
 
-from nemap.map.neuralmap import open as open_nemap
 from nemap.errors import NemapError, require
+from nemap.files import file_sha256, is_nemap
 from nemap.format.evidence import Evidence, pack_mask
-from nemap.files import is_nemap
 from nemap.format.geometry import Geometry, Grid
 from nemap.io.mrc import read_mrc, write_mrc
+from nemap.map.neuralmap import open as open_nemap
 from nemap.resolution.fsc import FscCurve, fsc
 from nemap.resolution.locres import LocalResolution, local_resolution
-from nemap.files import file_sha256
 
 log = logging.getLogger("nemap")
 

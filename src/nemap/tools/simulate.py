@@ -20,7 +20,6 @@ import numpy as np
 
 from nemap.errors import ArgumentError, NemapError, check_number
 from nemap.format.geometry import Geometry, Grid
-
 from nemap.io.models import read_atoms
 
 SIGMA_FACTOR = 1.0 / (math.pi * math.sqrt(2.0))  # molmap's default: the transform falls to 1/e at 1/R
@@ -43,7 +42,7 @@ def molmap_geometry(xyz: np.ndarray, resolution: float, voxel_size: float | None
     step = resolution / 3.0 if voxel_size is None else float(voxel_size)
     pad = 3.0 * resolution if padding is None else float(padding)
     lo, hi = xyz.min(axis=0), xyz.max(axis=0)
-    shape = tuple(max(1, int(math.ceil((h - l + 2 * pad) / step))) for l, h in zip(lo, hi))
+    shape = tuple(max(1, int(math.ceil((h - a + 2 * pad) / step))) for a, h in zip(lo, hi))
     return Geometry(shape, (step,) * 3, tuple(float(v) for v in lo - pad))
 
 

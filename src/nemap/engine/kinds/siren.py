@@ -4,7 +4,8 @@ inputs only. Torch is imported when the first SIREN map is evaluated."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
-from nemap.format.content import NeuralMapContent, Normalization
-from nemap.format.geometry import Grid
+from nemap.format.content import NeuralMapContent
 
 FitOptions = Any  # nemap.fit.options.FitOptions (not imported: the options find their maker here)
 

@@ -20,10 +20,16 @@ from nemap.errors import NemapError, warn
 from nemap.fit.kinds.base import RegionMaker
 from nemap.format.content import Layer, NeuralMapContent, Regions
 from nemap.format.kinds import voxel_codec
-from nemap.format.kinds.quantized import (CERTIFICATE_COLUMNS, QuantizedVoxels, base_matrix, evaluate_base, tile_box,
-                                          tile_grid)
+from nemap.format.kinds.quantized import (
+    CERTIFICATE_COLUMNS,
+    QuantizedVoxels,
+    base_matrix,
+    evaluate_base,
+    tile_box,
+    tile_grid,
+)
 from nemap.resolution import fsc as fsc_module
-from nemap.resolution.noise import NoiseEstimate, estimate_noise, from_half_maps
+from nemap.resolution.noise import NoiseEstimate, estimate_noise
 
 INVISIBLE_TOLERANCE = 1 / 20  # noise SDs: the default bound
 INVISIBLE_FSC = 0.999  # the default's floor of FSC(decoded, source) up to the resolution
@@ -181,7 +187,8 @@ def based(values: np.ndarray, voxel_size: Any, bound: float, resolution: float |
             tries = [fit.quantize(bound, factor * bound, voxel_size, resolution) for factor in BASE_STEPS]
             out.append(min(tries, key=lambda c: sum(len(b) for b in c.streams(values.shape)[::2] if b is not None)))
             continue
-        found = _bisect(lambda step: fit.quantize(bound, step, voxel_size, resolution), bound * 1e-3, bound * 8, floor)
+        found = _bisect(lambda step, fit=fit: fit.quantize(bound, step, voxel_size, resolution), bound * 1e-3,
+                        bound * 8, floor)
         if found is not None:
             out.append(found)
     return out

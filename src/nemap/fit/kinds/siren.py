@@ -57,7 +57,8 @@ class SirenMaker(RegionMaker):
             "precision": "float32 (no TF32)",
             "torch": torch.__version__,
             "regions": [dict(plan.fits[r].stats, region=r) if r in plan.fits else
-                        {"region": r, "stop_reason": "flat" if r in plan.flat else "constant"} for r in range(plan.total)],
+                        {"region": r,
+                         "stop_reason": "flat" if r in plan.flat else "constant"} for r in range(plan.total)],
         }
 
     def recipe(self, options: Any) -> dict[str, Any]:

@@ -9,8 +9,9 @@ A reader decodes only the tiles it needs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import jsonschema
 import numpy as np
@@ -214,7 +215,8 @@ class QuantizedKind(RegionKind):
 
     def arrays(self, content: NeuralMapContent) -> dict[str, np.ndarray]:
         q = content.quantized
-        out = {STREAMS: np.ascontiguousarray(q.streams, dtype="u1"), OFFSETS: np.ascontiguousarray(q.offsets, dtype="<i8")}
+        out = {STREAMS: np.ascontiguousarray(q.streams, dtype="u1"),
+               OFFSETS: np.ascontiguousarray(q.offsets, dtype="<i8")}
         if q.certificate is not None:
             out[CERTIFICATE] = np.ascontiguousarray(q.certificate, dtype="<f8")
         if q.base_streams is not None:

@@ -4,7 +4,8 @@
 Codes are predicted level by level, coarse to fine (stride s = 2^L … 2, then along x, y, z at each level) by
 integer interpolation of codes already decoded along one axis, and only the residuals are stored, split into a
 few classes by how much the two nearest neighbours differ, each class as a bitmap of non-zero residuals, one
-byte per non-zero magnitude, and an 8-byte value for each magnitude byte of 255. Decoding is integer arithmetic and zlib only.
+byte per non-zero magnitude, and an 8-byte value for each magnitude byte of 255. Decoding is integer arithmetic and
+zlib only.
 """
 
 from __future__ import annotations
