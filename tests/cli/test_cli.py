@@ -71,7 +71,9 @@ def test_readme_and_ci_run_the_same_test_command() -> None:
     blocks = [line.strip() for line in readme.split("```")[1].splitlines()[1:] if line.strip()]
     assert len(blocks) == 2, "README opens with two set-up commands"
     assert "pytest" in blocks[1] and blocks[1] in ci
-    assert blocks[0].startswith("pip install torch==2.13.0") and blocks[1].startswith("pip install torch==2.13.0")
+    # line 1 installs no extra, so no torch at all (the light install); line 2 pins the CPU build before the extras
+    assert blocks[0].startswith("pip install -e . ") and "[" not in blocks[0].split("&&")[0]
+    assert blocks[1].startswith("pip install torch==2.13.0")
 
 
 def test_convert_round_trip_from_the_command_line(tmp_path: Path) -> None:
