@@ -58,3 +58,39 @@ def test_a_folder_of_another_conversion_is_emptied_not_mixed(tmp_path: Path) -> 
     with pytest.warns(NemapWarning, match="different conversion"):
         store = ResumeStore(folder, {**KEY, "options": {"width": 16}})
     assert store.finished() == {}
+
+
+def test_regions_saved_out_of_order_land_in_their_own_slots(tmp_path: Path) -> None:
+    """A resumed fit takes each saved region for the region it was (here 5, 2, 7 of a 12-region map, saved in that
+    order, with distinct weights), never by the order of the files or of the saves."""
+    from fixtures.synthetic_maps import chain_map
+    from nemap.fit.fit_map import MapFit
+    from nemap.fit.options import options_for
+
+    grid = chain_map((40, 30, 26), resolution=3.0, margin=0.0, atoms=200, seed=3)[0]
+    options = options_for("siren-tiny", width=8, sine_layers=1, max_steps=1, max_region_size=16, device="cpu")
+    folder = tmp_path / "out.nemap.resume"
+    probe = MapFit(grid, options, resume=folder, resume_key=KEY)
+    layers = options.layers()
+    saved = {}
+    for r in (5, 2, 7):
+        w = [np.full((layer.out_features, layer.in_features), r + i / 10, np.float32) for i, layer in enumerate(layers)]
+        b = [np.full(layer.out_features, -r, np.float32) for layer in layers]
+        saved[r] = RegionFit(r, w, b, {"steps": 1, "stop_reason": "step-cap"})
+        probe.record(saved[r])
+    job = MapFit(grid, options, resume=folder, resume_key=KEY)
+    assert sorted(job.plan.fits) == [2, 5, 7] and 5 not in job.plan.todo and 0 in job.plan.todo
+    job.fit_here()
+    content = job.content()
+    for r, fit in saved.items():
+        slot = int(content.regions.network_index[r])
+        for layer_weights, want in zip(content.weights, fit.weights):
+            np.testing.assert_array_equal(layer_weights[slot], want)
+
+
+def test_a_resume_folder_of_another_source_map_is_not_used(tmp_path: Path) -> None:
+    """The key names the source's SHA-256: regions fitted for map A are never taken for map B."""
+    folder = tmp_path / "out.nemap.resume"
+    ResumeStore(folder, {**KEY, "source_sha256": "a" * 64}).save(_fit(0))
+    with pytest.warns(NemapWarning, match="different conversion"):
+        assert ResumeStore(folder, {**KEY, "source_sha256": "b" * 64}).finished() == {}

@@ -299,3 +299,23 @@ def test_fast_nodes_are_maxima_not_saddles() -> None:
     assert fast.node_count == 2 and fast.stats["saddles_left"] == 1
     d, _ = cKDTree(fast.pos).query(centres)
     assert d.max() < 0.01
+
+
+def test_every_pair_closer_than_the_limit_is_linked_and_no_other() -> None:
+    """link() against all pairs by brute force: close pairs are linked (both directions), far ones are not, the
+    lengths are the distances, and a limit at the midpoint removes exactly the pairs longer than it there."""
+    from nemap.graph import link
+
+    rng = np.random.default_rng(4)
+    pos = rng.uniform(0, 20, (60, 3))
+    distance = np.linalg.norm(pos[:, None] - pos[None], axis=2)
+    edges, lengths = link(pos, 5.0)
+    got = {(int(a), int(b)) for a, b in edges.T}
+    want = {(i, j) for i in range(60) for j in range(60) if i != j and distance[i, j] <= 5.0}
+    assert got == want and len(edges.T) == len(want)
+    np.testing.assert_allclose(lengths, distance[edges[0], edges[1]])
+    limited, _ = link(pos, 5.0, limit=lambda mid: np.where(mid[:, 0] < 10.0, 3.0, 5.0))
+    kept = {(int(a), int(b)) for a, b in limited.T}
+    mids = (pos[:, None] + pos[None]) / 2
+    want_limited = {(i, j) for i, j in want if distance[i, j] <= (3.0 if mids[i, j, 0] < 10.0 else 5.0)}
+    assert kept == want_limited
