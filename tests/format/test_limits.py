@@ -131,12 +131,21 @@ def test_tile_edges_at_and_past_their_limit() -> None:
     assert list(schema.iter_errors(dict(member, tile_shape=[128, 0, 128])))
 
 
-def test_a_tile_inflating_one_byte_past_its_limit_is_refused() -> None:
+def test_a_class_stream_inflating_one_byte_past_its_length_is_refused() -> None:
     import zlib
 
-    shape = (4, 4, 4)
-    limit = voxel_codec.max_stream_bytes(shape)
-    with pytest.raises(voxel_codec.CodecError, match="names no order"):  # inflated and read: a bad pass byte
-        voxel_codec.decode_tile(zlib.compress(b"\x02" + b"\x00" * (limit - 1)), shape)  # at the limit: parsed
+    shape = (2, 1, 1)  # one level; one target (x = 1), predicted by its left neighbour
+    head = bytes([1, 1, 1, 1]) + (5).to_bytes(8, "little", signed=True)
+
+    def tile(inflated: bytes) -> bytes:
+        return head + bytes([voxel_codec.JOINT]) + zlib.compress(inflated)
+
+    assert voxel_codec.decode_tile(tile(b"\x04"), shape).ravel().tolist() == [5, 7]  # zigzag 4 = +2
     with pytest.raises(voxel_codec.CodecError, match="inflates to more than"):
-        voxel_codec.decode_tile(zlib.compress(b"\x02" + b"\x00" * limit), shape)  # one past: never parsed
+        voxel_codec.decode_tile(tile(b"\x04\x00"), shape)
+    escaped = (300).to_bytes(8, "little")  # zigzag 300 = +150
+    assert voxel_codec.decode_tile(tile(b"\xff" + escaped), shape).ravel().tolist() == [5, 155]
+    with pytest.raises(voxel_codec.CodecError, match="ends early"):
+        voxel_codec.decode_tile(tile(b"\xff" + escaped[:7]), shape)
+    with pytest.raises(voxel_codec.CodecError, match="inflates to more than"):
+        voxel_codec.decode_tile(tile(b"\xff" + escaped + b"\x00"), shape)

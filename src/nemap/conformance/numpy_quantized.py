@@ -23,31 +23,52 @@ def levels(extent: tuple[int, ...]) -> int:
 
 
 def max_inflated(extent: tuple[int, ...]) -> int:
+    """§3.1: M, the most bytes a tile's streams may inflate to together."""
     v = int(np.prod(extent))
-    return 25 + 39 * levels(extent) + v // 8 + 9 * v
+    return v // 8 + 12 * levels(extent) + 9 * v
 
 
 class Stream:
-    def __init__(self, data: bytes):
-        self.data, self.at = data, 0
+    """The tile's bytes, read in order; ``inflate`` reads one zlib stream of a stated length (§3.1)."""
+
+    def __init__(self, data: bytes, extent: tuple[int, ...]):
+        self.data, self.at, self.budget = data, 0, max_inflated(extent)
 
     def take(self, n: int) -> bytes:
         if self.at + n > len(self.data):
-            raise QuantizedError("the tile stream ends early")
+            raise QuantizedError("the tile ends early")
         self.at += n
         return self.data[self.at - n:self.at]
 
+    def inflate(self, n: int, escaped: bool) -> tuple[bytes, bytes]:
+        """n bytes of one zlib stream, then (``escaped``) 8 more for each of them that is 255; nothing beyond."""
+        d = zlib.decompressobj()
+        rest = self.data[self.at:]
+        head, rest = self._read(d, rest, n)
+        tail, rest = self._read(d, rest, 8 * head.count(255) if escaped else 0)
+        try:
+            if not d.eof and d.decompress(rest, 1):
+                raise QuantizedError("a stream inflates further than stated")
+        except zlib.error as exc:
+            raise QuantizedError(f"not zlib: {exc}") from None
+        if not d.eof:
+            raise QuantizedError("a stream is cut short")
+        self.at = len(self.data) - len(d.unused_data)
+        return head, tail
 
-def inflate(raw: bytes, extent: tuple[int, ...]) -> bytes:
-    """§3.1: one zlib stream, at most M bytes, nothing after it."""
-    d = zlib.decompressobj()
-    try:
-        out = d.decompress(raw, max_inflated(extent) + 1)
-    except zlib.error as exc:
-        raise QuantizedError(f"not zlib: {exc}") from None
-    if len(out) > max_inflated(extent) or d.unconsumed_tail or not d.eof or d.unused_data:
-        raise QuantizedError("the stream inflates too far, is cut short or has bytes after it")
-    return out
+    def _read(self, d: Any, rest: bytes, n: int) -> tuple[bytes, bytes]:
+        self.budget -= n
+        if self.budget < 0:
+            raise QuantizedError("the tile's streams inflate beyond M")
+        if n == 0:
+            return b"", rest
+        try:
+            out = d.decompress(rest, n) if not d.eof else b""
+        except zlib.error as exc:
+            raise QuantizedError(f"not zlib: {exc}") from None
+        if len(out) != n:
+            raise QuantizedError("a stream ends early")
+        return out, d.unconsumed_tail
 
 
 def targets(extent: tuple[int, ...], s: int, a: int) -> list[np.ndarray]:
@@ -60,28 +81,38 @@ def targets(extent: tuple[int, ...], s: int, a: int) -> list[np.ndarray]:
     return out
 
 
-def residuals(stream: Stream, n: int) -> np.ndarray:
-    """§3.3: bitmap, magnitude bytes, escapes → residuals of n targets."""
-    nbytes = (n + 7) // 8
-    packed = np.frombuffer(stream.take(nbytes), dtype=np.uint8)
-    bits = np.unpackbits(packed)[:n].astype(bool) if n else np.zeros(0, bool)
-    if n % 8 and np.unpackbits(packed)[n:].any():
-        raise QuantizedError("bitmap padding is not zero")
-    g = np.frombuffer(stream.take(int(bits.sum())), dtype=np.uint8).astype(np.int64)
-    wide = np.nonzero(g == 255)[0]
-    for i in wide:
-        value = int.from_bytes(stream.take(8), "little")
+def widened(head: bytes, tail: bytes) -> np.ndarray:
+    """Bytes, each 255 replaced by the next 8-byte little-endian value of ``tail`` (§3.3)."""
+    values = np.frombuffer(head, dtype=np.uint8).astype(np.int64)
+    for j, i in enumerate(np.nonzero(values == 255)[0]):
+        value = int.from_bytes(tail[8 * j:8 * j + 8], "little")
         if not 255 <= value < 2**40:
-            raise QuantizedError("an escaped magnitude out of range")
-        g[i] = value
+            raise QuantizedError("an escaped value out of range")
+        values[i] = value
+    return values
+
+
+def residuals(stream: Stream, n: int) -> np.ndarray:
+    """§3.3: a mode byte, then nothing (0), bitmap and magnitudes (1), or one byte per target (2)."""
+    mode = stream.take(1)[0]
     z = np.zeros(n, dtype=np.int64)
-    z[bits] = g + 1
+    if mode == 1:
+        packed, _ = stream.inflate((n + 7) // 8, False)
+        bits = np.unpackbits(np.frombuffer(packed, dtype=np.uint8))
+        if bits[n:].any():
+            raise QuantizedError("bitmap padding is not zero")
+        bits = bits[:n].astype(bool)
+        z[bits] = widened(*stream.inflate(int(bits.sum()), True)) + 1
+    elif mode == 2:
+        z = widened(*stream.inflate(n, True))
+    elif mode != 0:
+        raise QuantizedError(f"class mode {mode}")
     return np.where(z % 2 == 0, z // 2, -(z + 1) // 2)
 
 
 def decode_tile(raw: bytes, extent: tuple[int, int, int]) -> np.ndarray:
     """The integer codes of one tile (§3.1–§3.3)."""
-    stream = Stream(inflate(raw, extent))
+    stream = Stream(raw, extent)
     L = levels(extent)
     if stream.take(1)[0] != L:
         raise QuantizedError("wrong level count")

@@ -1,17 +1,19 @@
 """The tile code of NEMAP_quantized (spec/extensions/NEMAP_quantized/README.md §3): a tile of integer voxel codes k
-(the voxel's value divided by the step, rounded) as one zlib stream, exactly decodable in any language.
+(the voxel's value divided by the step, rounded), exactly decodable in any language with integer arithmetic and
+zlib.
 
 Codes are predicted level by level, coarse to fine (stride s = 2^L … 2, then along x, y, z at each level) by
 integer interpolation of codes already decoded along one axis, and only the residuals are stored, split into a
-few classes by how much the two nearest neighbours differ, each class as a bitmap of non-zero residuals, one
-byte per non-zero magnitude, and an 8-byte value for each magnitude byte of 255. Decoding is integer arithmetic and
-zlib only.
+few classes by how much the two nearest neighbours differ. Each class is stored in the mode that makes it
+smallest: nothing (every residual 0), a bitmap of the non-zero residuals and their magnitudes, or one byte per
+residual — each part its own zlib stream, compressed with whichever zlib strategy suits it.
 """
 
 from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -113,14 +115,39 @@ def _unzigzag(z: np.ndarray) -> np.ndarray:
     return np.where(z % 2 == 0, z // 2, -(z + 1) // 2)
 
 
-def _class_bytes(residuals: np.ndarray) -> tuple[bytes, bytes, bytes]:
-    """(bitmap of non-zero residuals, one byte per non-zero magnitude, escapes) of residuals in order."""
+EMPTY, SPLIT, JOINT = 0, 1, 2  # how a class is stored (README §3.3)
+STRATEGIES = {"bitmap": (zlib.Z_RLE, zlib.Z_FILTERED, zlib.Z_HUFFMAN_ONLY),
+              "bytes": (zlib.Z_FILTERED, zlib.Z_HUFFMAN_ONLY)}
+
+
+def _bytes_with_escapes(values: np.ndarray) -> bytes:
+    """One byte per value, min(value, 255), then the 8-byte little-endian value of each that is ≥ 255."""
+    small = np.minimum(values, ESCAPE).astype(np.uint8)
+    return small.tobytes() + values[values >= ESCAPE].astype("<u8").tobytes()
+
+
+def _deflate(data: bytes, kind: str) -> bytes:
+    """The smallest zlib stream of ``data`` over the strategies that suit its kind (level 9)."""
+    best = b""
+    for strategy in STRATEGIES[kind]:
+        packer = zlib.compressobj(9, zlib.DEFLATED, 15, 9, strategy)
+        out = packer.compress(data) + packer.flush()
+        if not best or len(out) < len(best):
+            best = out
+    return best
+
+
+def _class_bytes(residuals: np.ndarray) -> bytes:
+    """A class's mode byte and streams: EMPTY; SPLIT (bitmap of non-zero residuals, then magnitudes z − 1 with
+    escapes); JOINT (every zigzag value z with escapes) — whichever is smallest."""
     z = _zigzag(residuals)
     nonzero = z != 0
-    magnitude = z[nonzero] - 1
-    small = np.minimum(magnitude, ESCAPE).astype(np.uint8)
-    escapes = magnitude[magnitude >= ESCAPE].astype("<u8")
-    return np.packbits(nonzero).tobytes(), small.tobytes(), escapes.tobytes()
+    if not nonzero.any():
+        return bytes([EMPTY])
+    split = (bytes([SPLIT]) + _deflate(np.packbits(nonzero).tobytes(), "bitmap")
+             + _deflate(_bytes_with_escapes(z[nonzero] - 1), "bytes"))
+    joint = bytes([JOINT]) + _deflate(_bytes_with_escapes(z), "bytes")
+    return split if len(split) <= len(joint) else joint
 
 
 def _estimate_bits(residuals: np.ndarray) -> float:
@@ -156,8 +183,8 @@ def _choose(known: np.ndarray, targets: np.ndarray, p: Pass) -> tuple[int, int, 
     return best[1], best[2], best[3], best[4]
 
 
-def encode_tile(k: np.ndarray, level: int = 9) -> bytes:
-    """The zlib stream of a tile of integer codes k [x, y, z] (every |k| ≤ MAX_CODE)."""
+def encode_tile(k: np.ndarray) -> bytes:
+    """The bytes of a tile of integer codes k [x, y, z] (every |k| ≤ MAX_CODE)."""
     k = np.asarray(k, dtype=np.int64)
     if k.ndim != 3 or k.size == 0 or np.abs(k).max() > MAX_CODE:
         raise ValueError("a tile is a non-empty 3-D array of codes with |k| ≤ 2^31 − 1")
@@ -165,60 +192,79 @@ def encode_tile(k: np.ndarray, level: int = 9) -> bytes:
     for p in passes(k.shape):
         targets = k[p.targets()]
         if targets.size == 0:
-            table.append(16 * 0 + 1)
+            table.append(1)
             continue
         order, count, residuals, cls = _choose(k[p.known()], targets, p)
         table.append(16 * (count - 1) + order)
-        for c in range(count):
-            body.append(_class_bytes(residuals[cls == c]))
-    compressor = zlib.compressobj(level, zlib.DEFLATED, 15, 9, zlib.Z_FILTERED)
-    out = [compressor.compress(bytes(table) + int(k[0, 0, 0]).to_bytes(8, "little", signed=True))]
-    for bitmap, magnitudes, escaped in body:
-        for part in (bitmap, magnitudes + escaped):
-            out.append(compressor.compress(part))
-            out.append(compressor.flush(zlib.Z_BLOCK))
-    out.append(compressor.flush())
-    return b"".join(out)
+        body += [_class_bytes(residuals[cls == c]) for c in range(count)]
+    return bytes(table) + int(k[0, 0, 0]).to_bytes(8, "little", signed=True) + b"".join(body)
 
 
 def max_stream_bytes(shape: tuple[int, ...]) -> int:
-    """The most bytes a tile of ``shape`` can inflate to (the decoder never inflates more)."""
+    """The most bytes the zlib streams of a tile of ``shape`` can inflate to, together (the decoder inflates no
+    more: each stream's length is known before it is inflated, up to its escapes)."""
     voxels = int(np.prod(shape))
-    return 1 + 3 * levels(shape) + 8 + voxels // 8 + 3 * 3 * levels(shape) * MAX_CLASSES + voxels * (1 + 8) + 16
+    return voxels // 8 + 3 * levels(shape) * MAX_CLASSES + voxels * (1 + 8)
 
 
 class _Reader:
-    """Sequential reads from an inflated tile stream; running past its end is a CodecError."""
+    """Sequential reads of a tile's bytes, and of the zlib streams in them; running past the end, a stream that
+    does not inflate to exactly its expected length, or more inflated bytes than the tile can hold, is a
+    CodecError."""
 
-    def __init__(self, data: bytes):
+    def __init__(self, data: bytes, shape: tuple[int, ...]):
         self.data, self.at = data, 0
+        self.limit = self.budget = max_stream_bytes(shape)
 
     def take(self, count: int) -> bytes:
         if count < 0 or self.at + count > len(self.data):
-            raise CodecError(f"the stream ends early (needs {count} bytes at byte {self.at} of {len(self.data)})")
+            raise CodecError(f"the tile ends early (needs {count} bytes at byte {self.at} of {len(self.data)})")
         part = self.data[self.at:self.at + count]
         self.at += count
         return part
 
+    def inflate(self, count: int, escapes_in: slice | None = None) -> bytes:
+        """One zlib stream inflating to exactly ``count`` bytes — plus, when ``escapes_in`` picks its bytes that
+        may be escapes, 8 bytes for each of them that is 255. The stream must end there."""
+        inflater = zlib.decompressobj()
+        pending = self.data[self.at:]
+        out, pending = self._inflate(inflater, pending, count)
+        if escapes_in is not None:
+            more, pending = self._inflate(inflater, pending, 8 * out[escapes_in].count(ESCAPE))
+            out += more
+        try:
+            extra = b"" if inflater.eof else inflater.decompress(pending, 1)  # after its end, zlib keeps the rest
+        except zlib.error as exc:
+            raise CodecError(f"not a zlib stream ({exc})") from None
+        if extra:
+            raise CodecError("a zlib stream inflates to more than its class needs")
+        if not inflater.eof:
+            raise CodecError("a zlib stream is cut short")
+        self.at = len(self.data) - len(inflater.unused_data)
+        return out
 
-def _inflate(stream: bytes, shape: tuple[int, ...]) -> bytes:
-    limit = max_stream_bytes(shape)
-    inflater = zlib.decompressobj()
-    try:
-        data = inflater.decompress(stream, limit + 1)
-    except zlib.error as exc:
-        raise CodecError(f"not a zlib stream ({exc})") from None
-    if len(data) > limit or inflater.unconsumed_tail:
-        raise CodecError(f"inflates to more than the {limit} bytes a tile of {list(shape)} voxels can hold")
-    if not inflater.eof or inflater.unused_data:
-        raise CodecError("the zlib stream is truncated or followed by other bytes")
-    return data
+    def _inflate(self, inflater: Any, pending: bytes, count: int) -> tuple[bytes, bytes]:
+        """``count`` more bytes of a stream (never more, and never more than the tile's budget) and the input left."""
+        if count > self.budget:
+            raise CodecError(f"inflates to more than the {self.limit} bytes a tile of its shape can hold")
+        if count == 0 or inflater.eof:
+            if count:
+                raise CodecError(f"a zlib stream ends early (0 of {count} bytes)")
+            return b"", pending
+        try:
+            out = inflater.decompress(pending, count)
+        except zlib.error as exc:
+            raise CodecError(f"not a zlib stream ({exc})") from None
+        if len(out) != count:
+            raise CodecError(f"a zlib stream ends early ({len(out)} of {count} bytes)")
+        self.budget -= count
+        return out, inflater.unconsumed_tail
 
 
 def _read_table(reader: _Reader, shape: tuple[int, ...]) -> list[tuple[int, int]]:
     """(order, classes) of every pass, checked."""
     if reader.take(1)[0] != levels(shape):
-        raise CodecError(f"the stream's level count does not match a tile of {list(shape)} voxels")
+        raise CodecError(f"the tile's level count does not match a tile of {list(shape)} voxels")
     table = []
     for byte in reader.take(3 * levels(shape)):
         order, count = byte % 16, byte // 16 + 1
@@ -229,9 +275,9 @@ def _read_table(reader: _Reader, shape: tuple[int, ...]) -> list[tuple[int, int]
 
 
 def decode_tile(stream: bytes, shape: tuple[int, int, int]) -> np.ndarray:
-    """The integer codes int64 [x, y, z] of a tile of ``shape`` voxels from its zlib stream; CodecError for a stream
-    that does not decode to exactly that tile."""
-    reader = _Reader(_inflate(stream, shape))
+    """The integer codes int64 [x, y, z] of a tile of ``shape`` voxels from its bytes; CodecError for bytes that
+    do not decode to exactly that tile."""
+    reader = _Reader(stream, shape)
     table = _read_table(reader, shape)
     k = np.zeros(shape, dtype=np.int64)
     k[0, 0, 0] = int.from_bytes(reader.take(8), "little", signed=True)
@@ -251,21 +297,36 @@ def decode_tile(stream: bytes, shape: tuple[int, int, int]) -> np.ndarray:
     return k
 
 
+def _wide(values: np.ndarray, raw: bytes) -> np.ndarray:
+    """Bytes with their escapes: each byte of 255 replaced, in order, by the next 8-byte value of ``raw``."""
+    out = values.astype(np.uint64)
+    escaped = out == ESCAPE
+    if escaped.any():
+        wide = np.frombuffer(raw, dtype="<u8")
+        if np.any(wide < ESCAPE) or np.any(wide >= 2**40):
+            raise CodecError("an escaped value below 255 or beyond 2^40")
+        out[escaped] = wide
+    return out
+
+
 def _read_class(reader: _Reader, n: int) -> np.ndarray:
-    """The residuals of a class of n targets: bitmap, magnitude bytes, escapes."""
-    packed = np.frombuffer(reader.take(-(-n // 8)), dtype=np.uint8)
+    """The residuals of a class of n targets (README §3.3)."""
+    mode = reader.take(1)[0]
+    if mode == EMPTY:
+        return np.zeros(n, dtype=np.int64)
+    if mode == JOINT:
+        data = reader.inflate(n, slice(0, n))
+        return _unzigzag(_wide(np.frombuffer(data[:n], dtype=np.uint8), data[n:]))
+    if mode != SPLIT:
+        raise CodecError(f"class mode {mode} is not 0, 1 or 2")
+    packed = np.frombuffer(reader.inflate(-(-n // 8)), dtype=np.uint8)
     bits = np.unpackbits(packed, count=n).astype(bool)
     if n % 8 and int(packed[-1]) & ((1 << (8 - n % 8)) - 1):
         raise CodecError("a bitmap's padding bits are not 0")
-    magnitudes = np.frombuffer(reader.take(int(np.count_nonzero(bits))), dtype=np.uint8).astype(np.uint64)
-    escaped = magnitudes == ESCAPE
-    if escaped.any():
-        wide = np.frombuffer(reader.take(8 * int(np.count_nonzero(escaped))), dtype="<u8")
-        if np.any(wide < ESCAPE) or np.any(wide >= 2**40):
-            raise CodecError("an escaped magnitude below 255 or beyond 2^40")
-        magnitudes[escaped] = wide
+    count = int(np.count_nonzero(bits))
+    data = reader.inflate(count, slice(0, count))
     z = np.zeros(n, dtype=np.uint64)
-    z[bits] = magnitudes + 1
+    z[bits] = _wide(np.frombuffer(data[:count], dtype=np.uint8), data[count:]) + 1
     return _unzigzag(z)
 
 
