@@ -32,8 +32,8 @@ ALLOWED = {
     "cli": {"format", "engine", "fit", "graph", "io", "tools", "conformance", "resolution", "map"},
 }
 BASE = {"errors", "files", "_version"}  # root modules below every layer: they import nothing of nemap but each other
-ROOT_MODULES = {"__init__": {"format", "map", "errors"}, "__main__": {"cli"}, "_version": set(), "errors": set(),
-                "files": {"errors"}}
+ROOT_MODULES = {"__init__": {"format", "map", "tools", "errors"}, "__main__": {"cli"}, "_version": set(),
+                "errors": set(), "files": {"errors"}}
 MAX_COMPLEXITY = 15  # the house rule (radon grade C ends at 20, the hard limit)
 
 

@@ -20,8 +20,8 @@ from nemap.format.geometry import Geometry, Grid
 from nemap.format.limits import FORMAT_VERSION
 from nemap.format.limits import VERSION_STRING as FORMAT_VERSION_STRING
 from nemap.format.validate import Report, validate
-from nemap.format.writer import write
 from nemap.map.neuralmap import NeuralMap, open
+from nemap.tools.save import write
 
 logging.getLogger("nemap").addHandler(logging.NullHandler())  # a library logs; the application shows
 

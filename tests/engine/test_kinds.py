@@ -53,7 +53,7 @@ def test_written_files_are_valid_and_say_what_they_are(written) -> None:
     kind, path = written
     assert nemap.validate(path).valid
     with nemap.open(path) as m:
-        assert m.representation.name == kind
+        assert m.representation.name == kind and repr(m.representation) == f"<region kind {kind!r}>"
         counts = m.region_kinds()
         assert sum(counts.values()) == m.regions.count and kind in counts
     info = describe(path)

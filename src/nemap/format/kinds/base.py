@@ -26,6 +26,9 @@ class RegionKind:
     extension: str | None = None  # the extension that declares it; None: format 0.1 itself
     min_version = (0, 1)
 
+    def __repr__(self) -> str:
+        return f"<region kind {self.name!r}>"
+
     def uses(self, header: dict[str, Any]) -> bool:
         """Whether ``header`` declares this kind: its extension is listed in ``extensions_used``."""
         return self.extension is not None and self.extension in _listed(header, "extensions_used")
