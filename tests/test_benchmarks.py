@@ -36,6 +36,17 @@ def test_every_benchmark_has_a_toy_run() -> None:
     assert scripts == set(TOY_RUNS)
 
 
+def test_every_stored_record_says_where_it_ran_or_that_it_is_historical() -> None:
+    records = [p for p in (REPO / "benchmarks" / "results").rglob("*.json") if p.name != "run.json"]
+    assert records
+    for path in records:
+        text = path.read_text()
+        record = json.loads(text)
+        ran = "run" in record or (path.parent / "run.json").exists()
+        assert ran or {"note", "added_in"} <= set(record.get("historical", {})), path
+        assert not any(home in text for home in ('"/work/', '"/root/', '"/home/', '"/tmp/')), path
+
+
 @pytest.mark.parametrize("name", sorted(TOY_RUNS))
 def test_benchmark_runs_at_toy_size(name: str, tmp_path: Path, request) -> None:
     if name in NEEDS_SHARED:
