@@ -41,7 +41,7 @@ def test_library_messages_name_parameters_and_the_cli_names_flags(tmp_path: Path
 
 
 # Parameters of the library that no command-line flag sets (Python API only).
-API_ONLY = {"xyz", "content", "inputs", "path", "spline_order", "flat_tolerance", "name", "model"}
+API_ONLY = {"xyz", "content", "data", "inputs", "path", "spline_order", "flat_tolerance", "name", "model"}
 
 
 def test_every_parameter_the_library_refuses_has_a_flag_or_is_api_only() -> None:

@@ -84,8 +84,10 @@ def content_arrays(content: NeuralMapContent) -> dict[str, np.ndarray]:
 
 
 def _storage(path: str, array: np.ndarray, compression: int | None) -> dict[str, Any]:
-    """HDF5 creation options: networks and coefficient grids chunked one slot per chunk (deflate when asked)."""
-    if not path.startswith(("/network/", "/extensions/")) or array.ndim < 2 or array.shape[0] == 0:
+    """HDF5 creation options: networks and coefficient grids chunked one slot per chunk (deflate when asked); the
+    rest contiguous (a chunk index costs kilobytes, which a small quantized map feels)."""
+    chunked = path.startswith(("/network/", "/extensions/")) and not path.startswith("/extensions/NEMAP_quantized/")
+    if not chunked or array.ndim < 2 or array.shape[0] == 0:
         return {}
     opts: dict[str, Any] = {"chunks": (1,) + array.shape[1:]}
     if compression:

@@ -37,7 +37,13 @@ class QuantizedEvaluator(RegionEvaluator):
 
     def normalized(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         """Decoded voxels of the box lo … hi − 1 in network output units y (spec §7, no clamp)."""
-        return self.normalization.encode(decode_voxels(self.voxels, self.shape, lo, hi))
+        y, n = decode_voxels(self.voxels, self.shape, lo, hi), self.normalization  # in place: a map may be 10⁸ voxels
+        if n.clamp_negative:
+            np.maximum(y, 0.0, out=y)
+        y -= n.value_min
+        y *= 2.0 / (n.value_max - n.value_min)
+        y -= 1.0
+        return y
 
     def coefficients(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Coefficients of the nodes lo − 2 … hi + 2 (voxel indices, x, y, z) and the index of the first node."""

@@ -11,7 +11,7 @@ invisible bound is 10⁻⁴ of the range), with a warning.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -24,6 +24,7 @@ from nemap.format.kinds.quantized import (
     CERTIFICATE_COLUMNS,
     QuantizedVoxels,
     base_matrix,
+    each_tile,
     evaluate_base,
     tile_box,
     tile_grid,
@@ -64,14 +65,17 @@ class Quantization:
     base: dict[str, Any] | None = None  # spacing_tenths, step
     base_codes: list[np.ndarray] | None = None  # per tile
     tile: int = TILE
+    encoded: dict[tuple[int, ...], Any] = field(default_factory=dict, repr=False)  # streams per grid shape
 
     def streams(self, grid_shape: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
-        """(streams, offsets, base streams, base offsets) of the codes, tile by tile."""
-        streams, offsets = encode_tiles([self.codes[tile_box(t, grid_shape, [self.tile] * 3)]
-                                         for t in range(tile_count(grid_shape, self.tile))])
-        if self.base_codes is None:
-            return streams, offsets, None, None
-        return (streams, offsets, *encode_tiles(self.base_codes))
+        """(streams, offsets, base streams, base offsets) of the codes, tile by tile (encoded once)."""
+        key = tuple(int(n) for n in grid_shape)
+        if key not in self.encoded:
+            streams, offsets = encode_tiles([self.codes[tile_box(t, grid_shape, [self.tile] * 3)]
+                                             for t in range(tile_count(grid_shape, self.tile))])
+            base = (None, None) if self.base_codes is None else encode_tiles(self.base_codes)
+            self.encoded[key] = (streams, offsets, *base)
+        return self.encoded[key]
 
 
 class QuantizedMaker(RegionMaker):
@@ -296,7 +300,7 @@ def tile_count(grid_shape: Any, tile: int = TILE) -> int:
 
 def encode_tiles(tiles: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """The tile streams (concatenated bytes) of integer codes and their offsets [T + 1]."""
-    parts = [voxel_codec.encode_tile(codes) for codes in tiles]
+    parts = each_tile(lambda t: voxel_codec.encode_tile(tiles[t]), list(range(len(tiles))))
     offsets = np.zeros(len(parts) + 1, dtype=np.int64)
     offsets[1:] = np.cumsum([len(p) for p in parts])
     return np.frombuffer(b"".join(parts), dtype=np.uint8).copy(), offsets

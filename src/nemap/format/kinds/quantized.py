@@ -9,7 +9,9 @@ A reader decodes only the tiles it needs.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,11 +128,25 @@ def tiles_touching(lo: Any, hi: Any, grid_shape: Any, tile_shape: Any) -> list[i
     return [int(np.ravel_multi_index((i, j, k), counts)) for i in ranges[0] for j in ranges[1] for k in ranges[2]]
 
 
+def cores() -> int:
+    """CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def each_tile(work: Callable[[int], Any], tiles: list[int]) -> list[Any]:
+    """``work(t)`` for every tile, on as many threads as there are cores (zlib and NumPy release the GIL)."""
+    if len(tiles) < 2 or cores() < 2:
+        return [work(t) for t in tiles]
+    with ThreadPoolExecutor(min(len(tiles), cores())) as pool:
+        return list(pool.map(work, tiles))
+
+
 def decode_voxels(q: QuantizedVoxels, grid_shape: Any, lo: Any, hi: Any) -> np.ndarray:
     """Decoded densities float64 [hi − lo] of the voxel box lo … hi − 1 (x, y, z), from the tiles it touches."""
     lo, hi = np.maximum(np.asarray(lo, dtype=np.int64), 0), np.minimum(np.asarray(hi, dtype=np.int64), grid_shape)
     out = np.empty(tuple(int(v) for v in hi - lo), dtype=np.float64)
-    for t in tiles_touching(lo, hi, grid_shape, q.tile_shape):
+
+    def place(t: int) -> None:
         box = tile_box(t, grid_shape, q.tile_shape)
         values = decode_tile(q, t, tuple(s.stop - s.start for s in box))
         a = [max(s.start, int(lo[k])) for k, s in enumerate(box)]
@@ -138,6 +154,8 @@ def decode_voxels(q: QuantizedVoxels, grid_shape: Any, lo: Any, hi: Any) -> np.n
         src = tuple(slice(a[k] - box[k].start, b[k] - box[k].start) for k in range(3))
         dst = tuple(slice(a[k] - int(lo[k]), b[k] - int(lo[k])) for k in range(3))
         out[dst] = values[src]
+
+    each_tile(place, tiles_touching(lo, hi, grid_shape, q.tile_shape))
     return out
 
 

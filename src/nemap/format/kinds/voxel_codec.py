@@ -65,22 +65,31 @@ def passes(shape: tuple[int, ...]) -> list[Pass]:
     return out
 
 
-def _neighbours(known: np.ndarray, p: Pass) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
-    """Codes at t + j·h along the pass axis for j = ±1, ±3, ±5 (clipped into range) and whether each exists."""
-    n = known.shape[p.axis]
-    t = np.arange(p.half, n, p.stride)
+PAD = 5  # neighbours as far as t ± 5h are read
+
+
+def _neighbours(known: np.ndarray, p: Pass, order: int) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+    """Codes at t + j·h along the pass axis for the j = ±1, ±3, ±5 an ``order`` reads (any value where t + j·h is
+    outside the tile) and whether each exists, as 1-D masks along the axis. Strided views of one padded copy."""
+    n, h, s = known.shape[p.axis], p.half, p.stride
+    t = np.arange(h, n, s)
+    width = [(0, 0)] * 3
+    width[p.axis] = (PAD * h, PAD * h)
+    padded = np.pad(known, width)
     codes, exists = {}, {}
-    for j in (-5, -3, -1, 1, 3, 5):
-        index = t + j * p.half
-        exists[j] = (index >= 0) & (index < n)
-        codes[j] = np.take(known, np.clip(index, 0, n - 1), axis=p.axis)
+    for j in (-1, 1, -3, 3, -5, 5)[:order + 1]:
+        start = PAD * h + h + j * h
+        index: list[slice] = [slice(None)] * 3
+        index[p.axis] = slice(start, start + s * (t.size - 1) + 1, s)
+        codes[j] = padded[tuple(index)]
+        exists[j] = (t + j * h >= 0) & (t + j * h < n)
     return codes, exists
 
 
 def predict(known: np.ndarray, p: Pass, order: int) -> tuple[np.ndarray, np.ndarray]:
     """Integer predictions of the pass's targets and the class measure |k(t + h) − k(t − h)| (0 where t + h is
     past the tile). ``known``: the decoded codes on the pass's lattice (``Pass.known``)."""
-    codes, exists = _neighbours(known, p)
+    codes, exists = _neighbours(known, p, order)
     shape = [1, 1, 1]
     shape[p.axis] = -1
 
@@ -286,13 +295,16 @@ def decode_tile(stream: bytes, shape: tuple[int, int, int]) -> np.ndarray:
         if k[target].size == 0:
             continue
         prediction, activity = predict(k[p.known()], p, order)
-        cls = classes_of(activity, count)
-        residuals = np.zeros(prediction.shape, dtype=np.int64)
-        for c in range(count):
-            residuals[cls == c] = _read_class(reader, int(np.count_nonzero(cls == c)))
-        k[target] = prediction + residuals
-        if np.abs(k[target]).max() > MAX_CODE:
+        if count == 1:
+            prediction += _read_class(reader, prediction.size).reshape(prediction.shape)
+        else:
+            cls = classes_of(activity, count)
+            for c in range(count):
+                members = cls == c
+                prediction[members] += _read_class(reader, int(np.count_nonzero(members)))
+        if prediction.max() > MAX_CODE or prediction.min() < -MAX_CODE:
             raise CodecError("a decoded code exceeds 2^31 − 1")
+        k[target] = prediction
     _check_end(reader, k)
     return k
 
