@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import io
+import json
 import math
 import time
 import warnings
@@ -222,6 +223,16 @@ def subbox_bytes(edge: int, folder: Path) -> dict[str, Any]:
 
 
 def markdown(result: dict[str, Any]) -> str:
+    """The tables of a run: sizes at the FSC floors, at the default's pointwise bound, times, the sub-box."""
+    return "\n".join([_floor_table(result), _bound_table(result), _time_table(result), _subbox_line(result)])
+
+
+def _best(codecs: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    found = [(k, v) for k, v in codecs.items() if v]
+    return max(found, key=lambda kv: kv[1]["ratio"]) if found else None
+
+
+def _floor_table(result: dict[str, Any]) -> str:
     lines = ["| map | gzip | nemap default (B/σ, floor) | best codec, floor ≥ 0.999 | nemap, ≥ 0.999 (its floor) | "
              "best codec, floor ≥ 0.99 | nemap, ≥ 0.99 (its floor) | nemap ÷ best at 0.99 |",
              "|---|---|---|---|---|---|---|---|"]
@@ -230,14 +241,45 @@ def markdown(result: dict[str, Any]) -> str:
         cells = [name, f"{row['gzip_ratio']:.2f}×", f"{d['ratio']:.1f}× ({d['bound_in_noise_sd']:.3g}, "
                  f"{d['fsc_floor']:.5f})"]
         for floor in FLOORS:
-            best = max((v for v in row[f"codecs_floor_{floor}"].values() if v), key=lambda v: v["ratio"], default=None)
-            who = max(((k, v) for k, v in row[f"codecs_floor_{floor}"].items() if v), key=lambda kv: kv[1]["ratio"])[0]
-            ours = row[f"nemap_floor_{floor}"]
-            cells += [f"{best['ratio']:.1f}× ({who})" if best else "—",
-                      f"{ours['ratio']:.1f}× ({ours['fsc_floor_of_file']:.5f})"]
-        cells.append(f"{ours['ratio'] / best['ratio']:.2f}" if best else "—")
+            best, ours = _best(row[f"codecs_floor_{floor}"]), row[f"nemap_floor_{floor}"]
+            cells += [f"{best[1]['ratio']:.1f}× ({best[0]})" if best else "—",
+                      f"{ours['ratio']:.1f}× ({ours.get('fsc_floor_of_file', ours['fsc_floor']):.5f})"]
+        cells.append(f"{ours['ratio'] / best[1]['ratio']:.2f}" if best else "—")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _bound_table(result: dict[str, Any]) -> str:
+    lines = ["| map | pointwise bound B | nemap default | " + " | ".join(CODECS) + " |",
+             "|---|---|---|" + "---|" * len(CODECS)]
+    for name, row in result["maps"].items():
+        d = row["nemap_default"]
+        cells = [name, f"{d['error_bound']:.3g} ({d['bound_in_noise_sd']:.3g} σ)", f"{d['ratio']:.1f}×"]
+        at = row["codecs_at_default_bound"]
+        cells += [f"{at[c]['ratio']:.1f}× ({at[c]['fsc_floor']:.5f})" for c in CODECS]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _time_table(result: dict[str, Any]) -> str:
+    lines = ["| map | voxels | convert: default / lossless (s) | --fsc-floor 0.99 (s) | decode: default / lossless (s) "
+             "| open + 10⁵ queries: default / lossless (s) | ratio |", "|---|---|---|---|---|---|---|"]
+    for name, row in result["maps"].items():
+        d, ll, q = row["nemap_default"], row["nemap_lossless"], row["queries"]
+        lines.append(f"| {name} | {'×'.join(map(str, row['grid']))} | {d['convert_s']:.2f} / {ll['convert_s']:.2f} | "
+                     f"{row['nemap_floor_0.99']['convert_s']:.2f} | {d['decode_s']:.2f} / {ll['decode_s']:.2f} | "
+                     f"{q['default_s']:.2f} / {q['lossless_s']:.2f} | {q['ratio']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _subbox_line(result: dict[str, Any]) -> str:
+    sub = result.get("subbox")
+    if not sub:
+        return ""
+    share = sub["bytes_read"] / sub["subbox_float32_bytes"]
+    return (f"A 64³ sub-box of a {sub['grid'][0]}³ quantized map ({sub['ratio']:.1f}× smaller than its MRC): "
+            f"{sub['bytes_read']:,} bytes read in {sub['tiles_read']} tiles ({share:.2f}× its float32 voxels), "
+            f"{sub['seconds']:.2f} s, max error {sub['max_error']:.3g} (bound {sub['error_bound']:.3g}).\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -249,7 +291,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=12, help="bisection steps per codec and floor")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--toy", action="store_true", help="CI smoke run: EMD-21457, 3 bisection steps, a 96³ sub-box map")
+    ap.add_argument("--tables", type=Path, metavar="JSON", help="only print the tables of an earlier run's JSON")
     args = ap.parse_args(argv)
+    if args.tables:
+        print(markdown(json.loads(args.tables.read_text())))
+        return 0
     if args.toy:
         args.maps, args.rounds, args.simulated, args.subbox = ["21457"], 3, False, 96
     require_shared()

@@ -70,18 +70,22 @@ def estimate_noise(values: np.ndarray, voxel_size: Any, resolution: float | None
 
 
 def solvent(values: np.ndarray, voxel_size: Any) -> NoiseEstimate | None:
-    """The SD of the voxels away from anything beyond 3 SD of the median (None when too few remain)."""
+    """The SD of the voxels away from anything beyond 3 SD of the median, exact zeros (a mask's outside) left out;
+    None when too few remain or they do not vary."""
     v = np.asarray(values, dtype=np.float64)
-    centre = float(np.median(v))
-    sd = 1.4826 * float(np.median(np.abs(v - centre))) or float(v.std())
+    measured = v != 0
+    centre = float(np.median(v[measured]))
+    sd = 1.4826 * float(np.median(np.abs(v[measured] - centre))) or float(v[measured].std())
     size = [2 * max(1, int(round(DILATION_A / d))) + 1 for d in np.broadcast_to(np.asarray(voxel_size, float), (3,))]
-    keep = np.ones(v.shape, dtype=bool)
+    keep = measured
     for _ in range(3):
         outside = (np.abs(v - centre) > 3 * sd).astype(np.uint8)
-        keep = ndimage.maximum_filter(outside, size=size, mode="nearest") == 0
+        keep = (ndimage.maximum_filter(outside, size=size, mode="nearest") == 0) & measured
         if np.count_nonzero(keep) < MIN_SOLVENT * v.size:
             return None
         centre, sd = float(np.median(v[keep])), float(v[keep].std())
+    if sd == 0:
+        return None
     share = np.count_nonzero(keep) / v.size
     return NoiseEstimate(sd, "solvent", f"SD of the {np.count_nonzero(keep)} voxels ({100 * share:.0f} % of the box) "
                          f"more than {DILATION_A:g} Å (along some axis) from every voxel beyond 3 SD of the median")

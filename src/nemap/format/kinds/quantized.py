@@ -92,15 +92,23 @@ def evaluate_base(codes: np.ndarray, extent: tuple[int, ...], tenths: Any, step:
     return out
 
 
-def decode_tile(q: QuantizedVoxels, t: int, extent: tuple[int, int, int]) -> np.ndarray:
-    """Tile t's decoded densities, float64 [extent]: step · k, plus the base when the file has one. A tile that does
-    not decode is a FormatError (QUANTIZED_INVALID) naming the file and the tile."""
+def tile_data(q: QuantizedVoxels, t: int) -> tuple[bytes, bytes | None]:
+    """Tile t's bytes of voxel codes and of base codes (None without a base), read from the file."""
+    return q.tile_bytes(t), (q.tile_bytes(t, base=True) if q.base is not None else None)
+
+
+def decode_tile(q: QuantizedVoxels, t: int, extent: tuple[int, int, int],
+                data: tuple[bytes, bytes | None] | None = None) -> np.ndarray:
+    """Tile t's decoded densities, float64 [extent]: step · k, plus the base when the file has one (``data``: the
+    tile's bytes, when already read). A tile that does not decode is a FormatError (QUANTIZED_INVALID) naming the
+    file and the tile."""
+    codes_bytes, base_bytes = data if data is not None else tile_data(q, t)
     try:
-        values = q.step * voxel_codec.decode_tile(q.tile_bytes(t), extent)
+        values = q.step * voxel_codec.decode_tile(codes_bytes, extent)
         base = q.base
-        if base is not None:
+        if base is not None and base_bytes is not None:
             nodes = tuple(base_nodes(n, s) for n, s in zip(extent, base["spacing_tenths"]))
-            codes = voxel_codec.decode_tile(q.tile_bytes(t, base=True), nodes)
+            codes = voxel_codec.decode_tile(base_bytes, nodes)
             values += evaluate_base(codes, extent, base["spacing_tenths"], float(base["step"]))
     except voxel_codec.CodecError as exc:
         raise FormatError(f"tile {t} does not decode: {exc}", path=q.path, code="QUANTIZED_INVALID") from None
@@ -134,7 +142,8 @@ def cores() -> int:
 
 
 def each_tile(work: Callable[[int], Any], tiles: list[int]) -> list[Any]:
-    """``work(t)`` for every tile, on as many threads as there are cores (zlib and NumPy release the GIL)."""
+    """``work(t)`` for every tile, on as many threads as there are cores (zlib and NumPy release the GIL; ``work``
+    must not call HDF5, which is not safe from several threads)."""
     if len(tiles) < 2 or cores() < 2:
         return [work(t) for t in tiles]
     with ThreadPoolExecutor(min(len(tiles), cores())) as pool:
@@ -145,17 +154,19 @@ def decode_voxels(q: QuantizedVoxels, grid_shape: Any, lo: Any, hi: Any) -> np.n
     """Decoded densities float64 [hi − lo] of the voxel box lo … hi − 1 (x, y, z), from the tiles it touches."""
     lo, hi = np.maximum(np.asarray(lo, dtype=np.int64), 0), np.minimum(np.asarray(hi, dtype=np.int64), grid_shape)
     out = np.empty(tuple(int(v) for v in hi - lo), dtype=np.float64)
+    tiles = tiles_touching(lo, hi, grid_shape, q.tile_shape)
+    data = {t: tile_data(q, t) for t in tiles}  # read here, one after the other: HDF5 is not thread-safe
 
     def place(t: int) -> None:
         box = tile_box(t, grid_shape, q.tile_shape)
-        values = decode_tile(q, t, tuple(s.stop - s.start for s in box))
+        values = decode_tile(q, t, tuple(s.stop - s.start for s in box), data.pop(t))
         a = [max(s.start, int(lo[k])) for k, s in enumerate(box)]
         b = [min(s.stop, int(hi[k])) for k, s in enumerate(box)]
         src = tuple(slice(a[k] - box[k].start, b[k] - box[k].start) for k in range(3))
         dst = tuple(slice(a[k] - int(lo[k]), b[k] - int(lo[k])) for k in range(3))
         out[dst] = values[src]
 
-    each_tile(place, tiles_touching(lo, hi, grid_shape, q.tile_shape))
+    each_tile(place, tiles)
     return out
 
 
