@@ -28,6 +28,7 @@ MIN_VOXELS = 8  # along every axis, for any estimate from the map itself
 MIN_SOLVENT = 0.1  # of the box: fewer solvent voxels than this and the solvent is not trusted
 MASKED = 0.5  # a map with at least this fraction of exact zeros is masked: its solvent says nothing
 DILATION_A = 3.0  # Å around voxels beyond 3 SD that are not solvent
+MEDIAN_SAMPLES = 1 << 20  # medians are taken over about this many voxels (a regular subsample)
 OUTER_SHELLS = 0.8  # without a resolution: the shells beyond this fraction of Nyquist
 
 
@@ -74,8 +75,9 @@ def solvent(values: np.ndarray, voxel_size: Any) -> NoiseEstimate | None:
     None when too few remain or they do not vary."""
     v = np.asarray(values, dtype=np.float64)
     measured = v != 0
-    centre = float(np.median(v[measured]))
-    sd = 1.4826 * float(np.median(np.abs(v[measured] - centre))) or float(v[measured].std())
+    start = _every(v[measured], MEDIAN_SAMPLES)  # a robust start: median and MAD of a regular subsample
+    centre = float(np.median(start))
+    sd = 1.4826 * float(np.median(np.abs(start - centre))) or float(start.std())
     size = [2 * max(1, int(round(DILATION_A / d))) + 1 for d in np.broadcast_to(np.asarray(voxel_size, float), (3,))]
     keep = measured
     for _ in range(3):
@@ -83,12 +85,18 @@ def solvent(values: np.ndarray, voxel_size: Any) -> NoiseEstimate | None:
         keep = (ndimage.maximum_filter(outside, size=size, mode="nearest") == 0) & measured
         if np.count_nonzero(keep) < MIN_SOLVENT * v.size:
             return None
-        centre, sd = float(np.median(v[keep])), float(v[keep].std())
+        kept = v[keep]
+        centre, sd = float(np.median(_every(kept, MEDIAN_SAMPLES))), float(kept.std())
     if sd == 0:
         return None
     share = np.count_nonzero(keep) / v.size
     return NoiseEstimate(sd, "solvent", f"SD of the {np.count_nonzero(keep)} voxels ({100 * share:.0f} % of the box) "
                          f"more than {DILATION_A:g} Å (along some axis) from every voxel beyond 3 SD of the median")
+
+
+def _every(values: np.ndarray, count: int) -> np.ndarray:
+    """Every k-th of ``values`` (1-D), k chosen so that about ``count`` remain."""
+    return values[::max(1, values.size // count)]
 
 
 def outer_shell(values: np.ndarray, voxel_size: Any, resolution: float | None) -> NoiseEstimate:

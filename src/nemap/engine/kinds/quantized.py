@@ -24,6 +24,24 @@ MARGIN = 24  # voxels of context beyond a block for its coefficients (the prefil
 BLOCK = 64  # voxels per axis of a block of coefficients
 CACHED_BLOCKS = 27
 WHOLE_GRID_VOXELS = 1 << 24  # up to this many voxels (256³) the coefficients of the whole grid are computed once
+ON_VOXEL = 1e-9  # voxels: a sample this close to a voxel centre is that voxel (|∇| · 10⁻⁹ voxel is below float32)
+
+
+class TileCache(OrderedDict):
+    """Decoded tiles by index, the least recently stored forgotten beyond ``voxels`` voxels in all."""
+
+    def __init__(self, voxels: int):
+        super().__init__()
+        self.limit, self.held = voxels, 0
+
+    def __setitem__(self, key: int, value: np.ndarray) -> None:
+        if key in self:
+            self.held -= self[key].size
+        super().__setitem__(key, value)
+        self.held += value.size
+        while self.held > self.limit and len(self) > 1:
+            _, old = self.popitem(last=False)
+            self.held -= old.size
 
 
 class QuantizedEvaluator(RegionEvaluator):
@@ -34,10 +52,11 @@ class QuantizedEvaluator(RegionEvaluator):
         self.shape = np.asarray(content.geometry.grid_shape, dtype=np.int64)
         self.normalization = content.normalization
         self._blocks: OrderedDict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._tiles = TileCache(WHOLE_GRID_VOXELS)  # decoded tiles: a grid sampled slab by slab decodes each once
 
     def normalized(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         """Decoded voxels of the box lo … hi − 1 in network output units y (spec §7, no clamp)."""
-        y, n = decode_voxels(self.voxels, self.shape, lo, hi), self.normalization  # in place: a map may be 10⁸ voxels
+        y, n = decode_voxels(self.voxels, self.shape, lo, hi, self._tiles), self.normalization  # changed in place
         if n.clamp_negative:
             np.maximum(y, 0.0, out=y)
         y -= n.value_min
@@ -89,11 +108,13 @@ class QuantizedEvaluator(RegionEvaluator):
         return y, dy
 
     def block(self, r: int, slot: int, axes: list[np.ndarray]) -> np.ndarray:
-        """On voxel centres the decoded voxels; elsewhere the spline of the coefficients around the box."""
+        """On voxel centres (within ON_VOXEL of them: the rounding of origin + i·Δ) the decoded voxels; elsewhere
+        the spline of the coefficients around the box."""
         lo = np.asarray([int(np.floor(a.min())) for a in axes], dtype=np.int64)
         hi = np.minimum(np.asarray([int(np.floor(a.max())) + 2 for a in axes], dtype=np.int64), self.shape)
-        if all(np.array_equal(a, np.round(a)) for a in axes):
+        if all(np.abs(a - np.round(a)).max() <= ON_VOXEL for a in axes):
+            index = [np.round(a).astype(np.int64) for a in axes]
             y = self.normalized(lo, hi)
-            return y[np.ix_(*[np.round(a).astype(np.int64) - lo[k] for k, a in enumerate(axes)])]
+            return y[np.ix_(*[i - lo[k] for k, i in enumerate(index)])]
         c, first = self.coefficients(lo, hi)
         return bspline.on_grid(c, [a - first[k] for k, a in enumerate(axes)], ORDER)

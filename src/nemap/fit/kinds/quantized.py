@@ -11,10 +11,12 @@ invisible bound is 10⁻⁴ of the range), with a warning.
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import scipy.fft
 
 from nemap.errors import NemapError, warn
 from nemap.fit.kinds.base import RegionMaker
@@ -269,14 +271,12 @@ def certify(source: np.ndarray, decoded: np.ndarray, voxel_size: Any,
     """The FSC of the decoded map against its source per shell (spec R-QNT-05), its floor up to the resolution
     over all shells and over those holding ≥ POWER_FRACTION of the largest shell's power, and the errors."""
     error = decoded - source
-    shape = source.shape
     d = tuple(float(v) for v in np.broadcast_to(np.asarray(voxel_size, dtype=np.float64), (3,)))
-    sh = fsc_module.shells(shape, d)
+    fs, sh, power = _spectrum(source, d)
     frequency = np.arange(sh.count) * sh.spacing
     nyquist = 1.0 / (2.0 * max(d))
     limit = 1.0 / resolution if resolution else nyquist
-    fs, fd = (np.fft.rfftn(a) for a in (source, decoded))
-    power = fsc_module.shell_sums(np.abs(fs) ** 2, sh)
+    fd = scipy.fft.rfftn(decoded, workers=-1)
     empty = (power == 0) & (fsc_module.shell_sums(np.abs(fd) ** 2, sh) == 0)  # nothing there to lose: FSC 1
     curve = np.where(empty, 1.0, fsc_module.correlation(fd, fs, sh))
     inside = (frequency > 0) & (frequency <= limit + 1e-12)
@@ -288,6 +288,22 @@ def certify(source: np.ndarray, decoded: np.ndarray, voxel_size: Any,
                    "rms_error": float(np.sqrt(np.mean(error * error))), "shells": int(np.count_nonzero(inside))}
     table = np.stack([frequency, np.clip(curve, -1.0, 1.0), fraction], axis=1)
     return certificate, table
+
+
+_SPECTRUM: list[Any] = []  # the last source's (weak reference, voxel size, transform, shells, shell power)
+
+
+def _spectrum(source: np.ndarray, d: tuple[float, ...]) -> tuple[np.ndarray, Any, np.ndarray]:
+    """The source's transform, shells and power per shell; kept for the next call with the same array (a search
+    certifies many quantizations of one source; the array must not change in between)."""
+    if _SPECTRUM and _SPECTRUM[0]() is source and _SPECTRUM[1] == d:
+        return _SPECTRUM[2], _SPECTRUM[3], _SPECTRUM[4]
+    fs = scipy.fft.rfftn(source, workers=-1)
+    sh = fsc_module.shells(source.shape, d)
+    power = fsc_module.shell_sums(np.abs(fs) ** 2, sh)
+    _SPECTRUM[:] = [weakref.ref(source), d, fs, sh, power]
+    weakref.finalize(source, _SPECTRUM.clear)  # the transform goes with its source
+    return fs, sh, power
 
 
 def _floor(curve: np.ndarray, where: np.ndarray) -> float:

@@ -10,7 +10,7 @@ A reader decodes only the tiles it needs.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -150,23 +150,32 @@ def each_tile(work: Callable[[int], Any], tiles: list[int]) -> list[Any]:
         return list(pool.map(work, tiles))
 
 
-def decode_voxels(q: QuantizedVoxels, grid_shape: Any, lo: Any, hi: Any) -> np.ndarray:
-    """Decoded densities float64 [hi − lo] of the voxel box lo … hi − 1 (x, y, z), from the tiles it touches."""
+def decode_voxels(q: QuantizedVoxels, grid_shape: Any, lo: Any, hi: Any,
+                  cache: MutableMapping[int, np.ndarray] | None = None) -> np.ndarray:
+    """Decoded densities float64 [hi − lo] of the voxel box lo … hi − 1 (x, y, z), from the tiles it touches;
+    ``cache``: decoded tiles by index, used and filled (it may forget tiles as it likes)."""
     lo, hi = np.maximum(np.asarray(lo, dtype=np.int64), 0), np.minimum(np.asarray(hi, dtype=np.int64), grid_shape)
-    out = np.empty(tuple(int(v) for v in hi - lo), dtype=np.float64)
     tiles = tiles_touching(lo, hi, grid_shape, q.tile_shape)
-    data = {t: tile_data(q, t) for t in tiles}  # read here, one after the other: HDF5 is not thread-safe
+    found = {t: cache[t] for t in tiles if cache is not None and t in cache}
+    missing = [t for t in tiles if t not in found]
+    data = {t: tile_data(q, t) for t in missing}  # read here, one after the other: HDF5 is not thread-safe
 
-    def place(t: int) -> None:
+    def decode(t: int) -> np.ndarray:
         box = tile_box(t, grid_shape, q.tile_shape)
-        values = decode_tile(q, t, tuple(s.stop - s.start for s in box), data.pop(t))
+        return decode_tile(q, t, tuple(s.stop - s.start for s in box), data.pop(t))
+
+    for t, values in zip(missing, each_tile(decode, missing)):
+        found[t] = values
+        if cache is not None:
+            cache[t] = values
+    out = np.empty(tuple(int(v) for v in hi - lo), dtype=np.float64)
+    for t, values in found.items():
+        box = tile_box(t, grid_shape, q.tile_shape)
         a = [max(s.start, int(lo[k])) for k, s in enumerate(box)]
         b = [min(s.stop, int(hi[k])) for k, s in enumerate(box)]
         src = tuple(slice(a[k] - box[k].start, b[k] - box[k].start) for k in range(3))
         dst = tuple(slice(a[k] - int(lo[k]), b[k] - int(lo[k])) for k in range(3))
         out[dst] = values[src]
-
-    each_tile(place, tiles)
     return out
 
 
