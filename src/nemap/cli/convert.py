@@ -1,5 +1,5 @@
-"""``nemap convert IN OUT``: MRC → .nemap (fit networks) or .nemap → MRC (decode); the direction follows
-the suffixes."""
+"""``nemap convert IN OUT``: MRC → .nemap (the B-spline of the voxels, quantized by default, or a SIREN preset) or
+.nemap → MRC (decode); the direction follows the suffixes."""
 
 from __future__ import annotations
 
@@ -14,10 +14,12 @@ from nemap.io.mrc import ORIGIN_CONVENTIONS
 
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("convert", parents=[common], help="MRC → .nemap (fit networks) or .nemap → MRC (decode)",
-                       description="The direction follows the suffixes: .mrc/.map/.ccp4 → .nemap fits one SIREN "
-                                   "per region; .nemap → .mrc/.map decodes on the native grid or --voxel-size/--box. "
-                                   "An interrupted fit resumes when the same command is run again.")
+    p = sub.add_parser("convert", parents=[common], help="MRC → .nemap (store) or .nemap → MRC (decode)",
+                       description="The direction follows the suffixes: .mrc/.map/.ccp4 → .nemap stores the map as "
+                                   "the quintic B-spline of its voxels, quantized within a bound (--tolerance, "
+                                   "--fsc-floor) or exactly (--lossless), or fits SIREN networks (--preset); .nemap → "
+                                   ".mrc/.map decodes on the native grid or --voxel-size/--box. An interrupted SIREN "
+                                   "fit resumes when the same command is run again.")
     p.add_argument("input")
     p.add_argument("output")
     p.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
@@ -131,7 +133,9 @@ def format_fidelity(path: str, header: dict[str, Any], max_regions: int = 8) -> 
     fid = header["provenance"]["fidelity"]
     o = fid["overall"]
     training = header["provenance"]["training"]["regions"]
-    lines = [f"{path}: {header['regions']['count']} regions ({header['regions']['network_count']} networks); "
+    what = ("B-spline windows" if "NEMAP_feature_grid" in header.get("extensions_used", [])
+            else f"{header['regions']['network_count']} networks")
+    lines = [f"{path}: {header['regions']['count']} regions ({what}); "
              f"fidelity at voxel centres (source units):",
              f"  overall   RMSE {o['rmse']:.4g}   max |error| {o['max_abs_error']:.4g} "
              f"({100 * o['max_abs_error_fraction_of_range']:.2f} % of range)   correlation {o['correlation']:.6f}"]

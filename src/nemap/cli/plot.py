@@ -1,4 +1,4 @@
-"""``nemap plot MAP.nemap --slice z=Å -o OUT.png``: a slice through a neural map (matplotlib)."""
+"""``nemap plot MAP.nemap --slice z=Å -o OUT.png``: a slice through a .nemap map (matplotlib)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from nemap.errors import NemapError
 
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("plot", parents=[common], help="a slice through a neural map as a PNG (matplotlib)",
-                       description="Source voxels, neural map and their difference on the voxel plane nearest "
+    p = sub.add_parser("plot", parents=[common], help="a slice through a .nemap map as a PNG (matplotlib)",
+                       description="Source voxels, the map and their difference on the voxel plane nearest "
                                    "to --slice, side by side; points (graph nodes, atoms) near the plane overlaid.")
     p.add_argument("file", help=".nemap file")
     p.add_argument("--slice", required=True, metavar="AXIS=Å", help="e.g. z=12.5 (Å)")
