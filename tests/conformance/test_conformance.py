@@ -197,3 +197,51 @@ def test_cli_without_a_suite_says_so_in_one_line(tmp_path: Path, capsys) -> None
     assert main(["conformance", "--suite", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and str(tmp_path) in err and "not a conformance suite" in err
+
+
+def test_the_suite_exercises_every_part_of_the_tile_layout() -> None:
+    """Between them the valid quantized cases use every class mode (0 empty, 1 bitmap and magnitudes, 2 bytes),
+    one and four classes, every prediction order, escaped values and a base: a reader that gets any of them wrong
+    fails a case."""
+    from nemap.format.kinds import voxel_codec
+    from nemap.format.kinds.quantized import tile_box
+
+    modes, counts, orders, escaped, based = set(), set(), set(), False, False
+    read_class = voxel_codec._read_class
+
+    def noting(reader, n):
+        modes.add(reader.data[reader.at])
+        return read_class(reader, n)
+
+    voxel_codec._read_class = noting
+    try:
+        for path in sorted((SUITE / "valid").glob("quantized*/map.nemap")):
+            with nemap.open(path) as m:
+                q, shape = m.quantized, m.geometry.grid_shape
+                based |= q.base is not None
+                for t in range(len(q.offsets) - 1):
+                    data = q.tile_bytes(t)
+                    box = tile_box(t, shape, q.tile_shape)
+                    k = voxel_codec.decode_tile(data, tuple(s.stop - s.start for s in box))
+                    table = data[1:1 + 3 * data[0]]
+                    counts |= {byte // 16 + 1 for byte in table}
+                    orders |= {byte % 16 for byte in table}
+                    escaped |= bool(np.abs(k).max() > 10**4)
+    finally:
+        voxel_codec._read_class = read_class
+    assert modes == {0, 1, 2} and counts == {1, 4} and orders == {1, 3, 5} and escaped and based
+
+
+def test_a_reader_with_the_wrong_class_thresholds_fails(monkeypatch) -> None:
+    from nemap.conformance import numpy_quantized
+
+    honest = numpy_quantized.predict
+
+    def strict(*args):
+        p, cls = honest(*args)
+        return p, np.maximum(cls - 1, 0)  # one threshold too high: classes shift down
+
+    monkeypatch.setattr(numpy_quantized, "predict", strict)
+    _, results = run_suite(builtin_reader("numpy"), SUITE)
+    failed = {r.case for r in results if not r.passed}
+    assert "valid/quantized_classes" in failed

@@ -129,3 +129,54 @@ def test_noise_from_half_maps_is_the_sd_of_their_half_difference() -> None:
     h1, h2 = rng.standard_normal((2, 12, 10, 9))
     found = from_half_maps(h1, h2)
     assert found.method == "half-maps" and found.sd == pytest.approx(float(np.std((h1 - h2) / 2)), rel=1e-9)
+
+
+def _full_space(values: np.ndarray, decoded: np.ndarray, spacing: float, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """FSC(decoded, values) and each shell's share of the largest shell's power (shell 0 left out of the largest),
+    over the full Fourier space with NumPy: shell = ⌊|s| / spacing + ½⌋, voxels of 1 Å."""
+    s = np.sqrt(sum(np.square(np.fft.fftfreq(n)).reshape([-1 if a == b else 1 for b in range(3)])
+                    for a, n in enumerate(values.shape)))
+    shell = np.floor(s / spacing + 0.5).astype(int).ravel()
+    fs, fd = np.fft.fftn(values).ravel(), np.fft.fftn(decoded).ravel()
+    keep = shell < count
+    power, other, cross = (np.bincount(shell[keep], w[keep], count)
+                           for w in (np.abs(fs) ** 2, np.abs(fd) ** 2, (fd * np.conj(fs)).real))
+    return cross / np.sqrt(power * other), power / power[1:].max()
+
+
+def test_the_certificate_covers_every_shell_up_to_the_resolution(unmasked) -> None:
+    """Resolution exactly on a shell's frequency: that shell is in (≤, not <); FSC and power shares as NumPy
+    finds them over the full space."""
+    from nemap.format.kinds.quantized import decode_voxels
+
+    grid, _ = unmasked
+    values = grid.values.astype(np.float64)
+    spacing = fsc_module.shells(values.shape, (1.0, 1.0, 1.0)).spacing
+    content = fit_map(grid, options_for("spline", tolerance=3.0, fsc_floor=0.9), resolution=1.0 / (9 * spacing))
+    certificate, table = content.quantized.member["certificate"], content.quantized.certificate
+    decoded = decode_voxels(content.quantized, values.shape, (0, 0, 0), values.shape)
+    fsc, share = _full_space(values, decoded, spacing, table.shape[0])
+    assert certificate["shells"] == 9
+    np.testing.assert_allclose(table[:, 1], fsc, atol=1e-9)
+    np.testing.assert_allclose(table[:, 2], share, rtol=1e-6, atol=1e-12)
+    assert certificate["fsc_floor"] == pytest.approx(fsc[1:10].min(), abs=1e-9)
+
+
+def test_the_powered_floor_leaves_out_only_the_shells_without_power() -> None:
+    """A map low-passed far below Nyquist (shells 10–14 hold 8·10⁻⁴ … 10⁻⁶ of the power): the floor over all shells
+    is set by empty shells, the powered floor by the shells holding ≥ 10⁻⁴."""
+    from nemap.fit.kinds.quantized import quantize_within
+
+    grid, _ = chain_map((40, 36, 32), resolution=3.0, seed=3)
+    values = grid.values.astype(np.float64)
+    s = np.sqrt(fsc_module.frequency_squared(values.shape, 1.0))
+    values = np.fft.irfftn(np.fft.rfftn(values) * np.exp(-0.5 * (s / 0.1) ** 2), values.shape, axes=(0, 1, 2))
+    spacing = fsc_module.shells(values.shape, (1.0, 1.0, 1.0)).spacing
+    q = quantize_within(values, 1.0, 0.01 * values.max(), 1.0 / (14 * spacing))
+    fsc, share = _full_space(values, q.decoded, spacing, q.table.shape[0])
+    inside = (np.arange(fsc.size) >= 1) & (np.arange(fsc.size) <= 14)
+    powered = inside & (share >= q.certificate["power_fraction"])
+    assert 0 < powered.sum() < inside.sum() and np.any(inside & (share >= 1e-4) & (share < 1e-3))
+    assert q.certificate["fsc_floor"] == pytest.approx(fsc[inside].min(), abs=1e-9)
+    assert q.certificate["fsc_floor_powered"] == pytest.approx(fsc[powered].min(), abs=1e-9)
+    assert q.certificate["fsc_floor"] < 0.5 < q.certificate["fsc_floor_powered"]
