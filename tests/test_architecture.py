@@ -15,7 +15,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "src" / "nemap"
 
-# What each folder of src/nemap may import from nemap (besides itself and the root modules errors, files and
+# What each folder of src/nemap may import from nemap (besides itself and the root modules errors, files, machine and
 # _version, which every layer may use). format is the file; engine, graph and resolution sit on it; fit makes
 # content with the engine's sampler and resolution's FSC; map is the opened file (nemap.open) with its queries
 # and graphs; io reads and writes other formats; tools are what users run; cli parses flags.
@@ -31,9 +31,9 @@ ALLOWED = {
     "conformance": {"format", "engine", "map"},
     "cli": {"format", "engine", "fit", "graph", "io", "tools", "conformance", "resolution", "map"},
 }
-BASE = {"errors", "files", "_version"}  # root modules below every layer: they import nothing of nemap but each other
+BASE = {"errors", "files", "machine", "_version"}  # root modules below every layer, importing only each other
 ROOT_MODULES = {"__init__": {"format", "map", "tools", "errors"}, "__main__": {"cli"}, "_version": set(),
-                "errors": set(), "files": {"errors"}}
+                "errors": set(), "files": {"errors"}, "machine": set()}
 MAX_COMPLEXITY = 15  # the house rule (radon grade C ends at 20, the hard limit)
 
 

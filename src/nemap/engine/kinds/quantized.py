@@ -95,13 +95,17 @@ class QuantizedEvaluator(RegionEvaluator):
         return found
 
     def output(self, r: int, slot: int, q: np.ndarray, gradient: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        block = np.minimum(np.floor(q / BLOCK).astype(np.int64), (self.shape - 1) // BLOCK)
-        keys, which = np.unique(block, axis=0, return_inverse=True)
+        if int(np.prod(self.shape)) <= WHOLE_GRID_VOXELS:  # one block: every point at once
+            c, first = self._block((0, 0, 0))
+            return bspline.evaluate(c, q - first, ORDER, gradient)
+        counts = (self.shape - 1) // BLOCK + 1
+        block = np.minimum(np.floor(q / BLOCK).astype(np.int64), counts - 1)
+        keys, which = np.unique(np.ravel_multi_index(tuple(block.T), tuple(counts)), return_inverse=True)
         y = np.empty(q.shape[0])
         dy = np.empty_like(q) if gradient else None
         for i, key in enumerate(keys):
             pts = np.nonzero(which.reshape(-1) == i)[0]
-            c, first = self._block(tuple(int(v) for v in key))
+            c, first = self._block(tuple(int(v) for v in np.unravel_index(key, tuple(counts))))
             y[pts], g = bspline.evaluate(c, q[pts] - first, ORDER, gradient)
             if dy is not None:
                 dy[pts] = g

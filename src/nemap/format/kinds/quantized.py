@@ -9,7 +9,6 @@ A reader decodes only the tiles it needs.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from nemap.format.content import NeuralMapContent
 from nemap.format.header_json import load_schema
 from nemap.format.kinds import voxel_codec
 from nemap.format.kinds.base import RegionKind, _listed
+from nemap.machine import cores
 
 EXTENSION = "NEMAP_quantized"
 STREAMS = f"/extensions/{EXTENSION}/streams"
@@ -134,11 +134,6 @@ def tiles_touching(lo: Any, hi: Any, grid_shape: Any, tile_shape: Any) -> list[i
     ranges = [range(max(0, int(a) // int(t)), min(c, -(-int(b) // int(t))))
               for a, b, t, c in zip(lo, hi, tile_shape, counts)]
     return [int(np.ravel_multi_index((i, j, k), counts)) for i in ranges[0] for j in ranges[1] for k in ranges[2]]
-
-
-def cores() -> int:
-    """CPU cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def each_tile(work: Callable[[int], Any], tiles: list[int]) -> list[Any]:
