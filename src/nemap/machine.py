@@ -3,8 +3,20 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 
 def cores() -> int:
     """CPU cores this process may run on (its affinity mask where the platform has one)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def map_on_cores(work: Callable[[Any], Any], items: Sequence[Any], minimum: int = 2) -> list[Any]:
+    """``[work(item) for item in items]``, on one thread per core when there are at least ``minimum`` items (for
+    work that releases the GIL: zlib, NumPy's gathers and products; never HDF5, which is not thread-safe)."""
+    if len(items) < minimum or cores() < 2:
+        return [work(item) for item in items]
+    with ThreadPoolExecutor(min(len(items), cores())) as pool:
+        return list(pool.map(work, items))

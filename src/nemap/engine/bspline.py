@@ -8,12 +8,11 @@ i − m … i + m + 1 (m = (p − 1)/2) with the degree-p weights of the fractio
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from nemap.format.reference import BSPLINE_WEIGHTS
-from nemap.machine import cores
+from nemap.machine import map_on_cores
 
 CHUNK_POINTS = 4096  # points per gather: keeps the (p + 1)³ nodes of a chunk in cache
 
@@ -63,13 +62,7 @@ def evaluate(coefficients: np.ndarray, t: np.ndarray, order: int,
         if grad is not None:
             grad[part] = g
 
-    starts = range(0, t.shape[0], CHUNK_POINTS)
-    if len(starts) < 4 or cores() < 2:
-        for start in starts:
-            chunk(start)
-    else:  # NumPy's gathers and products release the GIL: chunks on every core
-        with ThreadPoolExecutor(cores()) as pool:
-            list(pool.map(chunk, starts))
+    map_on_cores(chunk, range(0, t.shape[0], CHUNK_POINTS), minimum=4)
     return value, grad
 
 

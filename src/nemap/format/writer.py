@@ -83,11 +83,10 @@ def content_arrays(content: NeuralMapContent) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _storage(path: str, array: np.ndarray, compression: int | None) -> dict[str, Any]:
-    """HDF5 creation options: networks and coefficient grids chunked one slot per chunk (deflate when asked); the
-    rest contiguous (a chunk index costs kilobytes, which a small quantized map feels)."""
-    chunked = path.startswith(("/network/", "/extensions/")) and not path.startswith("/extensions/NEMAP_quantized/")
-    if not chunked or array.ndim < 2 or array.shape[0] == 0:
+def _storage(path: str, array: np.ndarray, compression: int | None, slotted: tuple[str, ...]) -> dict[str, Any]:
+    """HDF5 creation options: networks and the kind's ``slotted`` arrays (coefficient grids) chunked one slot per
+    chunk (deflate when asked); the rest contiguous (a chunk index costs kilobytes, which a small map feels)."""
+    if not (path.startswith("/network/") or path in slotted) or array.ndim < 2 or array.shape[0] == 0:
         return {}
     opts: dict[str, Any] = {"chunks": (1,) + array.shape[1:]}
     if compression:
@@ -114,13 +113,14 @@ def write(path: str | os.PathLike, content: NeuralMapContent, *, force: bool = F
     arrays = content_arrays(content)
     header = build_header(content, {p: digest(a) for p, a in arrays.items()})
     text = json.dumps(header, ensure_ascii=False, allow_nan=False)
+    slotted = kind_of_content(content).slot_arrays
     with atomic_output(path, force=force) as tmp:
         with h5py.File(tmp, "w", libver=_libver(header["nemap_version"])) as f:
             f.attrs["nemap_format"] = FORMAT_TAG
             f.attrs["nemap_version"] = header["nemap_version"]
             f.create_dataset("header", data=text, dtype=h5py.string_dtype("utf-8"))
             for p, a in arrays.items():
-                f.create_dataset(p, data=a, **_storage(p, a, compression))
+                f.create_dataset(p, data=a, **_storage(p, a, compression, slotted))
         _, written, _ = inspect(tmp, strict=True, values=True, verify=False)
         if written is not None:
             written.close()

@@ -66,8 +66,6 @@ class NeuralMap:
 
     # -- lazily loaded arrays ---------------------------------------------------------------
     def _load_network(self) -> None:
-        if self._file is None:
-            raise FormatError("the file is closed", path=self.path, code="IO_CLOSED")
         ins = Inspector(self.path, strict=True)
         weights, biases = [], []
         for i in range(len(self.layers)):
@@ -83,11 +81,14 @@ class NeuralMap:
             ins.check_finite(COEFFICIENTS, grid)
             self._feature_grid = grid.astype(np.float32, copy=False)
 
-    def _read(self, path: str) -> np.ndarray:
-        """The values of one dataset (no filter plugin loaded; a damaged file is a FormatError)."""
+    def _read(self, path: str, part: Any = ()) -> np.ndarray:
+        """The values of one dataset, or of ``part`` of it (no filter plugin loaded; a closed or damaged file is a
+        FormatError)."""
+        if self._file is None:
+            raise FormatError("the file is closed", path=self.path, code="IO_CLOSED")
         try:
             with plugins_disabled():
-                return self._datasets[path][()]
+                return self._datasets[path][part]
         except HDF5_ERRORS as exc:
             raise FormatError(hdf5_failure(exc), path=self.path, code="IO_NOT_HDF5") from None
 
@@ -146,13 +147,7 @@ class NeuralMap:
 
     def _read_bytes(self, path: str, start: int, stop: int) -> bytes:
         """Bytes start … stop − 1 of a quantized stream dataset (a partial read: only those bytes leave the file)."""
-        if self._file is None:
-            raise FormatError("the file is closed", path=self.path, code="IO_CLOSED")
-        try:
-            with plugins_disabled():
-                return self._datasets[path][start:stop].tobytes()
-        except HDF5_ERRORS as exc:
-            raise FormatError(hdf5_failure(exc), path=self.path, code="IO_NOT_HDF5") from None
+        return self._read(path, slice(start, stop)).tobytes()
 
     @property
     def error_bound(self) -> float | None:

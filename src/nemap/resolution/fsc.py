@@ -51,11 +51,17 @@ def shells(shape: tuple[int, ...], voxel_size: tuple[float, ...]) -> Shells:
     count = int(np.floor((1.0 / (2 * max(voxel_size))) / spacing + 1e-9)) + 1
     index = np.floor(np.sqrt(s2) / spacing + 0.5).astype(np.int64)  # nearest shell, halves up
     index[index >= count] = -1
-    weight = np.full(index.shape[-1], 2.0)
+    return Shells(index, np.broadcast_to(half_space_weight(shape), index.shape), spacing, count)
+
+
+def half_space_weight(shape: tuple[int, ...]) -> np.ndarray:
+    """How many full-space samples each plane of a real-FFT half space stands for, along its last axis: 1 for
+    the zero plane and, on an even axis, the Nyquist plane (its own conjugate); 2 for the others."""
+    weight = np.full(shape[-1] // 2 + 1, 2.0)
     weight[0] = 1.0
     if shape[-1] % 2 == 0:
-        weight[-1] = 1.0  # the Nyquist plane of an even axis is its own conjugate
-    return Shells(index, np.broadcast_to(weight, index.shape), spacing, count)
+        weight[-1] = 1.0
+    return weight
 
 
 def shell_sums(values: np.ndarray, sh: Shells) -> np.ndarray:

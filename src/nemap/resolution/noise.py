@@ -22,7 +22,7 @@ import numpy as np
 import scipy.fft
 from scipy import ndimage
 
-from nemap.resolution.fsc import frequency_squared
+from nemap.resolution.fsc import frequency_squared, half_space_weight
 
 MIN_VOXELS = 8  # along every axis, for any estimate from the map itself
 MIN_SOLVENT = 0.1  # of the box: fewer solvent voxels than this and the solvent is not trusted
@@ -108,10 +108,7 @@ def outer_shell(values: np.ndarray, voxel_size: Any, resolution: float | None) -
     low = 1.0 / resolution if resolution and 1.0 / resolution < nyquist else OUTER_SHELLS * nyquist
     outer = (s > low) & (s <= nyquist)
     power = np.abs(scipy.fft.rfftn(v - v.mean())) ** 2
-    weight = np.full(power.shape[-1], 2.0)
-    weight[0] = 1.0
-    if v.shape[-1] % 2 == 0:
-        weight[-1] = 1.0
+    weight = half_space_weight(v.shape)
     mean_power = float((power * weight)[outer].sum() / np.broadcast_to(weight, power.shape)[outer].sum())
     inside = max(np.count_nonzero(v) / v.size, 1.0 / v.size)
     sd = math.sqrt(mean_power / (v.size * inside))

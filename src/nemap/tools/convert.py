@@ -7,7 +7,6 @@ its own grid or on any voxel size / box (Å) and writes a mode-2 MRC file.
 
 from __future__ import annotations
 
-import datetime as _dt
 import logging
 import math
 import os
@@ -31,6 +30,7 @@ from nemap.format.limits import MAX_GRID_VOXELS, VERSION_STRING
 from nemap.format.writer import write
 from nemap.io.mrc import raw_header, read_mrc, read_mrc_header, write_mrc
 from nemap.map.neuralmap import open as open_nemap
+from nemap.tools.save import stamp_provenance
 
 log = logging.getLogger("nemap")
 
@@ -139,14 +139,9 @@ def finish_conversion(conv: Conversion) -> dict[str, Any]:
     if conv.contour is not None:
         content.contour_level = {"value": float(conv.contour), "source": "user"}
     content.source_mrc_header = raw_header(conv.src)
-    content.provenance = {
-        "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "generator": {"name": "nemap", "version": __version__},
-        "source": {"filename": conv.src.name, "sha256": conv.digest,
-                   **({"mrc_header": "/source/mrc_header"} if content.source_mrc_header else {})},
-        **content.provenance,
-        "history": [{"step": "convert", "command": list(conv.command) if conv.command else None}],
-    }
+    stamp_provenance(content, "convert", conv.command,
+                     {"filename": conv.src.name, "sha256": conv.digest,
+                      **({"mrc_header": "/source/mrc_header"} if content.source_mrc_header else {})})
     header = write(conv.dst, content, force=conv.force)
     remove_resume_folder(conv.resume)
     return header

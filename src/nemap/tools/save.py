@@ -46,10 +46,18 @@ def write(path: str | os.PathLike, data: NeuralMapContent | Grid, *, tolerance: 
     content = fit_map(data, options, resolution=resolution, noise=noise)
     if resolution is not None:
         content.resolution = {"value": float(resolution), "source": "user"}
+    stamp_provenance(content, "write")
+    return write_content(path, content, force=force, compression=compression)
+
+
+def stamp_provenance(content: NeuralMapContent, step: str, command: Any = None,
+                     source: dict[str, Any] | None = None) -> None:
+    """Open ``content.provenance`` with when and by what it was made (and from which ``source``), keep what the
+    fit recorded, and end with the step that made the file and its command line."""
     content.provenance = {
         "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "generator": {"name": "nemap", "version": __version__},
+        **({"source": source} if source else {}),
         **content.provenance,
-        "history": [{"step": "write", "command": None}],
+        "history": [{"step": step, "command": list(command) if command else None}],
     }
-    return write_content(path, content, force=force, compression=compression)

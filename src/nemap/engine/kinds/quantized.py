@@ -53,6 +53,7 @@ class QuantizedEvaluator(RegionEvaluator):
         self.normalization = content.normalization
         self._blocks: OrderedDict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._tiles = TileCache(WHOLE_GRID_VOXELS)  # decoded tiles: a grid sampled slab by slab decodes each once
+        self.whole = int(np.prod(self.shape)) <= WHOLE_GRID_VOXELS  # one block of coefficients: the whole grid
 
     def normalized(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         """Decoded voxels of the box lo … hi − 1 in network output units y (spec §7, no clamp)."""
@@ -78,25 +79,21 @@ class QuantizedEvaluator(RegionEvaluator):
         crop = tuple(slice(int(lo[a] - m - first[a]), int(hi[a] + m + 1 - first[a])) for a in range(3))
         return np.ascontiguousarray(c[crop]), lo - m
 
-    def _block(self, index: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-        if int(np.prod(self.shape)) <= WHOLE_GRID_VOXELS:  # one block: the whole grid, exact, computed once
-            index = (-1, -1, -1)
-            if index not in self._blocks:
-                self._blocks[index] = self.coefficients(np.zeros(3, dtype=np.int64), self.shape)
-            return self._blocks[index]
+    def _block(self, index: tuple[int, ...] | None) -> tuple[np.ndarray, np.ndarray]:
+        """Coefficients of block ``index`` (x, y, z), or of the whole grid (None: exact), kept for later queries."""
         if index in self._blocks:
             self._blocks.move_to_end(index)
             return self._blocks[index]
-        lo = np.asarray(index, dtype=np.int64) * BLOCK
-        found = self.coefficients(lo, np.minimum(lo + BLOCK, self.shape))
+        lo = np.zeros(3, dtype=np.int64) if index is None else np.asarray(index, dtype=np.int64) * BLOCK
+        found = self.coefficients(lo, self.shape if index is None else np.minimum(lo + BLOCK, self.shape))
         self._blocks[index] = found
         if len(self._blocks) > CACHED_BLOCKS:
             self._blocks.popitem(last=False)
         return found
 
     def output(self, r: int, slot: int, q: np.ndarray, gradient: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        if int(np.prod(self.shape)) <= WHOLE_GRID_VOXELS:  # one block: every point at once
-            c, first = self._block((0, 0, 0))
+        if self.whole:  # every point at once
+            c, first = self._block(None)
             return bspline.evaluate(c, q - first, ORDER, gradient)
         counts = (self.shape - 1) // BLOCK + 1
         block = np.minimum(np.floor(q / BLOCK).astype(np.int64), counts - 1)

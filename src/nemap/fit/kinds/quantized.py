@@ -26,11 +26,10 @@ from nemap.format.kinds.quantized import (
     CERTIFICATE_COLUMNS,
     QuantizedVoxels,
     base_matrix,
-    each_tile,
     evaluate_base,
-    tile_box,
-    tile_grid,
+    tile_boxes,
 )
+from nemap.machine import map_on_cores
 from nemap.resolution import fsc as fsc_module
 from nemap.resolution.noise import NoiseEstimate, estimate_noise
 
@@ -69,12 +68,16 @@ class Quantization:
     tile: int = TILE
     encoded: dict[tuple[int, ...], Any] = field(default_factory=dict, repr=False)  # streams per grid shape
 
+    def stream_bytes(self, grid_shape: Any) -> int:
+        """Bytes of the encoded tiles (codes and base): what a candidate costs in the file."""
+        streams, _, base_streams, _ = self.streams(grid_shape)
+        return streams.size + (base_streams.size if base_streams is not None else 0)
+
     def streams(self, grid_shape: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
         """(streams, offsets, base streams, base offsets) of the codes, tile by tile (encoded once)."""
         key = tuple(int(n) for n in grid_shape)
         if key not in self.encoded:
-            streams, offsets = encode_tiles([self.codes[tile_box(t, grid_shape, [self.tile] * 3)]
-                                             for t in range(tile_count(grid_shape, self.tile))])
+            streams, offsets = encode_tiles([self.codes[box] for box in tile_boxes(grid_shape, [self.tile] * 3)])
             base = (None, None) if self.base_codes is None else encode_tiles(self.base_codes)
             self.encoded[key] = (streams, offsets, *base)
         return self.encoded[key]
@@ -158,8 +161,7 @@ def quantize(values: np.ndarray, voxel_size: Any, noise: NoiseEstimate, options:
     if not candidates:
         raise NemapError(f"no quantization within {tolerance:g} noise SD keeps an FSC floor of {options.fsc_floor} "
                          "(raise the tolerance or lower the floor)", code="BAD_ARGUMENT", parameter="fsc_floor")
-    return min(candidates, key=lambda c: sum(a.size for a in c.streams(values.shape) if a is not None and a.ndim == 1
-                                             and a.dtype == np.uint8))
+    return min(candidates, key=lambda c: c.stream_bytes(values.shape))
 
 
 def invisible(values: np.ndarray, voxel_size: Any, bound: float, resolution: float | None) -> Quantization:
@@ -198,7 +200,7 @@ def based(values: np.ndarray, voxel_size: Any, bound: float, resolution: float |
         fit = BaseFit(values, tenths)
         if floor is None:
             tries = [fit.quantize(bound, factor * bound, voxel_size, resolution) for factor in BASE_STEPS]
-            out.append(min(tries, key=lambda c: sum(len(b) for b in c.streams(values.shape)[::2] if b is not None)))
+            out.append(min(tries, key=lambda c: c.stream_bytes(values.shape)))
             continue
         found = _bisect(lambda step, fit=fit: fit.quantize(bound, step, voxel_size, resolution), bound * 1e-3,
                         bound * 8, floor)
@@ -226,7 +228,7 @@ class BaseFit:
     def __init__(self, values: np.ndarray, tenths: list[int], tile: int | None = None):
         tile = tile or tile_edge(values.shape)
         self.values, self.tenths, self.tile = values, tenths, tile
-        self.boxes = [tile_box(t, values.shape, [tile] * 3) for t in range(tile_count(values.shape, tile))]
+        self.boxes = tile_boxes(values.shape, [tile] * 3)
         self.coefficients = [self._fit(values[box]) for box in self.boxes]
 
     def _fit(self, tile: np.ndarray) -> np.ndarray:
@@ -310,13 +312,9 @@ def _floor(curve: np.ndarray, where: np.ndarray) -> float:
     return float(np.clip(curve[where].min(), -1.0, 1.0)) if where.any() else 1.0
 
 
-def tile_count(grid_shape: Any, tile: int = TILE) -> int:
-    return int(np.prod(tile_grid(grid_shape, [tile] * 3)))
-
-
 def encode_tiles(tiles: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """The tile streams (concatenated bytes) of integer codes and their offsets [T + 1]."""
-    parts = each_tile(lambda t: voxel_codec.encode_tile(tiles[t]), list(range(len(tiles))))
+    parts = map_on_cores(voxel_codec.encode_tile, tiles)
     offsets = np.zeros(len(parts) + 1, dtype=np.int64)
     offsets[1:] = np.cumsum([len(p) for p in parts])
     return np.frombuffer(b"".join(parts), dtype=np.uint8).copy(), offsets

@@ -112,5 +112,3 @@ def _zero_networks(layers: list[Layer], count: int) -> tuple[list[np.ndarray], l
     biases = [np.zeros((count, lay.out_features), np.float32) for lay in layers]
     return weights, biases
 
-
-MAKER = SplineMaker()

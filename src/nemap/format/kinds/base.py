@@ -25,6 +25,7 @@ class RegionKind:
     name = "region"
     extension: str | None = None  # the extension that declares it; None: format 0.1 itself
     min_version = (0, 1)
+    slot_arrays: tuple[str, ...] = ()  # its datasets indexed by network slot first (written one slot per chunk)
 
     def __repr__(self) -> str:
         return f"<region kind {self.name!r}>"

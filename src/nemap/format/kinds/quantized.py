@@ -1,7 +1,7 @@
 """Quantized regions: the registered extension NEMAP_quantized (spec/extensions/NEMAP_quantized/README.md).
 
 The map is the quintic B-spline that interpolates its decoded voxels, and the voxels are stored as integer codes
-k (decoded value = step · k, density units) in tiles, each tile one zlib stream of ``voxel_codec``. The file
+k (decoded value = step · k, density units) in tiles, each tile coded by ``voxel_codec``. The file
 declares a bound: every decoded voxel lies within ``error_bound`` of the source voxel; it records the noise
 estimate the bound came from and a certificate (the FSC of the decoded map against its source, per shell).
 A reader decodes only the tiles it needs.
@@ -10,7 +10,6 @@ A reader decodes only the tiles it needs.
 from __future__ import annotations
 
 from collections.abc import Callable, MutableMapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +21,7 @@ from nemap.format.content import NeuralMapContent
 from nemap.format.header_json import load_schema
 from nemap.format.kinds import voxel_codec
 from nemap.format.kinds.base import RegionKind, _listed
-from nemap.machine import cores
+from nemap.machine import map_on_cores
 
 EXTENSION = "NEMAP_quantized"
 STREAMS = f"/extensions/{EXTENSION}/streams"
@@ -57,8 +56,8 @@ class QuantizedVoxels:
         return tuple(int(n) for n in self.member["tile_shape"])  # type: ignore[return-value]
 
     def tile_bytes(self, t: int, base: bool = False) -> bytes:
-        """Tile t's zlib stream of voxel codes, or of base coefficient codes (read from the file when the voxels
-        came from one: only those bytes)."""
+        """Tile t's bytes of voxel codes, or of base coefficient codes (read from the file when the voxels came
+        from one: only those bytes)."""
         offsets, streams = (self.base_offsets, self.base_streams) if base else (self.offsets, self.streams)
         start, stop = int(offsets[t]), int(offsets[t + 1])
         if self._read is not None:
@@ -97,11 +96,12 @@ def tile_data(q: QuantizedVoxels, t: int) -> tuple[bytes, bytes | None]:
     return q.tile_bytes(t), (q.tile_bytes(t, base=True) if q.base is not None else None)
 
 
-def decode_tile(q: QuantizedVoxels, t: int, extent: tuple[int, int, int],
+def decode_tile(q: QuantizedVoxels, t: int, grid_shape: Any,
                 data: tuple[bytes, bytes | None] | None = None) -> np.ndarray:
-    """Tile t's decoded densities, float64 [extent]: step · k, plus the base when the file has one (``data``: the
-    tile's bytes, when already read). A tile that does not decode is a FormatError (QUANTIZED_INVALID) naming the
-    file and the tile."""
+    """Tile t's decoded densities, float64 [its voxels of the grid]: step · k, plus the base when the file has one
+    (``data``: the tile's bytes, when already read). A tile that does not decode is a FormatError
+    (QUANTIZED_INVALID) naming the file and the tile."""
+    extent = tuple(s.stop - s.start for s in tile_box(t, grid_shape, q.tile_shape))
     codes_bytes, base_bytes = data if data is not None else tile_data(q, t)
     try:
         values = q.step * voxel_codec.decode_tile(codes_bytes, extent)
@@ -128,21 +128,17 @@ def tile_box(index: int, grid_shape: Any, tile_shape: Any) -> tuple[slice, slice
                  for i, t, n in zip(ijk, tile_shape, grid_shape))  # type: ignore[return-value]
 
 
+def tile_boxes(grid_shape: Any, tile_shape: Any) -> list[tuple[slice, slice, slice]]:
+    """Every tile's voxels (``tile_box``), in C order of the tile grid."""
+    return [tile_box(t, grid_shape, tile_shape) for t in range(int(np.prod(tile_grid(grid_shape, tile_shape))))]
+
+
 def tiles_touching(lo: Any, hi: Any, grid_shape: Any, tile_shape: Any) -> list[int]:
     """Tiles holding any voxel of the index box lo … hi − 1 (per axis, clipped to the grid)."""
     counts = tile_grid(grid_shape, tile_shape)
     ranges = [range(max(0, int(a) // int(t)), min(c, -(-int(b) // int(t))))
               for a, b, t, c in zip(lo, hi, tile_shape, counts)]
     return [int(np.ravel_multi_index((i, j, k), counts)) for i in ranges[0] for j in ranges[1] for k in ranges[2]]
-
-
-def each_tile(work: Callable[[int], Any], tiles: list[int]) -> list[Any]:
-    """``work(t)`` for every tile, on as many threads as there are cores (zlib and NumPy release the GIL; ``work``
-    must not call HDF5, which is not safe from several threads)."""
-    if len(tiles) < 2 or cores() < 2:
-        return [work(t) for t in tiles]
-    with ThreadPoolExecutor(min(len(tiles), cores())) as pool:
-        return list(pool.map(work, tiles))
 
 
 def decode_voxels(q: QuantizedVoxels, grid_shape: Any, lo: Any, hi: Any,
@@ -155,11 +151,8 @@ def decode_voxels(q: QuantizedVoxels, grid_shape: Any, lo: Any, hi: Any,
     missing = [t for t in tiles if t not in found]
     data = {t: tile_data(q, t) for t in missing}  # read here, one after the other: HDF5 is not thread-safe
 
-    def decode(t: int) -> np.ndarray:
-        box = tile_box(t, grid_shape, q.tile_shape)
-        return decode_tile(q, t, tuple(s.stop - s.start for s in box), data.pop(t))
-
-    for t, values in zip(missing, each_tile(decode, missing)):
+    decoded = map_on_cores(lambda t: decode_tile(q, t, grid_shape, data.pop(t)), missing)
+    for t, values in zip(missing, decoded):
         found[t] = values
         if cache is not None:
             cache[t] = values
@@ -231,9 +224,8 @@ class QuantizedKind(RegionKind):
         q = QuantizedVoxels(member, streams, offsets, base_streams=base[0], base_offsets=base[1])
         shape = header["geometry"]["grid_shape"]
         for t in range(offsets.size - 1 if deep else 0):
-            box = tile_box(t, shape, q.tile_shape)
             try:
-                decode_tile(q, t, tuple(s.stop - s.start for s in box))
+                decode_tile(q, t, shape)
             except FormatError as exc:
                 ins.add("QUANTIZED_INVALID", exc.message, STREAMS)
                 return

@@ -31,6 +31,7 @@ class SplineKind(RegionKind):
     name = "spline"
     extension = EXTENSION
     min_version = (0, 2)
+    slot_arrays = (COEFFICIENTS,)
 
     def holds(self, content: NeuralMapContent) -> bool:
         return content.feature_grid is not None

@@ -232,14 +232,14 @@ class _Reader:
         self.at += count
         return part
 
-    def inflate(self, count: int, escapes_in: slice | None = None) -> bytes:
-        """One zlib stream inflating to exactly ``count`` bytes — plus, when ``escapes_in`` picks its bytes that
-        may be escapes, 8 bytes for each of them that is 255. The stream must end there."""
+    def inflate(self, count: int, escaped: bool = False) -> bytes:
+        """One zlib stream inflating to exactly ``count`` bytes — plus, when they are ``escaped`` values, 8 bytes
+        for each of them that is 255. The stream must end there."""
         inflater = zlib.decompressobj()
         pending = self.data[self.at:]
         out, pending = self._inflate(inflater, pending, count)
-        if escapes_in is not None:
-            more, pending = self._inflate(inflater, pending, 8 * out[escapes_in].count(ESCAPE))
+        if escaped:
+            more, pending = self._inflate(inflater, pending, 8 * out.count(ESCAPE))
             out += more
         try:
             extra = b"" if inflater.eof else inflater.decompress(pending, 1)  # after its end, zlib keeps the rest
@@ -327,7 +327,7 @@ def _read_class(reader: _Reader, n: int) -> np.ndarray:
     if mode == EMPTY:
         return np.zeros(n, dtype=np.int64)
     if mode == JOINT:
-        data = reader.inflate(n, slice(0, n))
+        data = reader.inflate(n, escaped=True)
         return _unzigzag(_wide(np.frombuffer(data[:n], dtype=np.uint8), data[n:]))
     if mode != SPLIT:
         raise CodecError(f"class mode {mode} is not 0, 1 or 2")
@@ -336,7 +336,7 @@ def _read_class(reader: _Reader, n: int) -> np.ndarray:
     if n % 8 and int(packed[-1]) & ((1 << (8 - n % 8)) - 1):
         raise CodecError("a bitmap's padding bits are not 0")
     count = int(np.count_nonzero(bits))
-    data = reader.inflate(count, slice(0, count))
+    data = reader.inflate(count, escaped=True)
     z = np.zeros(n, dtype=np.uint64)
     z[bits] = _wide(np.frombuffer(data[:count], dtype=np.uint8), data[count:]) + 1
     return _unzigzag(z)
