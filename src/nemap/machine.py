@@ -20,3 +20,14 @@ def map_on_cores(work: Callable[[Any], Any], items: Sequence[Any], minimum: int 
         return [work(item) for item in items]
     with ThreadPoolExecutor(min(len(items), cores())) as pool:
         return list(pool.map(work, items))
+
+
+def native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX), as oneDNN sees it: then PyTorch's
+    bfloat16 autocast is faster there, and slower than float32 elsewhere. False without torch."""
+    try:
+        import torch
+
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (ImportError, AttributeError, RuntimeError):
+        return False

@@ -128,6 +128,11 @@ def test_command_line(tmp_path) -> None:
     assert (tmp_path / "local.mrc").is_file() and (tmp_path / "mask.mrc").is_file()
     bad = run("resolution", tmp_path / "m.mrc", "--model", "nope")
     assert bad.returncode == 1 and "no resolution model 'nope'" in bad.stderr and "Traceback" not in bad.stderr
+    write_mrc(tmp_path / "image.mrc", np.ones((32, 32, 1), np.float32) + np.arange(32)[:, None, None],
+              Geometry((32, 32, 1), (1.0, 1.0, 1.0)))
+    flat = run("resolution", tmp_path / "image.mrc")
+    assert flat.returncode == 1 and "Traceback" not in flat.stderr and len(flat.stderr.strip().splitlines()) == 1
+    assert "image.mrc" in flat.stderr and "2-D image" in flat.stderr
     listed = run("resolution", "--list-models")
     assert listed.returncode == 0 and listed.stdout.startswith(("cnn3d", "dnn", "local"))
 
@@ -155,3 +160,36 @@ def test_store_in_a_nemap_file_and_the_graph_uses_it(tmp_path) -> None:
                                    coarse[tuple(known.T)], rtol=1e-6)
         g = m.graph(4.0, sigma=1.0)
         assert "local resolution" in g.stats["edge_rule"]
+
+
+@pytest.mark.parametrize("shape, what", [((32, 32, 1), "a 2-D image"), ((4, 4, 4), "too small")])
+def test_a_2d_image_and_a_tiny_map_are_refused_in_one_line(shape, what) -> None:
+    values = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    with pytest.raises(NemapError, match=what) as err:
+        estimate(Grid(values, Geometry(shape, (1.0, 1.0, 1.0))), name="x.mrc")
+    assert err.value.code == "GRID_TOO_SMALL" and "\n" not in str(err.value) and "x.mrc" in str(err.value)
+
+
+def test_a_map_without_solvent_is_estimated_with_a_warning_and_an_unmasked_one_has_its_noise_subtracted() -> None:
+    from nemap.errors import NemapWarning
+
+    tight, _ = chain_map((40, 36, 32), resolution=5.0, margin=0.0, atoms=6000)  # protein-like density everywhere
+    with pytest.warns(NemapWarning, match="noise could not be measured"):
+        e = estimate(tight, name="tight.mrc")
+    assert e.global_class in CLASSES and any("no solvent" in n for n in e.notes)
+    grid, _ = chain_map((48, 48, 48), resolution=6.0, atoms=200, margin=12.0, seed=4)
+    noisy = grid.values + 0.03 * float(grid.values.max()) * np.random.default_rng(1).standard_normal(grid.values.shape)
+    e = estimate(Grid(noisy.astype(np.float32), grid.geometry))
+    assert any("noise measured in the solvent" in n for n in e.notes)
+
+
+def test_the_estimate_comes_with_its_calibrated_interval() -> None:
+    grid, _ = chain_map((40, 36, 32), resolution=5.0, margin=0.0, atoms=2000, seed=3)
+    _, recipe = models.load("local")
+    e = estimate(grid)
+    lo, hi = e.interval
+    assert lo < e.global_resolution < hi
+    cal = recipe["interval"]
+    assert cal["coverage"] == 0.9 and cal["log_ratio_low"] < 0 < cal["log_ratio_high"]
+    assert e.summary()["global_resolution_interval"] == [lo, hi]
+    assert hi == pytest.approx(e.global_resolution / np.exp(cal["log_ratio_low"]))

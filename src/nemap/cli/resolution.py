@@ -115,7 +115,8 @@ def run_estimate(args: argparse.Namespace) -> int:
 
     if args.list_models:
         for name, recipe in resolution.shipped_models().items():
-            print(f"{name}: {json.dumps(recipe.get('test', {}))}")
+            headline = {k: v for k, v in recipe.get("test", {}).items() if k != "by"}  # not the breakdown
+            print(f"{name}: {json.dumps(headline)}")
         return 0
     if args.map is None:
         raise NemapError("give a map (MRC or .nemap), or --list-models", code="BAD_ARGUMENT")
@@ -135,6 +136,8 @@ def run_estimate(args: argparse.Namespace) -> int:
         return 0
     local = summary.get("local_resolution")
     extra = f"; local {local['min']:.2f}–{local['max']:.2f} Å" if local else ""
-    print(f"{args.map}: {summary['global_class']} resolution, {summary['global_resolution']:.2f} Å "
+    interval = summary.get("global_resolution_interval")
+    within = f", 90 % interval {interval[0]:.2f}–{interval[1]:.2f} Å" if interval else ""
+    print(f"{args.map}: {summary['global_class']} resolution, {summary['global_resolution']:.2f} Å{within} "
           f"(model {summary['model']}{extra})")
     return 0

@@ -28,6 +28,8 @@ MIN_VOXELS = 8  # along every axis, for any estimate from the map itself
 MIN_SOLVENT = 0.1  # of the box: fewer solvent voxels than this and the solvent is not trusted
 MASKED = 0.5  # a map with at least this fraction of exact zeros is masked: its solvent says nothing
 DILATION_A = 3.0  # Å around voxels beyond 3 SD that are not solvent
+MIN_MOLECULE = 0.01  # of the box: with smoothing, less than this standing out of the noise is no molecule
+MIN_CLUSTER_A3 = 50.0  # Å³: with smoothing, smaller clusters beyond 3 SD are taken as noise
 MEDIAN_SAMPLES = 1 << 20  # medians are taken over about this many voxels (a regular subsample)
 OUTER_SHELLS = 0.8  # without a resolution: the shells beyond this fraction of Nyquist
 
@@ -74,24 +76,50 @@ def solvent(values: np.ndarray, voxel_size: Any) -> NoiseEstimate | None:
     """The SD of the voxels away from anything beyond 3 SD of the median, exact zeros (a mask's outside) left out;
     None when too few remain or they do not vary."""
     v = np.asarray(values, dtype=np.float64)
-    measured = v != 0
+    keep = solvent_voxels(v, voxel_size)
+    if keep is None:
+        return None
+    share = np.count_nonzero(keep) / v.size
+    return NoiseEstimate(float(v[keep].std()), "solvent", f"SD of the {np.count_nonzero(keep)} voxels "
+                         f"({100 * share:.0f} % of the box) more than {DILATION_A:g} Å (along some axis) from every "
+                         "voxel beyond 3 SD of the median")
+
+
+def solvent_voxels(values: np.ndarray, voxel_size: Any, smooth: float = 0.0) -> np.ndarray | None:
+    """The solvent (bool, the map's shape): voxels more than DILATION_A Å from every voxel beyond 3 SD of the
+    median (three rounds), exact zeros left out; None when under MIN_SOLVENT of the box remains or it is flat.
+    ``smooth`` > 0 (Å): the test runs on the map smoothed by a Gaussian of that SD and only clusters of at least
+    MIN_CLUSTER_A3 Å³ beyond 3 SD count, so that noise voxels beyond 3 SD by chance (0.3 % of them, each
+    excluding a box around it) do not eat the solvent of a large box; and a box where under MIN_MOLECULE of the
+    voxels stand out (cropped inside the molecule, or noise alone) has no solvent to speak of: None."""
+    measured = np.asarray(values) != 0
+    v = np.asarray(values, dtype=np.float64)
+    if smooth > 0:
+        sigma = smooth / np.broadcast_to(np.asarray(voxel_size, dtype=np.float64), (3,))
+        v = ndimage.gaussian_filter(v, sigma, mode="nearest")
     start = _every(v[measured], MEDIAN_SAMPLES)  # a robust start: median and MAD of a regular subsample
+    if start.size == 0:
+        return None
     centre = float(np.median(start))
     sd = 1.4826 * float(np.median(np.abs(start - centre))) or float(start.std())
     size = [2 * max(1, int(round(DILATION_A / d))) + 1 for d in np.broadcast_to(np.asarray(voxel_size, float), (3,))]
     keep = measured
+    smallest = int(np.ceil(MIN_CLUSTER_A3 / float(np.prod(np.broadcast_to(np.asarray(voxel_size, float), (3,))))))
     for _ in range(3):
-        outside = (np.abs(v - centre) > 3 * sd).astype(np.uint8)
-        keep = (ndimage.maximum_filter(outside, size=size, mode="nearest") == 0) & measured
+        outside = np.abs(v - centre) > 3 * sd
+        if smooth > 0:
+            labels, _ = ndimage.label(outside)
+            big = np.bincount(labels.ravel()) >= smallest
+            big[0] = False
+            outside = big[labels]
+        keep = (ndimage.maximum_filter(outside.astype(np.uint8), size=size, mode="nearest") == 0) & measured
         if np.count_nonzero(keep) < MIN_SOLVENT * v.size:
             return None
         kept = v[keep]
         centre, sd = float(np.median(_every(kept, MEDIAN_SAMPLES))), float(kept.std())
-    if sd == 0:
-        return None
-    share = np.count_nonzero(keep) / v.size
-    return NoiseEstimate(sd, "solvent", f"SD of the {np.count_nonzero(keep)} voxels ({100 * share:.0f} % of the box) "
-                         f"more than {DILATION_A:g} Å (along some axis) from every voxel beyond 3 SD of the median")
+    if smooth > 0 and np.count_nonzero(measured & ~keep) < MIN_MOLECULE * v.size:
+        return None  # nothing stands out of the noise: a box cropped inside the molecule, or noise alone
+    return keep if sd > 0 else None
 
 
 def _every(values: np.ndarray, count: int) -> np.ndarray:

@@ -26,7 +26,9 @@ SIGMA_FACTOR = 0.225  # molmap: σ = 0.225 × resolution
 def structure_factors(xyz: np.ndarray, weights: np.ndarray, shape: tuple[int, int, int], origin: np.ndarray,
                       voxel_size: float) -> np.ndarray:
     """Σ_a w_a·exp(−2πi s·(x_a − origin)) on the real-FFT half space of ``shape`` (s in voxel⁻¹), complex128."""
-    q = (np.asarray(xyz, dtype=np.float64) - origin) / voxel_size  # [A, 3] voxel units
+    q = (np.asarray(xyz, dtype=np.float64).reshape(-1, 3) - origin) / voxel_size  # [A, 3] voxel units
+    if len(q) == 0:  # no atoms: no density
+        return np.zeros((shape[0], shape[1], shape[2] // 2 + 1), np.complex128)
     freqs = [np.fft.fftfreq(shape[0]), np.fft.fftfreq(shape[1]), np.fft.rfftfreq(shape[2])]  # one vector per axis
     ex, ey, ez = (np.exp(-2j * np.pi * q[:, k, None] * freqs[k][None, :]) for k in range(3))
     xy = (ex[:, :, None] * ey[:, None, :]).reshape(len(q), -1) * np.asarray(weights)[:, None]  # [A, nx·ny]

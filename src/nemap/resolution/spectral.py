@@ -1,0 +1,80 @@
+"""Noise of any colour taken out of a map by spectral subtraction: what the learned estimator sees.
+
+A map is signal plus noise; beyond its resolution, noise. Radially averaged, the map's power per shell is
+P(s) = S(s) + N(s). With N(s) measured where there is only noise (the solvent of an unmasked map, or the
+noise itself in a simulation), every Fourier sample is weighted by W(s) = max(0, 1 − N(s) / P(s)) — the
+Wiener filter S / (S + N) with S estimated as P − N. Where the signal dominates W ≈ 1, where only noise is
+W ≈ 0, whatever the noise's colour: white noise beyond the resolution of an unfiltered map, coloured noise
+of a filtered one, noise boosted by sharpening. The learned estimator does this patch by patch, as it was
+trained: P of each 32³ patch, N of the whole map's solvent on the patch's shells. Shells are
+1 / max_a(n_a·Δ_a) Å⁻¹ wide unless given, and run to the box's corner.
+Arrays are indexed [x, y, z]; frequencies in Å⁻¹; power per voxel (|F|² / voxel count).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import scipy.fft
+
+from nemap.resolution.fsc import frequency_squared, half_space_weight
+
+
+def _shell_index(shape: tuple[int, ...], voxel_size: Any, spacing: float | None = None) -> tuple[np.ndarray, int]:
+    """Nearest shell (``spacing`` Å⁻¹ apart; default the box's) of every real-FFT half-space sample, and the
+    number of shells (to the corner)."""
+    d = np.broadcast_to(np.asarray(voxel_size, dtype=np.float64), (3,))
+    spacing = spacing or 1.0 / max(n * v for n, v in zip(shape, d))
+    index = np.floor(np.sqrt(frequency_squared(shape, d)) / spacing + 0.5).astype(np.int64)
+    return index, int(index.max()) + 1
+
+
+def shell_power(values: np.ndarray, voxel_size: Any, share: float = 1.0, spacing: float | None = None
+                ) -> np.ndarray:
+    """The power per voxel of ``values`` (mean removed) in each shell (``spacing`` Å⁻¹ apart; default the
+    box's), divided by ``share`` (the fraction of the box the values stand for, when the rest is set to 0):
+    float64 [shells]. White noise of variance σ² has power σ² in every shell, whatever the box."""
+    v = np.asarray(values, dtype=np.float64)
+    index, count = _shell_index(v.shape, voxel_size, spacing)
+    power = np.abs(scipy.fft.rfftn(v - v.mean(), workers=-1)) ** 2 / v.size
+    weight = np.broadcast_to(half_space_weight(v.shape), power.shape)
+    sums = np.bincount(index.ravel(), weights=(power * weight).ravel(), minlength=count)
+    counts = np.bincount(index.ravel(), weights=weight.ravel(), minlength=count)
+    return sums / np.maximum(counts, 1) / max(share, 1e-12)
+
+
+def solvent_power(values: np.ndarray, solvent: np.ndarray, voxel_size: Any, spacing: float | None = None
+                  ) -> np.ndarray:
+    """The noise power per shell (``spacing`` Å⁻¹ apart; default the box's) measured in the solvent (bool, the
+    map's shape): the spectrum of the solvent's voxels (their mean removed, the rest 0) over the solvent's share
+    of the box."""
+    v = np.asarray(values, dtype=np.float64)
+    inside = v[solvent]
+    noise = np.where(solvent, v - float(inside.mean()), 0.0)
+    return shell_power(noise, voxel_size, share=float(solvent.mean()), spacing=spacing)
+
+
+def subtract_noise(values: np.ndarray, noise_power: np.ndarray, voxel_size: Any) -> np.ndarray:
+    """``values`` with every Fourier sample weighted by max(0, 1 − N(s)/P(s)) (see the module docstring);
+    ``noise_power`` per shell of this grid's spacing (``shell_power``/``solvent_power``; missing shells count
+    as no noise); float32, mean kept. ``values`` may be a stack [B, nx, ny, nz]: each map gets its own P."""
+    v = np.asarray(values, dtype=np.float64)
+    stack = v.reshape((-1,) + v.shape[-3:])
+    index, count = _shell_index(stack.shape[1:], voxel_size)
+    f = scipy.fft.rfftn(stack, axes=(1, 2, 3), workers=-1)
+    weight = np.broadcast_to(half_space_weight(stack.shape[1:]), index.shape).ravel()
+    counts = np.bincount(index.ravel(), weights=weight, minlength=count)
+    n = np.zeros(count)
+    n[:min(count, len(noise_power))] = noise_power[:count]
+    flat = index.ravel()
+    for b in range(len(stack)):
+        power = np.abs(f[b]).ravel() ** 2 / stack[b].size
+        power[flat == 0] = 0.0  # the mean is not noise (shell 0 holds only it)
+        total = np.bincount(flat, weights=power * weight, minlength=count) / np.maximum(counts, 1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            gain = np.clip(np.nan_to_num(1.0 - n / total, nan=0.0), 0.0, 1.0)
+        gain[0] = 1.0  # the mean
+        f[b] *= gain[index]
+    out = scipy.fft.irfftn(f, s=stack.shape[1:], axes=(1, 2, 3), workers=-1)
+    return out.reshape(v.shape).astype(np.float32)
