@@ -34,6 +34,7 @@ MAP_FILES = {  # whole real maps under SHARED, for the decimation and whole-map 
     "0093-crop": "emd0093_hcn4/emd_0093_m4A_chainA_crop.mrc",
     "0093": "emd0093_hcn4/MAP_m4A.mrc.gz",
     "21457": "emd21457_spike_ntd_segment/emd_21457_seg.mrc",
+    "5168": "emd5168_factin_lowres/emd_5168.map",
 }
 FIT = {"5778": {"max_region_size": 32, "max_steps": 1000}}  # per-map fit overrides (graph_quality's docstring)
 TOY_FIT = {"max_steps": 5, "width": 16, "sine_layers": 2}  # the fit of every map in --toy runs

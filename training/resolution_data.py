@@ -6,22 +6,29 @@ Each sample is a CUBE³ patch at 1 Å per voxel (x, y, z) of a simulated map wit
 - an atomic model (../shared/data/models_for_simulation; TRAIN_MODELS for training, TEST_MODELS never used in
   training; with --extra-models, also the 50 protein chains that the MDAnalysisTests 2.11.0 source archive
   ships for its DSSP tests, ``pip download --no-deps mdanalysistests==2.11.0``, SHA-256 in EXTRA_SHA256),
-  randomly rotated, cropped around a random atom (random crops of large complexes);
+  randomly rotated, cropped around a random atom (random crops of large complexes) or, with probability
+  OFF_CENTRE_FRACTION, 10–50 Å away from it (the molecule's edge, or solvent only: what most patches of a large
+  unmasked box hold);
 - a base resolution drawn log-uniformly in [LOW, HIGH] Å and a smooth resolution field around it (up to
   ±VARIATION in log R, correlation length 6–14 voxels): every voxel's label is the field's value there
   (molmap blur followed per voxel, ``nemap.resolution.synthetic``);
-- a B-factor (sharpening or blurring) of −30 … +40 Å² applied to the signal up to 2 Å;
-- coloured noise (correlation 0.5–2 voxels) at a signal-to-noise ratio of 0.3–20 (std of the signal inside the
-  molecule over the noise std);
-- with probability MASKED_FRACTION, solvent masked to zero: half of these outside a soft envelope, half outside
-  a hard zone of 2.5–5 Å around the atoms (as deposited maps and ChimeraX's ``volume zone`` do);
-- with probability COARSE_FRACTION, sampled at a voxel size v between 1 Å and min(1.8 Å, R/2) and brought to
-  1 Å as the estimator does (Fourier resampling): the spectrum beyond 1/(2v) Å⁻¹ is removed;
+- noise of one of NOISE_KINDS at a signal-to-noise ratio of 0.3–20 (SD of the signal inside the molecule over the
+  noise SD): white over the whole band (an unfiltered map), coloured (correlation 0.5–2 voxels), white with map
+  and noise low-passed at the base resolution (a filtered map), or none;
+- sharpening (B of −100 … 0 Å², SHARPEN_FRACTION) or blurring (0 … 60 Å², BLUR_FRACTION) of map and noise alike,
+  up to the base resolution (flat beyond, so noise beyond the resolution is boosted as sharpening boosts it);
+- with probability COARSE_FRACTION, sampled at a voxel size v between 1 Å and min(COARSE_MAX, R/2) Å and brought
+  to 1 Å as the estimator does (Fourier resampling): the spectrum beyond 1/(2v) Å⁻¹ is removed;
+- solvent left as it is (MASK_KINDS "none": a full box, noise everywhere — then the noise is subtracted as the
+  estimator subtracts the noise it measures in a map's solvent, ``nemap.resolution.spectral``, here with the
+  sample's own noise spectrum) or set to zero outside a soft envelope (``soft``) or outside a hard zone of
+  2.5–5 Å around the atoms (``zone``, as deposited maps and ChimeraX's ``volume zone`` do);
 - labels: local resolution (Å) per voxel, the molecular mask, and the global resolution (median of the local
   resolution inside the mask) with its class (high < 5 Å ≤ medium ≤ 10 Å < low).
 Voxel sizes: the set is at 1 Å; the estimator resamples any map to 1 Å in Fourier space (so 2.5 Å is the
 finest resolution it can see: LOW; a map of coarser voxels is the COARSE_FRACTION case). Writes DIR/SPLIT.npz
-(float16 maps, float16 labels, bool masks) and DIR/SPLIT.json (recipe).
+(float16 maps, float16 labels, bool masks, and per sample its noise and mask kind, voxel size, base
+resolution, SNR and B-factor) and DIR/SPLIT.json (recipe).
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.fft
@@ -38,18 +46,18 @@ from scipy import ndimage
 from scipy.spatial.transform import Rotation
 
 from nemap.io.models import read_model
-from nemap.resolution import synthetic
+from nemap.resolution import spectral, synthetic
 from nemap.resolution.fsc import frequency_squared
 
 SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "data" / "models_for_simulation"
 TRAIN_MODELS = ["1hvr.pdb", "4E43.pdb", "19hc.pdb.gz", "6msm.pdb.bz2", "6z6u.pdb", "5PTI.cif.gz"]
 TEST_MODELS = ["1a28.pdb.gz", "3KPR.cif.gz"]
 CUBE = 32
-LOW, HIGH = 2.5, 15.0
+LOW, HIGH = 2.5, 20.0
 VARIATION = 0.35
 LADDER = np.exp(np.linspace(np.log(LOW * 0.7), np.log(HIGH * 1.45), 12))
-MASKED_FRACTION = 0.4
 COARSE_FRACTION = 0.3
+COARSE_MAX = 3.0  # Å: the coarsest voxels simulated (never above R/2)
 EXTRA_SDIST = "mdanalysistests-2.11.0.tar.gz"
 EXTRA_SHA256 = "5edeb5b01805da728b202103aa8d2b5974a37f1005ab1fe0150ed7d59702d2ea"
 EXTRA_MEMBERS = "MDAnalysisTests/data/dssp/"
@@ -88,36 +96,101 @@ def load_models(names: list[str], folder: Path = SHARED_MODELS) -> list[tuple[np
 SEED_RESOLUTIONS = (2.5, 7.5, 12.5)  # Å: the seed paper's (002) three simulated resolutions
 
 
+NOISE_KINDS = ("white", "coloured", "filtered", "clean")  # filtered: noise and map low-passed at the resolution
+NOISE_ODDS = (0.35, 0.3, 0.2, 0.15)
+MASK_KINDS = ("none", "soft", "zone")  # none: a full box, noise everywhere
+MASK_ODDS = (0.45, 0.25, 0.3)
+OFF_CENTRE_FRACTION, OFF_CENTRE_A = 0.2, (10.0, 50.0)  # patches centred this far (Å) from an atom
+SHARPEN_FRACTION, BLUR_FRACTION = 0.3, 0.2  # B-factors of −(0–100) / +(0–60) Å² applied up to the resolution
+
+
 def make_sample(models: list[tuple[np.ndarray, np.ndarray]], rng: np.random.Generator, seed_protocol: bool = False
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(map, local resolution Å, mask), each CUBE³. ``seed_protocol``: as the seed paper simulated its maps —
-    one of SEED_RESOLUTIONS everywhere, no noise, no B-factor, no mask, 1 Å voxels."""
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    """(map, local resolution Å, mask, what was done), each array CUBE³. ``seed_protocol``: as the seed paper
+    simulated its maps — one of SEED_RESOLUTIONS everywhere, no noise, no B-factor, no mask, 1 Å voxels."""
     xyz, z = models[rng.integers(len(models))]
     xyz = Rotation.random(random_state=rng.integers(2**31)).apply(xyz)
     centre = xyz[rng.integers(len(xyz))] + rng.normal(0, 3.0, 3)
     shape = (CUBE,) * 3
+    reference = None  # the SD of the signal of an on-centre patch, that the noise is scaled by
+    if not seed_protocol and rng.uniform() < OFF_CENTRE_FRACTION:  # a patch at the molecule's edge, or of solvent
+        reference = _signal_sd(xyz, z, centre)
+        step = rng.normal(size=3)
+        centre = centre + step / np.linalg.norm(step) * rng.uniform(*OFF_CENTRE_A)
     origin = centre - (CUBE - 1) / 2
     near = np.all(np.abs(xyz - centre) < CUBE / 2 + 20, axis=1)
     if seed_protocol:
-        return _seed_sample(xyz[near], z[near], float(rng.choice(SEED_RESOLUTIONS)), shape, origin)
+        r = float(rng.choice(SEED_RESOLUTIONS))
+        m, f, k = _seed_sample(xyz[near], z[near], r, shape, origin)
+        return m, f, k, {"noise": "clean", "mask": "none", "voxel": 1.0, "base": r, "snr": float("inf")}
     base = float(np.exp(rng.uniform(np.log(LOW), np.log(HIGH))))
     spread = float(np.exp(rng.uniform(0, VARIATION)))
     field = synthetic.smooth_field(shape, rng, max(LOW, base / spread), min(HIGH * 1.3, base * spread),
                                    float(rng.uniform(6, 14)))
     used = LADDER[max(0, np.searchsorted(LADDER, field.min()) - 1):np.searchsorted(LADDER, field.max()) + 1]
-    bfactor = float(rng.uniform(-30, 40))
     levels = synthetic.levels(xyz[near], z[near], shape, origin, 1.0, used)
     signal = synthetic.follow_field(levels, used, field)
-    signal = _apply_bfactor(signal, bfactor)
     mask = synthetic.atom_mask(xyz[near], shape, origin, 1.0)
-    inside = signal[mask] if mask.any() else signal.ravel()
-    snr = float(np.exp(rng.uniform(np.log(0.3), np.log(20))))
-    noisy = signal + synthetic.coloured_noise(shape, rng, float(rng.uniform(0.5, 2.0))) * (inside.std() + 1e-6) / snr
+    signal, noise, info = _noise(signal, mask, base, rng, reference)
+    signal, noise, info["bfactor"] = _bfactor(signal, noise, base, rng)
+    info["voxel"] = 1.0
     if rng.uniform() < COARSE_FRACTION and base > 2.0:
-        noisy = nyquist_cut(noisy, float(rng.uniform(1.0, min(1.8, base / 2))))
-    if rng.uniform() < MASKED_FRACTION:
-        noisy = noisy * solvent_mask(xyz[near], mask, shape, origin, rng)
-    return noisy.astype(np.float32), field.astype(np.float32), mask
+        info["voxel"] = float(rng.uniform(1.0, min(COARSE_MAX, base / 2)))
+        signal, noise = nyquist_cut(signal, info["voxel"]), nyquist_cut(noise, info["voxel"])
+    info["mask"] = MASK_KINDS[rng.choice(len(MASK_KINDS), p=MASK_ODDS)]
+    noisy = signal + noise
+    if info["mask"] == "none":  # the estimator's first step on a map with solvent: its noise subtracted
+        noisy = spectral.subtract_noise(noisy, spectral.shell_power(noise, 1.0), 1.0)
+    else:
+        noisy = noisy * solvent_mask(xyz[near], mask, shape, origin, rng, info["mask"])
+    info["base"] = base
+    return noisy.astype(np.float32), field.astype(np.float32), mask, info
+
+
+def _signal_sd(xyz: np.ndarray, z: np.ndarray, centre: np.ndarray) -> float:
+    """The SD inside the molecular mask of a patch centred at ``centre`` at 6 Å (a scale for the noise of a patch
+    that holds little or no molecule)."""
+    origin = centre - (CUBE - 1) / 2
+    near = np.all(np.abs(xyz - centre) < CUBE / 2 + 20, axis=1)
+    signal = synthetic.levels(xyz[near], z[near], (CUBE,) * 3, origin, 1.0, np.array([6.0]))[0]
+    mask = synthetic.atom_mask(xyz[near], (CUBE,) * 3, origin, 1.0)
+    return float(signal[mask].std()) if mask.any() else float(signal.std())
+
+
+def _noise(signal: np.ndarray, mask: np.ndarray, base: float, rng: np.random.Generator, reference: float | None
+           ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """The signal and a noise of one of NOISE_KINDS at an SNR of 0.3–20 (signal SD inside the mask, or
+    ``reference`` when given, over the noise SD; before any low-pass)."""
+    kind = NOISE_KINDS[rng.choice(len(NOISE_KINDS), p=NOISE_ODDS)]
+    inside = signal[mask] if mask.any() else signal.ravel()
+    scale = reference if reference is not None else float(inside.std())
+    snr = float(np.exp(rng.uniform(np.log(0.3), np.log(20))))
+    if kind == "clean":
+        return signal, np.zeros_like(signal), {"noise": kind, "snr": float("inf")}
+    unit = (synthetic.coloured_noise(signal.shape, rng, float(rng.uniform(0.5, 2.0))) if kind == "coloured"
+            else rng.standard_normal(signal.shape).astype(np.float32))
+    noise = unit * (scale + 1e-6) / snr
+    if kind == "filtered":
+        signal, noise = low_pass(signal, base), low_pass(noise, base)
+    return signal, noise, {"noise": kind, "snr": snr}
+
+
+def _bfactor(signal: np.ndarray, noise: np.ndarray, base: float, rng: np.random.Generator
+             ) -> tuple[np.ndarray, np.ndarray, float]:
+    """Sharpening (B < 0) or blurring (B > 0) of map and noise alike, up to the resolution (flat beyond)."""
+    u = rng.uniform()
+    b = (-rng.uniform(0, 100) if u < SHARPEN_FRACTION else
+         rng.uniform(0, 60) if u < SHARPEN_FRACTION + BLUR_FRACTION else 0.0)
+    if b == 0:
+        return signal, noise, 0.0
+    return _apply_bfactor(signal, b, base), _apply_bfactor(noise, b, base), float(b)
+
+
+def low_pass(values: np.ndarray, resolution: float) -> np.ndarray:
+    """``values`` (1 Å voxels) low-passed at ``resolution`` Å: a raised-cosine edge from 0.9/R to 1.1/R Å⁻¹."""
+    s = np.sqrt(frequency_squared(values.shape))
+    t = np.clip((s * resolution - 0.9) / 0.2, 0, 1)
+    return scipy.fft.irfftn(scipy.fft.rfftn(values) * 0.5 * (1 + np.cos(np.pi * t)), s=values.shape)
 
 
 def _seed_sample(xyz: np.ndarray, z: np.ndarray, resolution: float, shape: tuple[int, int, int],
@@ -127,9 +200,10 @@ def _seed_sample(xyz: np.ndarray, z: np.ndarray, resolution: float, shape: tuple
 
 
 def solvent_mask(xyz: np.ndarray, mask: np.ndarray, shape: tuple[int, int, int], origin: np.ndarray,
-                 rng: np.random.Generator) -> np.ndarray:
-    """A soft envelope around the molecular mask, or a hard zone of 2.5–5 Å around the atoms (half each)."""
-    if rng.uniform() < 0.5:
+                 rng: np.random.Generator, kind: str) -> np.ndarray:
+    """A soft envelope around the molecular mask (``soft``), or a hard zone of 2.5–5 Å around the atoms
+    (``zone``)."""
+    if kind == "soft":
         return np.clip(ndimage.gaussian_filter(mask.astype(np.float32), 1.5) * 1.5, 0, 1)
     return synthetic.atom_mask(xyz, shape, origin, 1.0, radius=float(rng.uniform(2.5, 5.0))).astype(np.float32)
 
@@ -144,31 +218,70 @@ def nyquist_cut(values: np.ndarray, voxel: float) -> np.ndarray:
     return scipy.fft.irfftn(f * keep, s=values.shape)
 
 
-def _apply_bfactor(values: np.ndarray, bfactor: float) -> np.ndarray:
-    """exp(−B s²/4) applied up to 2 Å (s in Å⁻¹ at 1 Å voxels), flat beyond."""
+def _apply_bfactor(values: np.ndarray, bfactor: float, resolution: float) -> np.ndarray:
+    """exp(−B s²/4) applied up to ``resolution`` Å (s in Å⁻¹ at 1 Å voxels), flat beyond."""
     f = scipy.fft.rfftn(values)
     s2 = frequency_squared(values.shape)
-    return scipy.fft.irfftn(f * np.exp(-bfactor * np.minimum(s2, 0.25) / 4), s=values.shape)
+    return scipy.fft.irfftn(f * np.exp(-bfactor * np.minimum(s2, 1 / resolution ** 2) / 4), s=values.shape)
 
 
 def build(count: int, seed: int, split: str, extra: list[Path] | None = None, seed_protocol: bool = False
           ) -> dict[str, np.ndarray]:
-    """``count`` samples of the split; ``extra`` model files join the training models; ``seed_protocol``: see
-    ``make_sample``."""
-    rng = np.random.default_rng(seed)
-    models = load_models(TRAIN_MODELS + [str(p) for p in extra or []] if split == "train" else TEST_MODELS)
+    """``count`` samples of the split (sample i drawn from the generator seeded by (seed, i), on every core);
+    ``extra`` model files join the training models; ``seed_protocol``: see ``make_sample``."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from nemap.machine import cores
+
+    names = TRAIN_MODELS + [str(p) for p in extra or []] if split == "train" else TEST_MODELS
     maps = np.empty((count,) + (CUBE,) * 3, np.float16)
     local = np.empty_like(maps)
     masks = np.empty((count,) + (CUBE,) * 3, bool)
+    infos = []
     t0 = time.perf_counter()
-    for i in range(count):
-        m, r, k = make_sample(models, rng, seed_protocol)
-        maps[i] = normalize(m)
-        local[i], masks[i] = r, k
-        if (i + 1) % 500 == 0:
-            print(f"{split}: {i + 1}/{count} samples, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    chunks = [range(a, min(count, a + 100)) for a in range(0, count, 100)]
+    workers = min(cores(), len(chunks))
+    jobs = [(names, seed, chunk, seed_protocol) for chunk in chunks]
+    with ProcessPoolExecutor(workers) if workers > 1 else _Inline() as pool:
+        for chunk, samples in zip(chunks, pool.map(_samples, jobs)):
+            for i, (m, r, k, info) in zip(chunk, samples):
+                maps[i] = normalize(m)
+                local[i], masks[i] = r, k
+                infos.append(info)
+            if chunk[-1] + 1 == count or (chunk[-1] + 1) % 1000 == 0:
+                print(f"{split}: {chunk[-1] + 1}/{count} samples, {time.perf_counter() - t0:.0f} s", file=sys.stderr,
+                      flush=True)
     glob = np.array([np.median(local[i][masks[i]]) if masks[i].any() else np.median(local[i]) for i in range(count)])
-    return {"maps": maps, "local": local, "masks": masks, "global": glob.astype(np.float32)}
+    return {"maps": maps, "local": local, "masks": masks, "global": glob.astype(np.float32),
+            "noise_kind": np.array([NOISE_KINDS.index(x["noise"]) for x in infos], np.int8),
+            "mask_kind": np.array([MASK_KINDS.index(x["mask"]) for x in infos], np.int8),
+            **{key: np.array([x.get(key, 0.0) for x in infos], np.float32) for key in ("voxel", "base", "snr",
+                                                                                        "bfactor")}}
+
+
+_MODELS: dict[tuple[str, ...], list] = {}  # per process: the models of a split, loaded once
+
+
+def _samples(job: tuple[list[str], int, range, bool]) -> list:
+    names, seed, chunk, seed_protocol = job
+    if tuple(names) not in _MODELS:
+        _MODELS[tuple(names)] = load_models(names)
+    models = _MODELS[tuple(names)]
+    return [make_sample(models, np.random.default_rng([seed, i]), seed_protocol) for i in chunk]
+
+
+class _Inline:
+    """A pool of no processes (one core)."""
+
+    def __enter__(self) -> _Inline:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+    @staticmethod
+    def map(fn: Any, jobs: list) -> Any:
+        return map(fn, jobs)
 
 
 def normalize(values: np.ndarray) -> np.ndarray:
@@ -190,9 +303,13 @@ def main(argv: list[str] | None = None) -> None:
     extra = extra_models(args.extra_models, args.out / "models") if args.extra_models and args.split == "train" else []
     data = build(args.count, args.seed, args.split, [args.out / "models" / n for n in extra])
     np.savez(args.out / f"{args.split}.npz", **data)
-    recipe = {"count": args.count, "seed": args.seed, "split": args.split, "cube": CUBE, "voxel_size": 1.0,
-              "resolution_range": [LOW, HIGH], "variation": VARIATION, "masked_fraction": MASKED_FRACTION,
-              "coarse_fraction": COARSE_FRACTION,
+    recipe = {"command": " ".join(["python -m training.resolution_data", *(sys.argv[1:] if argv is None else argv)]),
+              "count": args.count, "seed": args.seed, "split": args.split, "cube": CUBE, "voxel_size": 1.0,
+              "resolution_range": [LOW, HIGH], "variation": VARIATION,
+              "noise_kinds": dict(zip(NOISE_KINDS, NOISE_ODDS)), "mask_kinds": dict(zip(MASK_KINDS, MASK_ODDS)),
+              "sharpen_fraction": SHARPEN_FRACTION, "blur_fraction": BLUR_FRACTION,
+              "coarse_fraction": COARSE_FRACTION, "coarse_max": COARSE_MAX, "noise_subtracted": "mask none",
+              "off_centre": {"fraction": OFF_CENTRE_FRACTION, "distance": OFF_CENTRE_A},
               "models": TRAIN_MODELS if args.split == "train" else TEST_MODELS,
               "extra_models": {"archive": EXTRA_SDIST, "sha256": EXTRA_SHA256, "files": extra} if extra else None}
     (args.out / f"{args.split}.json").write_text(json.dumps(recipe, indent=1))

@@ -1,0 +1,88 @@
+"""Whole simulated maps of a held-out model, as users hand them to ``nemap resolution``: a box with solvent around
+a molecule, at a nominal resolution everywhere, with one kind of noise, mask and voxel size (the test cases of
+``benchmarks/resolution_models.py``; never used in training).
+
+The molecule: the atoms of a held-out model (``resolution_data.TEST_MODELS``) within RADIUS Å of its centre,
+in a cubic box of EDGE Å (solvent all around). Density: ``nemap.resolution.synthetic.levels`` (molmap,
+band-limited) at the nominal resolution R on the box's own voxels. Noise, as ``noise_kind``: ``white`` (SD a
+fraction of the density's peak, over the whole band: an unfiltered map), ``coloured`` (the same SD, correlated
+over 1 Å), ``filtered`` (white, then map and noise low-passed at R), ``clean``. Mask: ``none``, ``soft``
+(a Gaussian-edged envelope 3 Å beyond the atoms), ``zone`` (0 beyond 3 Å from any atom). Half maps: the same
+density with two independent noises of √2 times the SD (their average has the map's noise).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.fft
+from scipy import ndimage
+
+from nemap.format.geometry import Geometry, Grid
+from nemap.resolution import synthetic
+from nemap.resolution.fsc import frequency_squared
+from training.resolution_data import TEST_MODELS, load_models
+
+EDGE = 64.0  # Å
+RADIUS = 22.0  # Å
+
+
+@dataclass(frozen=True)
+class Case:
+    resolution: float  # Å, nominal
+    noise: str = "white"
+    mask: str = "none"
+    voxel: float = 1.0  # Å
+    level: float = 0.03  # noise SD over the density's peak
+
+    @property
+    def label(self) -> str:
+        return f"{self.resolution:g} Å, {self.noise} noise, mask {self.mask}, {self.voxel:g} Å voxels"
+
+
+def molecule(model: str = TEST_MODELS[0]) -> tuple[np.ndarray, np.ndarray]:
+    """The atoms (Å, centred) and atomic numbers within RADIUS Å of the model's centre."""
+    (xyz, z), = load_models([model])
+    keep = np.linalg.norm(xyz, axis=1) <= RADIUS
+    return xyz[keep] - xyz[keep].mean(axis=0), z[keep]
+
+
+def low_pass(values: np.ndarray, resolution: float, voxel: float) -> np.ndarray:
+    """A raised-cosine low-pass from 0.9/R to 1.1/R Å⁻¹."""
+    s = np.sqrt(frequency_squared(values.shape, voxel))
+    gain = 0.5 * (1 + np.cos(np.pi * np.clip((s * resolution - 0.9) / 0.2, 0, 1)))
+    return scipy.fft.irfftn(scipy.fft.rfftn(values) * gain, s=values.shape)
+
+
+def noise_of(case: Case, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    """Unit-SD noise of the case's kind (before any low-pass)."""
+    if case.noise == "coloured":
+        return synthetic.coloured_noise(shape, rng, 1.0 / case.voxel)
+    return rng.standard_normal(shape)
+
+
+def simulate(case: Case, seed: int = 0, atoms: tuple[np.ndarray, np.ndarray] | None = None, halves: bool = False
+             ) -> tuple[Grid, np.ndarray, tuple[Grid, Grid] | None]:
+    """The case's map, the molecular mask (bool: within 2.5 Å of an atom) and, with ``halves``, two half maps."""
+    rng = np.random.default_rng(seed)
+    xyz, z = atoms if atoms is not None else molecule()
+    n = int(round(EDGE / case.voxel))
+    shape = (n, n, n)
+    origin = -np.full(3, (n - 1) / 2 * case.voxel)
+    density = synthetic.levels(xyz, z, shape, origin, case.voxel, np.array([case.resolution]))[0].astype(np.float64)
+    sd = 0.0 if case.noise == "clean" else case.level * float(density.max())
+    noisy = [density + sd * scale * noise_of(case, shape, rng) for scale in ((1.0, 2 ** 0.5, 2 ** 0.5) if halves
+                                                                             else (1.0,))]
+    if case.noise == "filtered":
+        noisy = [low_pass(m, case.resolution, case.voxel) for m in noisy]
+    near = synthetic.atom_mask(xyz, shape, origin, case.voxel)
+    if case.mask != "none":
+        zone = synthetic.atom_mask(xyz, shape, origin, case.voxel, radius=3.0)
+        cut = zone.astype(np.float64) if case.mask == "zone" else np.clip(
+            ndimage.gaussian_filter(synthetic.atom_mask(xyz, shape, origin, case.voxel, radius=4.0).astype(float),
+                                    1.5 / case.voxel) * 1.2, 0, 1)
+        noisy = [m * cut for m in noisy]
+    geometry = Geometry(shape, (case.voxel,) * 3, tuple(origin))
+    grids = [Grid(m.astype(np.float32), geometry) for m in noisy]
+    return grids[0], near, (grids[1], grids[2]) if halves else None
