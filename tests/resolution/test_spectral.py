@@ -69,3 +69,26 @@ def test_monogenic_reads_the_sharper_map_sharper_and_refuses_a_masked_one() -> N
     with pytest.raises(NemapError, match="no solvent") as err:
         monogenic_local_resolution(masked, name="m.mrc")
     assert err.value.code == "NO_SOLVENT"
+
+
+def test_the_monogenic_baseline_from_the_command_line(tmp_path) -> None:
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from nemap.io.mrc import write_mrc
+
+    grid, _ = chain_map((48, 48, 48), resolution=6.0, atoms=200, margin=12.0, seed=4)
+    noisy = grid.values + 0.03 * float(grid.values.max()) * np.random.default_rng(1).standard_normal(grid.values.shape)
+    write_mrc(tmp_path / "noisy.mrc", noisy.astype(np.float32), grid.geometry)
+    write_mrc(tmp_path / "masked.mrc", grid.values, grid.geometry)
+    run = lambda *a: subprocess.run([sys.executable, "-m", "nemap", "-q", "resolution", *map(str, a)],  # noqa: E731
+                                    capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2])
+    r = run(tmp_path / "noisy.mrc", "--model", "monogenic", "--json", "-o", tmp_path / "local.mrc")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["model"] == "monogenic" and out["local_resolution"]["min"] <= out["global_resolution"]
+    assert (tmp_path / "local.mrc").is_file()
+    bad = run(tmp_path / "masked.mrc", "--model", "monogenic")
+    assert bad.returncode == 1 and "no solvent" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1

@@ -40,7 +40,8 @@ from nemap.errors import NemapError, warn
 from nemap.format.geometry import Grid
 from nemap.machine import native_bf16
 from nemap.resolution import spectral
-from nemap.resolution.models import CLASS_CENTRES, CLASSES, CUBE, KINDS, LOCAL_BINS, load, resolution_class
+from nemap.resolution.classes import CLASS_CENTRES, CLASSES, classify
+from nemap.resolution.models import CUBE, KINDS, LOCAL_BINS, load
 from nemap.resolution.noise import MASKED, solvent_voxels
 
 log = logging.getLogger("nemap")
@@ -77,10 +78,6 @@ class Estimate:
             out["mask_fraction"] = float(self.mask.values.mean())
         out["notes"] = self.notes
         return out
-
-
-def classify(resolution: float) -> str:
-    return CLASSES[int(resolution_class(resolution))]
 
 
 MIN_EDGE = 8  # voxels along every axis

@@ -26,14 +26,10 @@ import torch
 from torch import nn
 
 from nemap.errors import FormatError
+from nemap.resolution.classes import CLASS_CENTRES, CLASS_EDGES, CLASSES, resolution_class  # noqa: F401 (re-exported)
 
 CUBE = 32  # voxels per patch edge, 1 Å each
 WEIGHTS = Path(__file__).resolve().parent / "weights"
-
-
-def resolution_class(resolution: Any) -> np.ndarray:
-    """0 high (< 5 Å), 1 medium (5–10 Å), 2 low (> 10 Å), elementwise."""
-    return np.digitize(resolution, CLASS_EDGES, right=True)
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:
@@ -65,9 +61,6 @@ class LocalResolutionNet(nn.Module):
         return self.local(d1)[:, 0] + self.offset, self.mask(d1)[:, 0], g + self.offset
 
 
-CLASSES = ("high", "medium", "low")
-CLASS_EDGES = (5.0, 10.0)  # Å: high < 5 ≤ medium ≤ 10 < low
-CLASS_CENTRES = (3.75, 7.5, 12.5)  # Å: the middle of high (2.5–5), medium (5–10) and low (10–15)
 LOCAL_BINS = (2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 7.0, 8.5, 10.0, 12.0, 15.0)  # Å: the ten classes of ``unet10``
 
 

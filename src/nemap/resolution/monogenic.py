@@ -15,7 +15,7 @@ with and is refused (NemapError ``NO_SOLVENT``). Arrays [x, y, z]; Å.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -24,6 +24,7 @@ from scipy import ndimage
 
 from nemap.errors import NemapError
 from nemap.format.geometry import Grid
+from nemap.resolution.classes import classify
 from nemap.resolution.fsc import frequency_squared
 from nemap.resolution.noise import MASKED, solvent_voxels
 
@@ -35,13 +36,29 @@ COARSEST = 25.0  # Å
 @dataclass
 class MonogenicResult:
     """``local`` (Grid, Å; the coarsest rung where no two bands beat the noise), ``global_resolution`` (Å: the
-    median inside the molecule, the voxels above the solvent's mean + 3 SD), the ladder (Å) and the solvent's
-    share of the box."""
+    median inside the molecule, the voxels above the solvent's mean + 3 SD), the ladder (Å), the solvent's
+    share of the box and the molecule (bool [x, y, z]); described as ``summary()`` says, like a learned
+    estimate."""
 
     local: Grid
     global_resolution: float
     ladder: list[float]
     solvent_share: float
+    molecule: np.ndarray
+    model: str = "monogenic"
+    mask: Grid | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def global_class(self) -> str:
+        return classify(self.global_resolution)
+
+    def summary(self) -> dict[str, Any]:
+        inside = self.local.values[self.molecule] if self.molecule.any() else self.local.values.ravel()
+        return {"model": self.model, "global_class": self.global_class, "global_resolution": self.global_resolution,
+                "local_resolution": {"min": float(inside.min()), "median": float(np.median(inside)),
+                                     "max": float(inside.max())},
+                "solvent_fraction": self.solvent_share, "notes": self.notes}
 
 
 def ladder(voxel_size: Any) -> np.ndarray:
@@ -94,4 +111,7 @@ def monogenic_local_resolution(grid: Grid, name: str = "the map") -> MonogenicRe
     noise = v[solvent]
     inside = (v > noise.mean() + 3 * noise.std()) & ~solvent  # the molecule as a 3 σ contour shows it
     g = float(np.median(local[inside])) if inside.any() else float(np.median(local[~solvent]))
-    return MonogenicResult(Grid(local, grid.geometry), g, [float(r) for r in rungs], float(solvent.mean()))
+    note = (f"noise: the {100 * float(solvent.mean()):.0f} % of the box that is solvent; resolution where each "
+            f"voxel's band amplitude last beat its {PERCENTILE:g}th percentile there (two bands in a row)")
+    return MonogenicResult(Grid(local, grid.geometry), g, [float(r) for r in rungs], float(solvent.mean()),
+                           inside if inside.any() else ~solvent, notes=[note])

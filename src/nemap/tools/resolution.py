@@ -119,20 +119,30 @@ def half_map_evidence(half1: Any, half2: Any, like: Geometry, mask: Any = None, 
     return ev
 
 
+MONOGENIC = "monogenic"  # the classical single-map estimator (NumPy; nemap.resolution.monogenic), not a network
+
+
 def estimate_file(path: Any, *, model: str = "local", local_out: Any = None, mask_out: Any = None,
                   force: bool = False) -> Any:
-    """The learned resolution estimate of a map file (MRC or .nemap), optionally written as MRC maps."""
+    """The resolution estimate of a map file (MRC or .nemap) by a learned model or, with ``model="monogenic"``,
+    the classical baseline (no torch needed), optionally written as MRC maps."""
     from nemap.files import check_output_path
 
-    require("torch", "learned", "estimate resolution with the learned models")
-    from nemap.resolution.estimate import estimate
-
+    if model != MONOGENIC:
+        require("torch", "learned", "estimate resolution with the learned models")
     for out in (local_out, mask_out):
         if out is not None:
             check_output_path(out, force)
     grid = _named(load_map, path)
     try:
-        result = estimate(grid, model=model, name=str(path))
+        if model == MONOGENIC:
+            from nemap.resolution.monogenic import monogenic_local_resolution
+
+            result = monogenic_local_resolution(grid, name=str(path))
+        else:
+            from nemap.resolution.estimate import estimate
+
+            result = estimate(grid, model=model, name=str(path))
     except NemapError as exc:
         raise exc.with_path(path) from exc
     if (local_out is not None and result.local is None) or (mask_out is not None and result.mask is None):
@@ -172,7 +182,8 @@ def store_estimate(path: Any, result: Any) -> None:
         g = m.geometry
         cg = Geometry(coarse.shape, tuple(STORE_STEP * v for v in g.voxel_size), g.origin)
         ev.local_resolution = {"grid_shape": list(coarse.shape), "index_to_physical": cg.index_to_physical.tolist(),
-                               "method": f"learned:{result.model}", "step": STORE_STEP}
+                               "method": result.model if result.model == MONOGENIC else f"learned:{result.model}",
+                               "step": STORE_STEP}
         ev.local_resolution_grid = coarse.astype(np.float32)
         content = m.content()
         content.evidence = ev
