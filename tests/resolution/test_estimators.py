@@ -193,3 +193,16 @@ def test_the_estimate_comes_with_its_calibrated_interval() -> None:
     assert cal["coverage"] == 0.9 and cal["log_ratio_low"] < 0 < cal["log_ratio_high"]
     assert e.summary()["global_resolution_interval"] == [lo, hi]
     assert hi == pytest.approx(e.global_resolution / np.exp(cal["log_ratio_low"]))
+
+
+def test_the_noise_of_a_large_box_is_neither_molecule_nor_detail() -> None:
+    """A small molecule in a large noisy box: the solvent's patches are skipped and kept out of the mask (read as
+    molecule, subtracted noise pulled the estimate to high resolution)."""
+    grid, atoms = chain_map((96, 96, 96), resolution=8.0, atoms=150, margin=34.0, seed=6)
+    rng = np.random.default_rng(2)
+    noisy = Grid((grid.values + 0.03 * float(grid.values.max()) * rng.standard_normal(grid.values.shape)
+                  ).astype(np.float32), grid.geometry)
+    e = estimate(noisy)
+    assert e.mask.values.mean() < 0.1  # the molecule fills a few % of the box
+    clean = estimate(grid)
+    assert abs(e.global_resolution - clean.global_resolution) < 0.2 * clean.global_resolution
