@@ -28,6 +28,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -38,6 +39,7 @@ from nemap.errors import NemapError
 from nemap.format.geometry import Geometry, Grid
 from nemap.io.mrc import read_mrc
 from nemap.resolution import models
+from nemap.resolution.classes import classify
 from nemap.resolution.estimate import estimate
 from nemap.resolution.locres import local_resolution
 from nemap.resolution.monogenic import monogenic_local_resolution
@@ -87,8 +89,8 @@ def whole(names: list[str], toy: bool) -> list[dict]:
                 warnings.simplefilter("ignore")
                 e = estimate(grid, model=name)
             inside = None if e.interval is None else bool(e.interval[0] <= case.resolution <= e.interval[1])
-            rows.append({**base, "estimator": name, "class_right": e.global_class == models.CLASSES[
-                int(models.resolution_class(case.resolution))], "in_interval": inside,
+            rows.append({**base, "estimator": name, "class_right": e.global_class == classify(case.resolution),
+                "in_interval": inside,
                 **_scored(e.global_resolution, e.local.values if e.local is not None else None, near,
                           case.resolution)})
         try:
@@ -127,31 +129,32 @@ def whole_summary(rows: list[dict]) -> list[dict]:
     return out
 
 
+def _real_row(model: str, key: str, value: float, interval: Any, cls: str, seconds: float | None) -> dict:
+    deposited = DEPOSITED[key]
+    return {"model": model, "map": key, "deposited": deposited, "estimate": value, "interval": interval,
+            "class": cls, "deposited_class": classify(deposited), "error": abs(value - deposited), "seconds": seconds}
+
+
 def real(names: list[str], maps: list[str]) -> list[dict]:
+    """Every model, and the monogenic baseline where the map has solvent, on each real map (read once)."""
     if not (SHARED / "INDEX.md").is_file():
         print(f"resolution_models: {SHARED} not found, real maps skipped", file=sys.stderr)
         return []
+    grids = {key: read_mrc(SHARED / MAP_FILES[key]) for key in maps}
     rows = []
     for model in names:
-        for key in maps:
-            deposited = DEPOSITED[key]
-            grid = read_mrc(SHARED / MAP_FILES[key])
+        for key, grid in grids.items():
             t0 = time.perf_counter()
             e = estimate(grid, model=model)
-            rows.append({"model": model, "map": key, "deposited": deposited, "estimate": e.global_resolution,
-                         "interval": e.interval, "class": e.global_class,
-                         "deposited_class": models.CLASSES[int(models.resolution_class(deposited))],
-                         "error": abs(e.global_resolution - deposited), "seconds": time.perf_counter() - t0})
+            rows.append(_real_row(model, key, e.global_resolution, e.interval, e.global_class,
+                                  time.perf_counter() - t0))
             print(rows[-1], file=sys.stderr, flush=True)
-    for key in maps:
+    for key, grid in grids.items():
         try:
-            mono = monogenic_local_resolution(read_mrc(SHARED / MAP_FILES[key]))
+            mono = monogenic_local_resolution(grid)
         except NemapError:
             continue  # masked: no solvent
-        rows.append({"model": "monogenic", "map": key, "deposited": DEPOSITED[key], "estimate": mono.global_resolution,
-                     "interval": None, "class": models.CLASSES[int(models.resolution_class(mono.global_resolution))],
-                     "deposited_class": models.CLASSES[int(models.resolution_class(DEPOSITED[key]))],
-                     "error": abs(mono.global_resolution - DEPOSITED[key]), "seconds": None})
+        rows.append(_real_row("monogenic", key, mono.global_resolution, None, mono.global_class, None))
     return rows
 
 

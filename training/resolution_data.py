@@ -186,9 +186,10 @@ def _bfactor(signal: np.ndarray, noise: np.ndarray, base: float, rng: np.random.
     return _apply_bfactor(signal, b, base), _apply_bfactor(noise, b, base), float(b)
 
 
-def low_pass(values: np.ndarray, resolution: float) -> np.ndarray:
-    """``values`` (1 Å voxels) low-passed at ``resolution`` Å: a raised-cosine edge from 0.9/R to 1.1/R Å⁻¹."""
-    s = np.sqrt(frequency_squared(values.shape))
+def low_pass(values: np.ndarray, resolution: float, voxel: float = 1.0) -> np.ndarray:
+    """``values`` (``voxel`` Å voxels) low-passed at ``resolution`` Å: a raised-cosine edge from 0.9/R to 1.1/R
+    Å⁻¹."""
+    s = np.sqrt(frequency_squared(values.shape, voxel))
     t = np.clip((s * resolution - 0.9) / 0.2, 0, 1)
     return scipy.fft.irfftn(scipy.fft.rfftn(values) * 0.5 * (1 + np.cos(np.pi * t)), s=values.shape)
 
@@ -229,6 +230,7 @@ def build(count: int, seed: int, split: str, extra: list[Path] | None = None, se
           ) -> dict[str, np.ndarray]:
     """``count`` samples of the split (sample i drawn from the generator seeded by (seed, i), on every core);
     ``extra`` model files join the training models; ``seed_protocol``: see ``make_sample``."""
+    import contextlib
     from concurrent.futures import ProcessPoolExecutor
 
     from nemap.machine import cores
@@ -242,8 +244,8 @@ def build(count: int, seed: int, split: str, extra: list[Path] | None = None, se
     chunks = [range(a, min(count, a + 100)) for a in range(0, count, 100)]
     workers = min(cores(), len(chunks))
     jobs = [(names, seed, chunk, seed_protocol) for chunk in chunks]
-    with ProcessPoolExecutor(workers) if workers > 1 else _Inline() as pool:
-        for chunk, samples in zip(chunks, pool.map(_samples, jobs)):
+    with ProcessPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
+        for chunk, samples in zip(chunks, (pool.map if pool else map)(_samples, jobs)):
             for i, (m, r, k, info) in zip(chunk, samples):
                 maps[i] = normalize(m)
                 local[i], masks[i] = r, k
@@ -268,20 +270,6 @@ def _samples(job: tuple[list[str], int, range, bool]) -> list:
         _MODELS[tuple(names)] = load_models(names)
     models = _MODELS[tuple(names)]
     return [make_sample(models, np.random.default_rng([seed, i]), seed_protocol) for i in chunk]
-
-
-class _Inline:
-    """A pool of no processes (one core)."""
-
-    def __enter__(self) -> _Inline:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
-
-    @staticmethod
-    def map(fn: Any, jobs: list) -> Any:
-        return map(fn, jobs)
 
 
 def normalize(values: np.ndarray) -> np.ndarray:

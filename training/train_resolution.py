@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from nemap.resolution import models
-from nemap.resolution.models import resolution_class
+from nemap.resolution.classes import CLASS_CENTRES, resolution_class
 
 
 def augment(x: torch.Tensor, *labels: torch.Tensor, rng: np.random.Generator) -> list[torch.Tensor]:
@@ -73,7 +73,7 @@ def predictions(model: torch.nn.Module, kind: str, x: torch.Tensor) -> tuple[np.
     """(global resolution Å [B], local resolution Å [B, n, n, n] or None, mask [B, n, n, n] or None)."""
     if kind == "class":
         p = torch.softmax(model(x[:, None]), 1).numpy()
-        return p @ np.asarray(models.CLASS_CENTRES), None, None
+        return p @ np.asarray(CLASS_CENTRES), None, None
     if kind == "bins":
         centres = np.sqrt(np.asarray(models.LOCAL_BINS[:-1]) * np.asarray(models.LOCAL_BINS[1:]))
         local = centres[model(x[:, None]).argmax(1).numpy()]

@@ -16,13 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.fft
 from scipy import ndimage
 
 from nemap.format.geometry import Geometry, Grid
 from nemap.resolution import synthetic
-from nemap.resolution.fsc import frequency_squared
-from training.resolution_data import TEST_MODELS, load_models
+from training.resolution_data import TEST_MODELS, load_models, low_pass
 
 EDGE = 64.0  # Å
 RADIUS = 22.0  # Å
@@ -46,13 +44,6 @@ def molecule(model: str = TEST_MODELS[0]) -> tuple[np.ndarray, np.ndarray]:
     (xyz, z), = load_models([model])
     keep = np.linalg.norm(xyz, axis=1) <= RADIUS
     return xyz[keep] - xyz[keep].mean(axis=0), z[keep]
-
-
-def low_pass(values: np.ndarray, resolution: float, voxel: float) -> np.ndarray:
-    """A raised-cosine low-pass from 0.9/R to 1.1/R Å⁻¹."""
-    s = np.sqrt(frequency_squared(values.shape, voxel))
-    gain = 0.5 * (1 + np.cos(np.pi * np.clip((s * resolution - 0.9) / 0.2, 0, 1)))
-    return scipy.fft.irfftn(scipy.fft.rfftn(values) * gain, s=values.shape)
 
 
 def noise_of(case: Case, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:

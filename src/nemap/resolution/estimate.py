@@ -42,7 +42,7 @@ from nemap.machine import native_bf16
 from nemap.resolution import spectral
 from nemap.resolution.classes import CLASS_CENTRES, CLASSES, classify
 from nemap.resolution.models import CUBE, KINDS, LOCAL_BINS, load
-from nemap.resolution.noise import MASKED, solvent_voxels
+from nemap.resolution.noise import is_masked, solvent_voxels
 
 log = logging.getLogger("nemap")
 
@@ -262,8 +262,7 @@ def estimate(grid: Grid, model: str = DEFAULT_MODEL, name: str = "the map") -> E
     kind = KINDS[model] if model in KINDS else "local"
     notes: list[str] = []
     values, zoom = to_one_angstrom(grid, notes)
-    noise, noisy_solvent = measure_noise(values, np.count_nonzero(grid.values == 0) >= MASKED * grid.values.size,
-                                         name, notes)
+    noise, noisy_solvent = measure_noise(values, is_masked(grid.values), name, notes)
     flat = flat_solvent(grid.values)
     solvent = _nearest(flat, values.shape)
     values[solvent] = _nearest(grid.values, values.shape)[solvent]  # masked solvent stays exactly flat

@@ -26,7 +26,6 @@ import torch
 from torch import nn
 
 from nemap.errors import FormatError
-from nemap.resolution.classes import CLASS_CENTRES, CLASS_EDGES, CLASSES, resolution_class  # noqa: F401 (re-exported)
 
 CUBE = 32  # voxels per patch edge, 1 Å each
 WEIGHTS = Path(__file__).resolve().parent / "weights"

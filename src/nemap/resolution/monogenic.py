@@ -26,7 +26,7 @@ from nemap.errors import NemapError
 from nemap.format.geometry import Grid
 from nemap.resolution.classes import classify
 from nemap.resolution.fsc import frequency_squared
-from nemap.resolution.noise import MASKED, solvent_voxels
+from nemap.resolution.noise import is_masked, solvent_voxels
 
 PERCENTILE = 95.0  # of the solvent's amplitudes: the noise threshold of a band
 LADDER_STEP = 1.12  # ratio between successive resolutions of the ladder
@@ -89,7 +89,7 @@ def monogenic_local_resolution(grid: Grid, name: str = "the map") -> MonogenicRe
     """The local resolution of ``grid`` (module docstring)."""
     v = grid.values.astype(np.float64)
     d = np.asarray(grid.geometry.voxel_size, dtype=np.float64)
-    solvent = None if np.count_nonzero(v == 0) >= MASKED * v.size else solvent_voxels(v, d)
+    solvent = None if is_masked(v) else solvent_voxels(v, d)
     if solvent is None:
         raise NemapError(f"{name} has no solvent to measure its noise in (masked, or cropped tight): the "
                          "monogenic estimate needs an unmasked box", code="NO_SOLVENT")

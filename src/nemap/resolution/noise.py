@@ -65,11 +65,16 @@ def estimate_noise(values: np.ndarray, voxel_size: Any, resolution: float | None
         return NoiseEstimate(0.0, "fallback", f"the map is under {MIN_VOXELS} voxels along an axis: too small to tell")
     if float(v.max()) == float(v.min()):
         return NoiseEstimate(0.0, "fallback", "the map is constant: it has no noise to measure")
-    if np.count_nonzero(v == 0) < MASKED * v.size:
+    if not is_masked(v):
         found = solvent(v, voxel_size)
         if found is not None:
             return found
     return outer_shell(v, voxel_size, resolution)
+
+
+def is_masked(values: np.ndarray) -> bool:
+    """Whether at least MASKED of the map's voxels are exactly 0 (a mask's outside: its solvent says nothing)."""
+    return np.count_nonzero(np.asarray(values) == 0) >= MASKED * np.asarray(values).size
 
 
 def solvent(values: np.ndarray, voxel_size: Any) -> NoiseEstimate | None:
@@ -94,17 +99,17 @@ def solvent_voxels(values: np.ndarray, voxel_size: Any, smooth: float = 0.0) -> 
     voxels stand out (cropped inside the molecule, or noise alone) has no solvent to speak of: None."""
     measured = np.asarray(values) != 0
     v = np.asarray(values, dtype=np.float64)
+    d = np.broadcast_to(np.asarray(voxel_size, dtype=np.float64), (3,))
     if smooth > 0:
-        sigma = smooth / np.broadcast_to(np.asarray(voxel_size, dtype=np.float64), (3,))
-        v = ndimage.gaussian_filter(v, sigma, mode="nearest")
+        v = ndimage.gaussian_filter(v, smooth / d, mode="nearest")
     start = _every(v[measured], MEDIAN_SAMPLES)  # a robust start: median and MAD of a regular subsample
     if start.size == 0:
         return None
     centre = float(np.median(start))
     sd = 1.4826 * float(np.median(np.abs(start - centre))) or float(start.std())
-    size = [2 * max(1, int(round(DILATION_A / d))) + 1 for d in np.broadcast_to(np.asarray(voxel_size, float), (3,))]
+    size = [2 * max(1, int(round(DILATION_A / x))) + 1 for x in d]
     keep = measured
-    smallest = int(np.ceil(MIN_CLUSTER_A3 / float(np.prod(np.broadcast_to(np.asarray(voxel_size, float), (3,))))))
+    smallest = int(np.ceil(MIN_CLUSTER_A3 / float(np.prod(d))))
     for _ in range(3):
         outside = np.abs(v - centre) > 3 * sd
         if smooth > 0:

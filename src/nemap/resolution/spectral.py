@@ -30,6 +30,14 @@ def _shell_index(shape: tuple[int, ...], voxel_size: Any, spacing: float | None 
     return index, int(index.max()) + 1
 
 
+def _shell_means(power: np.ndarray, index: np.ndarray, count: int, shape: tuple[int, ...]) -> np.ndarray:
+    """The mean of ``power`` (a real-FFT half space of a grid of ``shape``) in each of ``count`` shells, every
+    sample counted as the full-space samples it stands for."""
+    weight = np.broadcast_to(half_space_weight(shape), power.shape).ravel()
+    sums = np.bincount(index.ravel(), weights=power.ravel() * weight, minlength=count)
+    return sums / np.maximum(np.bincount(index.ravel(), weights=weight, minlength=count), 1)
+
+
 def shell_power(values: np.ndarray, voxel_size: Any, share: float = 1.0, spacing: float | None = None
                 ) -> np.ndarray:
     """The power per voxel of ``values`` (mean removed) in each shell (``spacing`` Å⁻¹ apart; default the
@@ -38,10 +46,7 @@ def shell_power(values: np.ndarray, voxel_size: Any, share: float = 1.0, spacing
     v = np.asarray(values, dtype=np.float64)
     index, count = _shell_index(v.shape, voxel_size, spacing)
     power = np.abs(scipy.fft.rfftn(v - v.mean(), workers=-1)) ** 2 / v.size
-    weight = np.broadcast_to(half_space_weight(v.shape), power.shape)
-    sums = np.bincount(index.ravel(), weights=(power * weight).ravel(), minlength=count)
-    counts = np.bincount(index.ravel(), weights=weight.ravel(), minlength=count)
-    return sums / np.maximum(counts, 1) / max(share, 1e-12)
+    return _shell_means(power, index, count, v.shape) / max(share, 1e-12)
 
 
 def solvent_power(values: np.ndarray, solvent: np.ndarray, voxel_size: Any, spacing: float | None = None
@@ -63,18 +68,13 @@ def subtract_noise(values: np.ndarray, noise_power: np.ndarray, voxel_size: Any)
     stack = v.reshape((-1,) + v.shape[-3:])
     index, count = _shell_index(stack.shape[1:], voxel_size)
     f = scipy.fft.rfftn(stack, axes=(1, 2, 3), workers=-1)
-    weight = np.broadcast_to(half_space_weight(stack.shape[1:]), index.shape).ravel()
-    counts = np.bincount(index.ravel(), weights=weight, minlength=count)
     n = np.zeros(count)
     n[:min(count, len(noise_power))] = noise_power[:count]
-    flat = index.ravel()
     for b in range(len(stack)):
-        power = np.abs(f[b]).ravel() ** 2 / stack[b].size
-        power[flat == 0] = 0.0  # the mean is not noise (shell 0 holds only it)
-        total = np.bincount(flat, weights=power * weight, minlength=count) / np.maximum(counts, 1)
+        total = _shell_means(np.abs(f[b]) ** 2 / stack[b].size, index, count, stack.shape[1:])
         with np.errstate(invalid="ignore", divide="ignore"):
             gain = np.clip(np.nan_to_num(1.0 - n / total, nan=0.0), 0.0, 1.0)
-        gain[0] = 1.0  # the mean
+        gain[0] = 1.0  # the mean (shell 0 holds only it)
         f[b] *= gain[index]
     out = scipy.fft.irfftn(f, s=stack.shape[1:], axes=(1, 2, 3), workers=-1)
     return out.reshape(v.shape).astype(np.float32)
