@@ -39,7 +39,12 @@ def test_training_data_covers_every_noise_mask_and_voxel_kind_and_sample_i_depen
     assert set(many["mask_kind"]) == set(range(len(rd.MASK_KINDS)))
     assert many["voxel"].max() > 1.0 and many["bfactor"].min() < 0 < many["bfactor"].max()
     clean = many["noise_kind"] == rd.NOISE_KINDS.index("clean")
-    assert np.all(np.isinf(many["snr"][clean])) and np.all(np.isfinite(many["snr"][~clean]))
+    post = many["noise_kind"] == rd.NOISE_KINDS.index("postprocessed")
+    assert np.all(np.isinf(many["snr"][clean])) and np.all(np.isfinite(many["snr"][~clean & ~post]))
+    assert np.all((many["look"][post] >= rd.LOOK[0]) & (many["look"][post] <= rd.LOOK[1]))
+    assert np.all(many["look"][~post] == 0) and np.all(many["bfactor"][post] == 0)
+    for i in np.nonzero(post)[0]:  # one resolution everywhere: the FSC's, where the filter is
+        np.testing.assert_allclose(many["local"][i].astype(np.float32), many["base"][i], rtol=2e-3)
     few = rd.build(5, 11, "train")  # another chunking of the same seeds: the same samples
     np.testing.assert_array_equal(few["maps"], many["maps"][:5])
 
@@ -63,3 +68,40 @@ def test_training_runs_and_writes_a_recorded_weight_file(model: str, tmp_path, s
     assert len(recipe["data_sha256"]["train"]) == 64
     assert recipe["interval"]["calibration"]["count"] == 8 and 0 <= recipe["test"]["interval_coverage"] <= 1
     assert set(recipe["test"]["by"]) >= {"noise", "mask", "band"}
+
+
+@pytest.mark.parametrize("resolution", [4.0, 8.0])
+def test_a_postprocessed_simulation_has_half_maps_whose_fsc_crosses_0143_at_its_resolution(
+        resolution: float, shared_data) -> None:
+    from nemap.resolution.fsc import fsc
+    from training import whole_maps
+
+    grid, _, halves = whole_maps.simulate(whole_maps.Case(resolution, "postprocessed"), halves=True)
+    measured = fsc(*halves).resolution()[0]
+    assert abs(measured - resolution) < 0.1 * resolution, measured
+    s = np.abs(np.fft.rfftn(grid.values)) ** 2  # nothing beyond the low-pass edge (1.1 / R)
+    f2 = sum(np.square(np.fft.fftfreq(n) if a < 2 else np.fft.rfftfreq(n)).reshape(
+        [-1 if b == a else 1 for b in range(3)]) for a, n in enumerate(grid.values.shape))
+    assert s[f2 > (1.12 / resolution) ** 2].max() < 1e-6 * s.max()
+
+
+def test_fine_tuning_starts_from_a_weight_file_and_records_it(tmp_path, shared_data) -> None:
+    import h5py
+
+    def run(*args: str) -> dict:
+        r = subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, cwd=REPO)
+        assert r.returncode == 0, r.stderr[-2000:]
+        return json.loads(r.stdout)
+
+    run_data = ("training.resolution_data", "--out", str(tmp_path), "--count")
+    subprocess.run([sys.executable, "-m", *run_data, "4", "--split", "train"], cwd=REPO, check=True,
+                   capture_output=True)
+    subprocess.run([sys.executable, "-m", *run_data, "4", "--split", "test", "--seed", "1"], cwd=REPO, check=True,
+                   capture_output=True)
+    train = ("training.train_resolution", "--data", str(tmp_path), "--minutes", "0.01", "--calibration-count", "4")
+    first = run(*train, "--out", str(tmp_path / "a.h5"))
+    second = run(*train, "--out", str(tmp_path / "b.h5"), "--init", str(tmp_path / "a.h5"))
+    with h5py.File(tmp_path / "b.h5", "r") as f:
+        recipe = json.loads(f.attrs["recipe"])
+    assert recipe["init"]["sha256"] == first["sha256"] != second["sha256"]
+    assert recipe["init"]["recipe"]["data"]["train"]["count"] == 4

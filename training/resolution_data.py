@@ -14,9 +14,14 @@ Each sample is a CUBE³ patch at 1 Å per voxel (x, y, z) of a simulated map wit
   (molmap blur followed per voxel, ``nemap.resolution.synthetic``);
 - noise of one of NOISE_KINDS at a signal-to-noise ratio of 0.3–20 (SD of the signal inside the molecule over the
   noise SD): white over the whole band (an unfiltered map), coloured (correlation 0.5–2 voxels), white with map
-  and noise low-passed at the base resolution (a filtered map), or none;
-- sharpening (B of −100 … 0 Å², SHARPEN_FRACTION) or blurring (0 … 60 Å², BLUR_FRACTION) of map and noise alike,
-  up to the base resolution (flat beyond, so noise beyond the resolution is boosted as sharpening boosts it);
+  and noise low-passed at the base resolution (a filtered map), or none; then sharpening (B of −100 … 0 Å²,
+  SHARPEN_FRACTION) or blurring (0 … 60 Å², BLUR_FRACTION) of map and noise alike, up to the base resolution
+  (flat beyond, so noise beyond the resolution is boosted as sharpening boosts it);
+- or (``postprocessed``) a map as deposited maps are made, one resolution R everywhere: molmap at LOOK × R (how
+  sharp it looks after sharpening), noise per shell as much as a half-map FSC falling to 0.143 at R implies, FSC
+  weighting and a low-pass at R (``postprocess``). Its label is R in the deposited sense (where the half maps'
+  FSC crosses 0.143), which for such a map is finer than its look: the other kinds label molmap's nominal
+  resolution, which for them is where the density's look and its low-pass agree;
 - with probability COARSE_FRACTION, sampled at a voxel size v between 1 Å and min(COARSE_MAX, R/2) Å and brought
   to 1 Å as the estimator does (Fourier resampling): the spectrum beyond 1/(2v) Å⁻¹ is removed;
 - solvent left as it is (MASK_KINDS "none": a full box, noise everywhere — then the noise is subtracted as the
@@ -28,7 +33,8 @@ Each sample is a CUBE³ patch at 1 Å per voxel (x, y, z) of a simulated map wit
 Voxel sizes: the set is at 1 Å; the estimator resamples any map to 1 Å in Fourier space (so 2.5 Å is the
 finest resolution it can see: LOW; a map of coarser voxels is the COARSE_FRACTION case). Writes DIR/SPLIT.npz
 (float16 maps, float16 labels, bool masks, and per sample its noise and mask kind, voxel size, base
-resolution, SNR and B-factor) and DIR/SPLIT.json (recipe).
+resolution, SNR (NaN for post-processed maps), B-factor and look (0 unless post-processed)) and DIR/SPLIT.json
+(recipe).
 """
 
 from __future__ import annotations
@@ -96,8 +102,11 @@ def load_models(names: list[str], folder: Path = SHARED_MODELS) -> list[tuple[np
 SEED_RESOLUTIONS = (2.5, 7.5, 12.5)  # Å: the seed paper's (002) three simulated resolutions
 
 
-NOISE_KINDS = ("white", "coloured", "filtered", "clean")  # filtered: noise and map low-passed at the resolution
-NOISE_ODDS = (0.35, 0.3, 0.2, 0.15)
+NOISE_KINDS = ("white", "coloured", "filtered", "clean", "postprocessed")  # filtered: noise and map low-passed at
+# the resolution; postprocessed: as deposited maps are made (``postprocess``)
+NOISE_ODDS = (0.25, 0.2, 0.15, 0.1, 0.3)
+LOOK = (0.5, 1.3)  # post-processed maps: molmap at this times the resolution, before the FSC weighting
+FSC_WIDTH = (0.03, 0.1)  # post-processed maps: how fast the FSC falls (in units of s·R)
 MASK_KINDS = ("none", "soft", "zone")  # none: a full box, noise everywhere
 MASK_ODDS = (0.45, 0.25, 0.3)
 OFF_CENTRE_FRACTION, OFF_CENTRE_A = 0.2, (10.0, 50.0)  # patches centred this far (Å) from an atom
@@ -113,6 +122,7 @@ def make_sample(models: list[tuple[np.ndarray, np.ndarray]], rng: np.random.Gene
     centre = xyz[rng.integers(len(xyz))] + rng.normal(0, 3.0, 3)
     shape = (CUBE,) * 3
     reference = None  # the SD of the signal of an on-centre patch, that the noise is scaled by
+    home = centre
     if not seed_protocol and rng.uniform() < OFF_CENTRE_FRACTION:  # a patch at the molecule's edge, or of solvent
         reference = _signal_sd(xyz, z, centre)
         step = rng.normal(size=3)
@@ -124,15 +134,20 @@ def make_sample(models: list[tuple[np.ndarray, np.ndarray]], rng: np.random.Gene
         m, f, k = _seed_sample(xyz[near], z[near], r, shape, origin)
         return m, f, k, {"noise": "clean", "mask": "none", "voxel": 1.0, "base": r, "snr": float("inf")}
     base = float(np.exp(rng.uniform(np.log(LOW), np.log(HIGH))))
-    spread = float(np.exp(rng.uniform(0, VARIATION)))
-    field = synthetic.smooth_field(shape, rng, max(LOW, base / spread), min(HIGH * 1.3, base * spread),
-                                   float(rng.uniform(6, 14)))
-    used = LADDER[max(0, np.searchsorted(LADDER, field.min()) - 1):np.searchsorted(LADDER, field.max()) + 1]
-    levels = synthetic.levels(xyz[near], z[near], shape, origin, 1.0, used)
-    signal = synthetic.follow_field(levels, used, field)
+    kind = NOISE_KINDS[rng.choice(len(NOISE_KINDS), p=NOISE_ODDS)]
     mask = synthetic.atom_mask(xyz[near], shape, origin, 1.0)
-    signal, noise, info = _noise(signal, mask, base, rng, reference)
-    signal, noise, info["bfactor"] = _bfactor(signal, noise, base, rng)
+    if kind == "postprocessed":
+        field, signal, noise, info = _postprocessed(xyz, z, near, origin, home, base, rng, off_centre=reference
+                                                    is not None)
+    else:
+        spread = float(np.exp(rng.uniform(0, VARIATION)))
+        field = synthetic.smooth_field(shape, rng, max(LOW, base / spread), min(HIGH * 1.3, base * spread),
+                                       float(rng.uniform(6, 14)))
+        used = LADDER[max(0, np.searchsorted(LADDER, field.min()) - 1):np.searchsorted(LADDER, field.max()) + 1]
+        levels = synthetic.levels(xyz[near], z[near], shape, origin, 1.0, used)
+        signal = synthetic.follow_field(levels, used, field)
+        signal, noise, info = _noise(kind, signal, mask, base, rng, reference)
+        signal, noise, info["bfactor"] = _bfactor(signal, noise, base, rng)
     info["voxel"] = 1.0
     if rng.uniform() < COARSE_FRACTION and base > 2.0:
         info["voxel"] = float(rng.uniform(1.0, min(COARSE_MAX, base / 2)))
@@ -147,21 +162,26 @@ def make_sample(models: list[tuple[np.ndarray, np.ndarray]], rng: np.random.Gene
     return noisy.astype(np.float32), field.astype(np.float32), mask, info
 
 
+def _centre_signal(xyz: np.ndarray, z: np.ndarray, centre: np.ndarray, resolution: float = 6.0
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """The signal (molmap at ``resolution`` Å) and molecular mask of a patch centred at ``centre``."""
+    origin = centre - (CUBE - 1) / 2
+    near = np.all(np.abs(xyz - centre) < CUBE / 2 + 20, axis=1)
+    signal = synthetic.levels(xyz[near], z[near], (CUBE,) * 3, origin, 1.0, np.array([resolution]))[0]
+    return signal, synthetic.atom_mask(xyz[near], (CUBE,) * 3, origin, 1.0)
+
+
 def _signal_sd(xyz: np.ndarray, z: np.ndarray, centre: np.ndarray) -> float:
     """The SD inside the molecular mask of a patch centred at ``centre`` at 6 Å (a scale for the noise of a patch
     that holds little or no molecule)."""
-    origin = centre - (CUBE - 1) / 2
-    near = np.all(np.abs(xyz - centre) < CUBE / 2 + 20, axis=1)
-    signal = synthetic.levels(xyz[near], z[near], (CUBE,) * 3, origin, 1.0, np.array([6.0]))[0]
-    mask = synthetic.atom_mask(xyz[near], (CUBE,) * 3, origin, 1.0)
+    signal, mask = _centre_signal(xyz, z, centre)
     return float(signal[mask].std()) if mask.any() else float(signal.std())
 
 
-def _noise(signal: np.ndarray, mask: np.ndarray, base: float, rng: np.random.Generator, reference: float | None
-           ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """The signal and a noise of one of NOISE_KINDS at an SNR of 0.3–20 (signal SD inside the mask, or
-    ``reference`` when given, over the noise SD; before any low-pass)."""
-    kind = NOISE_KINDS[rng.choice(len(NOISE_KINDS), p=NOISE_ODDS)]
+def _noise(kind: str, signal: np.ndarray, mask: np.ndarray, base: float, rng: np.random.Generator,
+           reference: float | None) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """The signal and a noise of ``kind`` (white, coloured, filtered, clean) at an SNR of 0.3–20 (signal SD inside
+    the mask, or ``reference`` when given, over the noise SD; before any low-pass)."""
     inside = signal[mask] if mask.any() else signal.ravel()
     scale = reference if reference is not None else float(inside.std())
     snr = float(np.exp(rng.uniform(np.log(0.3), np.log(20))))
@@ -173,6 +193,21 @@ def _noise(signal: np.ndarray, mask: np.ndarray, base: float, rng: np.random.Gen
     if kind == "filtered":
         signal, noise = low_pass(signal, base), low_pass(noise, base)
     return signal, noise, {"noise": kind, "snr": snr}
+
+
+def _postprocessed(xyz: np.ndarray, z: np.ndarray, near: np.ndarray, origin: np.ndarray, home: np.ndarray,
+                   base: float, rng: np.random.Generator, off_centre: bool
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    """A patch of a post-processed map (``postprocess``) at ``base`` Å everywhere: molmap at base × LOOK (how
+    sharp the density looks, sharpening and B-factors together), the FSC falling with a width of FSC_WIDTH;
+    an off-centre patch gets the noise of the patch at ``home`` (on the molecule)."""
+    shape = (CUBE,) * 3
+    look, width = float(rng.uniform(*LOOK)), float(rng.uniform(*FSC_WIDTH))
+    signal = synthetic.levels(xyz[near], z[near], shape, origin, 1.0, np.array([base * look]))[0].astype(np.float64)
+    reference = _centre_signal(xyz, z, home, base * look)[0] if off_centre else None
+    signal, noise = postprocess(signal, rng.standard_normal(shape), base, width, reference=reference)
+    info = {"noise": "postprocessed", "snr": float("nan"), "bfactor": 0.0, "look": look}
+    return np.full(shape, base, np.float32), signal, noise, info
 
 
 def _bfactor(signal: np.ndarray, noise: np.ndarray, base: float, rng: np.random.Generator
@@ -192,6 +227,50 @@ def low_pass(values: np.ndarray, resolution: float, voxel: float = 1.0) -> np.nd
     s = np.sqrt(frequency_squared(values.shape, voxel))
     t = np.clip((s * resolution - 0.9) / 0.2, 0, 1)
     return scipy.fft.irfftn(scipy.fft.rfftn(values) * 0.5 * (1 + np.cos(np.pi * t)), s=values.shape)
+
+
+FSC_AT_R = 0.143  # the half-map FSC at a map's resolution (the deposited convention)
+
+
+def fsc_noise(signal: np.ndarray, unit_noise: np.ndarray, resolution: float, width: float, voxel: float = 1.0,
+              reference: np.ndarray | None = None) -> np.ndarray:
+    """Noise for ``signal`` (on ``voxel`` Å voxels) as much in every shell as a half-map FSC that falls
+    (logistically, ``width`` in units of s·R) to FSC_AT_R at 1/``resolution`` Å⁻¹ implies for the full map:
+    N = S·(1 − FSC) / (2·FSC), S the signal's power per shell (that of ``reference`` when given: a patch on the
+    molecule, for one beside it), shaped from unit white noise. Half maps are the signal plus √2 times such
+    noise: their FSC crosses FSC_AT_R at the resolution."""
+    x = np.sqrt(frequency_squared(signal.shape, voxel)) * resolution  # s·R
+    index = np.floor(x / resolution * max(signal.shape) * voxel + 0.5).astype(np.int64)
+    power = spectral.shell_power(signal if reference is None else reference, voxel,
+                                 spacing=1.0 / (max(signal.shape) * voxel))
+    fsc = _fsc_model(x, width)
+    noise_power = power[np.minimum(index, len(power) - 1)] * (1 - fsc) / (2 * fsc)
+    f = scipy.fft.rfftn(unit_noise) * np.sqrt(np.minimum(noise_power, 1e12 * power.max()))
+    return scipy.fft.irfftn(f, s=signal.shape)
+
+
+def _fsc_model(x: np.ndarray, width: float) -> np.ndarray:
+    """The half-map FSC at s·R = ``x``: logistic, FSC_AT_R at x = 1, falling over ``width``."""
+    fsc = 1.0 / (1.0 + np.exp((x - 1.0 + width * np.log((1 - FSC_AT_R) / FSC_AT_R)) / width))
+    return np.clip(fsc, 1e-6, 1 - 1e-9)
+
+
+def fsc_weighted(values: np.ndarray, resolution: float, width: float, voxel: float = 1.0) -> np.ndarray:
+    """``values`` weighted by √(2·FSC / (1 + FSC)) (the FSC of ``fsc_noise``) and low-passed at the resolution:
+    the map that post-processing makes of the average of two half maps."""
+    fsc = _fsc_model(np.sqrt(frequency_squared(values.shape, voxel)) * resolution, width)
+    weighted = scipy.fft.irfftn(scipy.fft.rfftn(values) * np.sqrt(2 * fsc / (1 + fsc)), s=values.shape)
+    return low_pass(weighted, resolution, voxel)
+
+
+def postprocess(signal: np.ndarray, unit_noise: np.ndarray, resolution: float, width: float, voxel: float = 1.0,
+                reference: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A map as deposited maps are made (RELION-style post-processing), from a clean ``signal`` and unit white
+    noise: the noise of ``fsc_noise``, then signal and noise through ``fsc_weighted``. (signal, noise) after
+    post-processing; their sum is the map. Its half maps' FSC crosses 0.143 at ``resolution``: its label is what
+    its depositors would report."""
+    noise = fsc_noise(signal, unit_noise, resolution, width, voxel, reference)
+    return fsc_weighted(signal, resolution, width, voxel), fsc_weighted(noise, resolution, width, voxel)
 
 
 def _seed_sample(xyz: np.ndarray, z: np.ndarray, resolution: float, shape: tuple[int, int, int],
@@ -258,7 +337,7 @@ def build(count: int, seed: int, split: str, extra: list[Path] | None = None, se
             "noise_kind": np.array([NOISE_KINDS.index(x["noise"]) for x in infos], np.int8),
             "mask_kind": np.array([MASK_KINDS.index(x["mask"]) for x in infos], np.int8),
             **{key: np.array([x.get(key, 0.0) for x in infos], np.float32) for key in ("voxel", "base", "snr",
-                                                                                        "bfactor")}}
+                                                                                        "bfactor", "look")}}
 
 
 _MODELS: dict[tuple[str, ...], list] = {}  # per process: the models of a split, loaded once
@@ -295,6 +374,7 @@ def main(argv: list[str] | None = None) -> None:
               "count": args.count, "seed": args.seed, "split": args.split, "cube": CUBE, "voxel_size": 1.0,
               "resolution_range": [LOW, HIGH], "variation": VARIATION,
               "noise_kinds": dict(zip(NOISE_KINDS, NOISE_ODDS)), "mask_kinds": dict(zip(MASK_KINDS, MASK_ODDS)),
+              "postprocessed": {"look": LOOK, "fsc_width": FSC_WIDTH, "fsc_at_resolution": FSC_AT_R},
               "sharpen_fraction": SHARPEN_FRACTION, "blur_fraction": BLUR_FRACTION,
               "coarse_fraction": COARSE_FRACTION, "coarse_max": COARSE_MAX, "noise_subtracted": "mask none",
               "off_centre": {"fraction": OFF_CENTRE_FRACTION, "distance": OFF_CENTRE_A},

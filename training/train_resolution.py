@@ -1,7 +1,7 @@
 """Train a learned resolution estimator on simulated maps and write its shipped weight file.
 
     python -m training.train_resolution --data DIR [--model local] [--minutes 20] [--seed 0] [--lr 2e-3] [--out PATH]
-                                        [--calibration-count 300]
+                                        [--calibration-count 300] [--init WEIGHTS]
 
 DIR holds train.npz and test.npz from ``python -m training.resolution_data`` (the recipe of each is stored
 in the weight file). Adam (lr 2e-3 unless --lr, cosine to 0 over the time budget), batches of 16 patches with random
@@ -11,6 +11,8 @@ squared error of the local log-resolution inside the mask, binary cross-entropy 
 of log(estimate/truth)), and every figure of the held-out test set (models never used in training) — overall
 and by noise kind, mask kind, voxel size and resolution band, with the interval's coverage — is stored in the
 recipe.
+With --init, training starts from a weight file (fine-tuning); its parameter digest and its whole recipe are kept
+under "init" in the new file's recipe, so the chain of data and runs that made the weights is on record.
 Default output: src/nemap/resolution/weights/MODEL.h5.
 """
 
@@ -165,6 +167,20 @@ def calibrate(model: torch.nn.Module, kind: str, count: int = CALIBRATION["count
             "calibration": {**CALIBRATION, "count": count}}
 
 
+def _commit() -> str | None:
+    """The git commit of this checkout (with "-dirty" when it has changes), or None outside git."""
+    import subprocess
+
+    here = Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
 def _sha256(path: Path) -> str:
     import hashlib
 
@@ -176,12 +192,19 @@ def _sha256(path: Path) -> str:
 
 
 def train(data_dir: Path, name: str, minutes: float, seed: int, width: int = 8, lr: float = 2e-3,
-          calibration_count: int = CALIBRATION["count"]) -> tuple[torch.nn.Module, dict]:
+          calibration_count: int = CALIBRATION["count"], init: Path | None = None) -> tuple[torch.nn.Module, dict]:
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     train_set = dict(np.load(data_dir / "train.npz"))
     test_set = dict(np.load(data_dir / "test.npz"))
-    model = models.ARCHITECTURES[name](**({"width": width} if name != "dnn" else {}))
+    start = None
+    if init is not None:  # fine-tuning: the weights it starts from, and how they were made, go into the recipe
+        model, before = models.read(init)
+        if not isinstance(model, models.ARCHITECTURES[name]):
+            raise SystemExit(f"{init}: not a {name} weight file")
+        start = {"sha256": models.parameters_digest(model.state_dict()), "recipe": before}
+    else:
+        model = models.ARCHITECTURES[name](**({"width": width} if name != "dnn" else {}))
     model = model.to(memory_format=torch.channels_last_3d)  # 2.3× faster 3D convolutions on CPU (oneDNN)
     kind = models.KINDS[name]
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -207,8 +230,9 @@ def train(data_dir: Path, name: str, minutes: float, seed: int, width: int = 8, 
     recipe = {"data": {k: json.loads((data_dir / f"{k}.json").read_text()) for k in ("train", "test")},
               "data_sha256": {k: _sha256(data_dir / f"{k}.npz") for k in ("train", "test")},
               "seed": seed, "steps": step, "minutes": minutes, "batch": 16, "optimizer": f"Adam {lr:g}, cosine to 0",
-              "loss": "L_global + L_local + L_mask", "test": figures, "interval": interval, "log_tail": log[-5:],
-              "torch": torch.__version__, "threads": torch.get_num_threads()}
+              "loss": "L_global + L_local + L_mask", "init": start, "test": figures, "interval": interval,
+              "log_tail": log[-5:],
+              "torch": torch.__version__, "threads": torch.get_num_threads(), "commit": _commit()}
     return model, recipe
 
 
@@ -221,10 +245,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--width", type=int, default=8)
     ap.add_argument("--lr", type=float, default=2e-3, help="Adam's initial learning rate")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--init", type=Path, default=None, metavar="WEIGHTS",
+                    help="fine-tune: start from this weight file (its digest and recipe are kept in the new one)")
     ap.add_argument("--calibration-count", type=int, default=CALIBRATION["count"],
                     help="held-out samples that calibrate the 90 %% interval")
     args = ap.parse_args(argv)
-    model, recipe = train(args.data, args.model, args.minutes, args.seed, args.width, args.lr, args.calibration_count)
+    model, recipe = train(args.data, args.model, args.minutes, args.seed, args.width, args.lr, args.calibration_count,
+                          args.init)
     recipe["command"] = " ".join(["python -m training.train_resolution", *(sys.argv[1:] if argv is None else argv)])
     out = args.out or models.WEIGHTS / f"{args.model}.h5"
     config = {"width": args.width} if args.model != "dnn" else {}

@@ -6,9 +6,12 @@ The molecule: the atoms of a held-out model (``resolution_data.TEST_MODELS``) wi
 in a cubic box of EDGE Å (solvent all around). Density: ``nemap.resolution.synthetic.levels`` (molmap,
 band-limited) at the nominal resolution R on the box's own voxels. Noise, as ``noise_kind``: ``white`` (SD a
 fraction of the density's peak, over the whole band: an unfiltered map), ``coloured`` (the same SD, correlated
-over 1 Å), ``filtered`` (white, then map and noise low-passed at R), ``clean``. Mask: ``none``, ``soft``
-(a Gaussian-edged envelope 3 Å beyond the atoms), ``zone`` (0 beyond 3 Å from any atom). Half maps: the same
-density with two independent noises of √2 times the SD (their average has the map's noise).
+over 1 Å), ``filtered`` (white, then map and noise low-passed at R), ``clean``, ``postprocessed`` (as deposited
+maps are made, ``resolution_data.postprocess``: molmap at LOOK·R, noise per shell as an FSC falling to 0.143 at
+R implies, FSC-weighted and low-passed at R; ``level`` unused: the half maps' FSC crosses 0.143 near R). Mask:
+``none``, ``soft`` (a Gaussian-edged envelope 3 Å beyond the atoms), ``zone`` (0 beyond 3 Å from any atom). Half
+maps: the same density with two independent noises of √2 times the map's, never filtered or weighted (as half
+maps are deposited), masked as the map is.
 """
 
 from __future__ import annotations
@@ -20,10 +23,11 @@ from scipy import ndimage
 
 from nemap.format.geometry import Geometry, Grid
 from nemap.resolution import synthetic
-from training.resolution_data import TEST_MODELS, load_models, low_pass
+from training.resolution_data import TEST_MODELS, fsc_noise, fsc_weighted, load_models, low_pass
 
 EDGE = 64.0  # Å
 RADIUS = 22.0  # Å
+LOOK, FSC_WIDTH = 0.8, 0.06  # postprocessed maps (resolution_data.postprocess)
 
 
 @dataclass(frozen=True)
@@ -61,12 +65,20 @@ def simulate(case: Case, seed: int = 0, atoms: tuple[np.ndarray, np.ndarray] | N
     n = int(round(EDGE / case.voxel))
     shape = (n, n, n)
     origin = -np.full(3, (n - 1) / 2 * case.voxel)
-    density = synthetic.levels(xyz, z, shape, origin, case.voxel, np.array([case.resolution]))[0].astype(np.float64)
-    sd = 0.0 if case.noise == "clean" else case.level * float(density.max())
-    noisy = [density + sd * scale * noise_of(case, shape, rng) for scale in ((1.0, 2 ** 0.5, 2 ** 0.5) if halves
-                                                                             else (1.0,))]
-    if case.noise == "filtered":
-        noisy = [low_pass(m, case.resolution, case.voxel) for m in noisy]
+    if case.noise == "postprocessed":  # the map post-processed, its half maps raw (as deposited)
+        density = synthetic.levels(xyz, z, shape, origin, case.voxel, np.array([case.resolution * LOOK]))[0]
+        density = density.astype(np.float64)
+        noises = [fsc_noise(density, rng.standard_normal(shape), case.resolution, FSC_WIDTH, case.voxel)
+                  for _ in range(3 if halves else 1)]
+        noisy = [fsc_weighted(density + noises[0], case.resolution, FSC_WIDTH, case.voxel)]
+    else:
+        density = synthetic.levels(xyz, z, shape, origin, case.voxel, np.array([case.resolution]))[0]
+        sd = 0.0 if case.noise == "clean" else case.level * float(density.max())
+        noises = [sd * noise_of(case, shape, rng) for _ in range(3 if halves else 1)]
+        noisy = [density + noises[0]]
+        if case.noise == "filtered":  # the map filtered; its half maps are not
+            noisy = [low_pass(noisy[0], case.resolution, case.voxel)]
+    noisy += [density + 2 ** 0.5 * n for n in noises[1:]]
     near = synthetic.atom_mask(xyz, shape, origin, case.voxel)
     if case.mask != "none":
         zone = synthetic.atom_mask(xyz, shape, origin, case.voxel, radius=3.0)

@@ -155,12 +155,17 @@ def available() -> list[str]:
 def load(name: str) -> tuple[nn.Module, dict[str, Any]]:
     """The model ``name`` with its shipped weights, in eval mode, and its recipe; FormatError when the name is
     unknown, the file is missing or its digest does not match."""
-    import h5py
-
     path = WEIGHTS / f"{name}.h5"
     if not path.is_file():
         raise FormatError(f"no resolution model {name!r}; shipped: {', '.join(available()) or 'none'}",
                           path=path, code="NO_MODEL")
+    return read(path)
+
+
+def read(path: Path) -> tuple[nn.Module, dict[str, Any]]:
+    """The model of the weight file ``path``, in eval mode, and its recipe (FormatError as ``load``)."""
+    import h5py
+
     with h5py.File(path, "r") as f:
         arch = ARCHITECTURES.get(str(f.attrs["model"]))
         if arch is None:
