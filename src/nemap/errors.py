@@ -45,6 +45,7 @@ ERROR_CODES: dict[str, str] = {
     "BAD_MASK": "a mask with values outside [0, 1], or zero everywhere",
     "CONSTANT_MAP": "a map with one value everywhere, where a resolution is asked",
     "NO_SOLVENT": "a map without solvent to measure its noise in (masked, or cropped tight), where that is needed",
+    "NO_EDGE": "a map whose power spectrum has no fall into a floor to read a resolution at (never low-pass filtered)",
     "NO_MODEL": "a learned estimator that is not shipped, or whose weight file is missing or damaged",
     "OUT_OF_MEMORY": "a conversion that would not fit in the memory at hand",
     "SCHEDULER_UNREACHABLE": "a Dask scheduler that cannot be reached (or a local cluster that cannot start)",

@@ -35,7 +35,9 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
                                      "1 Å voxels.")
     est.add_argument("map", nargs="?", help="MRC or .nemap file")
     est.add_argument("--model", default="local", help="the estimator (default local; see --list-models), or "
-                     "monogenic: the classical signal-against-solvent-noise baseline (needs an unmasked map; no torch)")
+                     "monogenic: the classical signal-against-solvent-noise baseline (needs an unmasked map; no "
+                     "torch), or edge: the global resolution where the power spectrum's fall ends (a post-processed "
+                     "map's low-pass edge; no torch)")
     est.add_argument("--list-models", action="store_true", help="list the shipped estimators and their test figures")
     est.add_argument("-o", "--output", default=None, metavar="LOCAL.mrc", help="write the local resolution (Å)")
     est.add_argument("--mask-out", default=None, metavar="MASK.mrc", help="write the predicted mask (0/1)")

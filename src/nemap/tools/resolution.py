@@ -120,15 +120,16 @@ def half_map_evidence(half1: Any, half2: Any, like: Geometry, mask: Any = None, 
 
 
 MONOGENIC = "monogenic"  # the classical single-map estimator (NumPy; nemap.resolution.monogenic), not a network
+EDGE = "edge"  # the power spectrum's low-pass edge (NumPy; nemap.resolution.edge): global only
 
 
 def estimate_file(path: Any, *, model: str = "local", local_out: Any = None, mask_out: Any = None,
                   force: bool = False) -> Any:
-    """The resolution estimate of a map file (MRC or .nemap) by a learned model or, with ``model="monogenic"``,
-    the classical baseline (no torch needed), optionally written as MRC maps."""
+    """The resolution estimate of a map file (MRC or .nemap) by a learned model or, with ``model="monogenic"``
+    or ``"edge"``, a classical one (no torch needed), optionally written as MRC maps."""
     from nemap.files import check_output_path
 
-    if model != MONOGENIC:
+    if model not in (MONOGENIC, EDGE):
         require("torch", "learned", "estimate resolution with the learned models")
     for out in (local_out, mask_out):
         if out is not None:
@@ -139,6 +140,10 @@ def estimate_file(path: Any, *, model: str = "local", local_out: Any = None, mas
             from nemap.resolution.monogenic import monogenic_local_resolution
 
             result = monogenic_local_resolution(grid, name=str(path))
+        elif model == EDGE:
+            from nemap.resolution.edge import edge_resolution
+
+            result = edge_resolution(grid)
         else:
             from nemap.resolution.estimate import estimate
 
