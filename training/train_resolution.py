@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from benchmarks.common import commit
 from nemap.resolution import models
 from nemap.resolution.classes import CLASS_CENTRES, resolution_class
 
@@ -167,20 +168,6 @@ def calibrate(model: torch.nn.Module, kind: str, count: int = CALIBRATION["count
             "calibration": {**CALIBRATION, "count": count}}
 
 
-def _commit() -> str | None:
-    """The git commit of this checkout (with "-dirty" when it has changes), or None outside git."""
-    import subprocess
-
-    here = Path(__file__).resolve().parent
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, check=True)
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-
-
 def _sha256(path: Path) -> str:
     import hashlib
 
@@ -232,7 +219,7 @@ def train(data_dir: Path, name: str, minutes: float, seed: int, width: int = 8, 
               "seed": seed, "steps": step, "minutes": minutes, "batch": 16, "optimizer": f"Adam {lr:g}, cosine to 0",
               "loss": "L_global + L_local + L_mask", "init": start, "test": figures, "interval": interval,
               "log_tail": log[-5:],
-              "torch": torch.__version__, "threads": torch.get_num_threads(), "commit": _commit()}
+              "torch": torch.__version__, "threads": torch.get_num_threads(), "commit": commit()}
     return model, recipe
 
 
