@@ -70,3 +70,17 @@ def test_the_edge_estimator_from_the_command_line_needs_no_network(tmp_path) -> 
     bad = run(tmp_path / "flat.mrc", "--model", "edge")
     assert bad.returncode == 1 and "no edge" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
     assert "flat.mrc" in bad.stderr
+
+
+def test_the_learned_estimate_reports_the_spectrum_edge_and_points_it_out_when_finer() -> None:
+    pytest.importorskip("torch")
+    from nemap.resolution.estimate import estimate
+
+    e = estimate(post_processed(4.0))
+    assert e.spectrum_edge is not None and abs(e.spectrum_edge - 4.0) < 0.07 * 4.0 + 16 / 64
+    assert e.summary()["spectrum_edge_resolution"] == e.spectrum_edge
+    assert any("power spectrum ends" in n for n in e.notes) == (e.spectrum_edge < 0.9 * e.global_resolution)
+    flat = Grid(np.random.default_rng(0).standard_normal((40, 40, 40)).astype(np.float32),
+                post_processed(4.0).geometry.__class__((40, 40, 40), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0)))
+    plain = estimate(flat, model="cnn3d")  # a classifier too; white noise has no edge
+    assert plain.spectrum_edge is None and plain.summary()["spectrum_edge_resolution"] is None

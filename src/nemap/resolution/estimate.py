@@ -21,7 +21,9 @@ resolution and molecular mask, each on the map's own grid.
 A classifier (``dnn``, ``cnn3d``) gives one class per map: the mean of its patches' class probabilities
 weighted by their non-solvent share, its global resolution the probability-weighted class centre (3.75, 7.5,
 12.5 Å), and no local map.
-5. The interval: the estimate divided by the 95th and 5th percentiles of estimate/truth on held-out simulated
+5. Beside it, where the power spectrum's fall ends (``nemap.resolution.edge``; ``spectrum_edge``), with a note
+   when that is well finer than the estimate: a post-processed map's resolution, which the networks read coarse.
+6. The interval: the estimate divided by the 95th and 5th percentiles of estimate/truth on held-out simulated
    patches (models never trained on, calibrated by the training script and stored in the weight file's
    recipe): a 90 % interval for a 32³ patch, wider than needed for a whole map (tested in
    ``benchmarks/resolution_models.py``).
@@ -41,6 +43,7 @@ from nemap.format.geometry import Grid
 from nemap.machine import native_bf16
 from nemap.resolution import spectral
 from nemap.resolution.classes import CLASS_CENTRES, CLASSES, classify
+from nemap.resolution.edge import edge_resolution
 from nemap.resolution.models import CUBE, KINDS, LOCAL_BINS, load
 from nemap.resolution.noise import is_masked, solvent_voxels
 
@@ -61,13 +64,15 @@ class Estimate:
     model: str
     notes: list[str] = field(default_factory=list)
     class_probabilities: list[float] | None = None
-    interval: tuple[float, float] | None = None  # Å, (low, high): a 90 % interval (module docstring, 5)
+    interval: tuple[float, float] | None = None  # Å, (low, high): a 90 % interval (module docstring, 6)
+    spectrum_edge: float | None = None  # Å: where the power spectrum's fall ends (nemap.resolution.edge), if it has one
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {"model": self.model, "global_class": self.global_class,
                                "global_resolution": self.global_resolution}
         if self.interval is not None:
             out["global_resolution_interval"] = [float(self.interval[0]), float(self.interval[1])]
+        out["spectrum_edge_resolution"] = self.spectrum_edge
         if self.class_probabilities is not None:
             out["class_probabilities"] = dict(zip(CLASSES, self.class_probabilities))
         if self.local is not None:
@@ -279,7 +284,7 @@ def estimate(grid: Grid, model: str = DEFAULT_MODEL, name: str = "the map") -> E
     if probabilities is not None:  # a classifier: one value per map
         g = float(probabilities @ np.asarray(CLASS_CENTRES))
         return Estimate(g, CLASSES[int(np.argmax(probabilities))], None, None, model, notes,
-                        [float(p) for p in probabilities], interval(g, recipe))
+                        [float(p) for p in probabilities], interval(g, recipe), spectrum_edge(grid, g, notes))
     covered = np.isfinite(local)
     local = _on_grid(np.where(covered, local, np.nanmedian(local)), grid, zoom)
     inside = _on_grid(mask, grid, zoom) > 0.5 if mask is not None else np.ones(local.shape, bool)
@@ -288,11 +293,28 @@ def estimate(grid: Grid, model: str = DEFAULT_MODEL, name: str = "the map") -> E
     local[_on_grid(covered.astype(np.float32), grid, zoom) < 0.5] = g  # solvent no patch reached: the global value
     return Estimate(g, classify(g), Grid(local, grid.geometry),
                     Grid(inside.astype(np.float32), grid.geometry) if mask is not None else None, model, notes,
-                    interval=interval(g, recipe))
+                    interval=interval(g, recipe), spectrum_edge=spectrum_edge(grid, g, notes))
+
+
+EDGE_NOTE_BELOW = 0.9  # a spectrum edge finer than this times the learned estimate is pointed out
+
+
+def spectrum_edge(grid: Grid, learned: float, notes: list[str]) -> float | None:
+    """Where ``grid``'s power spectrum ends its fall (Å, ``nemap.resolution.edge``), or None; a note when it is
+    well finer than the ``learned`` estimate (Å): the networks read post-processed maps coarse."""
+    try:
+        edge = edge_resolution(grid).global_resolution
+    except NemapError:
+        return None
+    if edge < EDGE_NOTE_BELOW * learned:
+        notes.append(f"its power spectrum ends at {edge:.2f} Å: if the map was post-processed (low-pass filtered at "
+                     "its FSC resolution), that is its resolution (--model edge); the learned models read such maps "
+                     "coarse")
+    return edge
 
 
 def interval(resolution: float, recipe: dict[str, Any]) -> tuple[float, float] | None:
-    """The calibrated interval around ``resolution`` Å (module docstring, 5); None for weights without one."""
+    """The calibrated interval around ``resolution`` Å (module docstring, 6); None for weights without one."""
     cal = recipe.get("interval")
     if not cal:
         return None
