@@ -307,9 +307,9 @@ def spectrum_edge(grid: Grid, learned: float, notes: list[str]) -> float | None:
     except NemapError:
         return None
     if edge < EDGE_NOTE_BELOW * learned:
-        notes.append(f"its power spectrum ends at {edge:.2f} Å: if the map was post-processed (low-pass filtered at "
-                     "its FSC resolution), that is its resolution (--model edge); the learned models read such maps "
-                     "coarse")
+        notes.append(f"its power spectrum ends at {edge:.2f} Å: if the map was post-processed (low-pass filtered "
+                     "at its FSC resolution), that is its resolution (the edge estimator reads it); the learned "
+                     "models read such maps coarse")
     return edge
 
 
