@@ -121,10 +121,9 @@ def make_sample(models: list[tuple[np.ndarray, np.ndarray]], rng: np.random.Gene
     xyz = Rotation.random(random_state=rng.integers(2**31)).apply(xyz)
     centre = xyz[rng.integers(len(xyz))] + rng.normal(0, 3.0, 3)
     shape = (CUBE,) * 3
-    reference = None  # the SD of the signal of an on-centre patch, that the noise is scaled by
-    home = centre
-    if not seed_protocol and rng.uniform() < OFF_CENTRE_FRACTION:  # a patch at the molecule's edge, or of solvent
-        reference = _signal_sd(xyz, z, centre)
+    home = centre  # on the molecule: an off-centre patch takes its noise level from here
+    off_centre = not seed_protocol and rng.uniform() < OFF_CENTRE_FRACTION  # the molecule's edge, or solvent only
+    if off_centre:
         step = rng.normal(size=3)
         centre = centre + step / np.linalg.norm(step) * rng.uniform(*OFF_CENTRE_A)
     origin = centre - (CUBE - 1) / 2
@@ -137,8 +136,7 @@ def make_sample(models: list[tuple[np.ndarray, np.ndarray]], rng: np.random.Gene
     kind = NOISE_KINDS[rng.choice(len(NOISE_KINDS), p=NOISE_ODDS)]
     mask = synthetic.atom_mask(xyz[near], shape, origin, 1.0)
     if kind == "postprocessed":
-        field, signal, noise, info = _postprocessed(xyz, z, near, origin, home, base, rng, off_centre=reference
-                                                    is not None)
+        field, signal, noise, info = _postprocessed(xyz, z, near, origin, home, base, rng, off_centre)
     else:
         spread = float(np.exp(rng.uniform(0, VARIATION)))
         field = synthetic.smooth_field(shape, rng, max(LOW, base / spread), min(HIGH * 1.3, base * spread),
@@ -146,6 +144,7 @@ def make_sample(models: list[tuple[np.ndarray, np.ndarray]], rng: np.random.Gene
         used = LADDER[max(0, np.searchsorted(LADDER, field.min()) - 1):np.searchsorted(LADDER, field.max()) + 1]
         levels = synthetic.levels(xyz[near], z[near], shape, origin, 1.0, used)
         signal = synthetic.follow_field(levels, used, field)
+        reference = _signal_sd(xyz, z, home) if off_centre else None  # the SD the noise is scaled by
         signal, noise, info = _noise(kind, signal, mask, base, rng, reference)
         signal, noise, info["bfactor"] = _bfactor(signal, noise, base, rng)
     info["voxel"] = 1.0
@@ -239,11 +238,10 @@ def fsc_noise(signal: np.ndarray, unit_noise: np.ndarray, resolution: float, wid
     N = S·(1 − FSC) / (2·FSC), S the signal's power per shell (that of ``reference`` when given: a patch on the
     molecule, for one beside it), shaped from unit white noise. Half maps are the signal plus √2 times such
     noise: their FSC crosses FSC_AT_R at the resolution."""
-    x = np.sqrt(frequency_squared(signal.shape, voxel)) * resolution  # s·R
-    index = np.floor(x / resolution * max(signal.shape) * voxel + 0.5).astype(np.int64)
-    power = spectral.shell_power(signal if reference is None else reference, voxel,
-                                 spacing=1.0 / (max(signal.shape) * voxel))
-    fsc = _fsc_model(x, width)
+    spacing = 1.0 / (max(signal.shape) * voxel)
+    index, _ = spectral.shell_index(signal.shape, voxel, spacing)
+    power = spectral.shell_power(signal if reference is None else reference, voxel, spacing=spacing)
+    fsc = _fsc_model(np.sqrt(frequency_squared(signal.shape, voxel)) * resolution, width)  # at s·R
     noise_power = power[np.minimum(index, len(power) - 1)] * (1 - fsc) / (2 * fsc)
     f = scipy.fft.rfftn(unit_noise) * np.sqrt(np.minimum(noise_power, 1e12 * power.max()))
     return scipy.fft.irfftn(f, s=signal.shape)

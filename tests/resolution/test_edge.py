@@ -14,7 +14,7 @@ import scipy.fft
 
 from fixtures.synthetic_maps import chain_map
 from nemap.errors import NemapError
-from nemap.format.geometry import Grid
+from nemap.format.geometry import Geometry, Grid
 from nemap.resolution.edge import edge_resolution, fit_edge
 from nemap.resolution.fsc import frequency_squared
 
@@ -58,7 +58,7 @@ def test_the_edge_estimator_from_the_command_line_needs_no_network(tmp_path) -> 
     grid = post_processed(4.0)
     write_mrc(tmp_path / "post.mrc", grid.values, grid.geometry)
     write_mrc(tmp_path / "flat.mrc", np.random.default_rng(0).standard_normal((40, 40, 40)).astype(np.float32),
-              grid.geometry.__class__((40, 40, 40), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0)))
+              Geometry((40, 40, 40), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0)))
     code = ("import sys, runpy; sys.modules['torch'] = None; sys.argv = ['nemap', '-q', 'resolution'] + sys.argv[1:]; "
             "runpy.run_module('nemap', run_name='__main__')")
     run = lambda *a: subprocess.run([sys.executable, "-c", code, *map(str, a)],  # noqa: E731
@@ -81,6 +81,6 @@ def test_the_learned_estimate_reports_the_spectrum_edge_and_points_it_out_when_f
     assert e.summary()["spectrum_edge_resolution"] == e.spectrum_edge
     assert any("power spectrum ends" in n for n in e.notes) == (e.spectrum_edge < 0.9 * e.global_resolution)
     flat = Grid(np.random.default_rng(0).standard_normal((40, 40, 40)).astype(np.float32),
-                post_processed(4.0).geometry.__class__((40, 40, 40), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0)))
+                Geometry((40, 40, 40), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0)))
     plain = estimate(flat, model="cnn3d")  # a classifier too; white noise has no edge
     assert plain.spectrum_edge is None and plain.summary()["spectrum_edge_resolution"] is None

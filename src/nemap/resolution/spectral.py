@@ -21,7 +21,7 @@ import scipy.fft
 from nemap.resolution.fsc import frequency_squared, half_space_weight
 
 
-def _shell_index(shape: tuple[int, ...], voxel_size: Any, spacing: float | None = None) -> tuple[np.ndarray, int]:
+def shell_index(shape: tuple[int, ...], voxel_size: Any, spacing: float | None = None) -> tuple[np.ndarray, int]:
     """Nearest shell (``spacing`` Å⁻¹ apart; default the box's) of every real-FFT half-space sample, and the
     number of shells (to the corner)."""
     d = np.broadcast_to(np.asarray(voxel_size, dtype=np.float64), (3,))
@@ -44,7 +44,7 @@ def shell_power(values: np.ndarray, voxel_size: Any, share: float = 1.0, spacing
     box's), divided by ``share`` (the fraction of the box the values stand for, when the rest is set to 0):
     float64 [shells]. White noise of variance σ² has power σ² in every shell, whatever the box."""
     v = np.asarray(values, dtype=np.float64)
-    index, count = _shell_index(v.shape, voxel_size, spacing)
+    index, count = shell_index(v.shape, voxel_size, spacing)
     power = np.abs(scipy.fft.rfftn(v - v.mean(), workers=-1)) ** 2 / v.size
     return _shell_means(power, index, count, v.shape) / max(share, 1e-12)
 
@@ -66,7 +66,7 @@ def subtract_noise(values: np.ndarray, noise_power: np.ndarray, voxel_size: Any)
     as no noise); float32, mean kept. ``values`` may be a stack [B, nx, ny, nz]: each map gets its own P."""
     v = np.asarray(values, dtype=np.float64)
     stack = v.reshape((-1,) + v.shape[-3:])
-    index, count = _shell_index(stack.shape[1:], voxel_size)
+    index, count = shell_index(stack.shape[1:], voxel_size)
     f = scipy.fft.rfftn(stack, axes=(1, 2, 3), workers=-1)
     n = np.zeros(count)
     n[:min(count, len(noise_power))] = noise_power[:count]
