@@ -88,6 +88,8 @@ def test_a_postprocessed_simulation_has_half_maps_whose_fsc_crosses_0143_at_its_
 def test_fine_tuning_starts_from_a_weight_file_and_records_it(tmp_path, shared_data) -> None:
     import h5py
 
+    from nemap.resolution import models
+
     def run(*args: str) -> dict:
         r = subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, cwd=REPO)
         assert r.returncode == 0, r.stderr[-2000:]
@@ -99,9 +101,11 @@ def test_fine_tuning_starts_from_a_weight_file_and_records_it(tmp_path, shared_d
     subprocess.run([sys.executable, "-m", *run_data, "4", "--split", "test", "--seed", "1"], cwd=REPO, check=True,
                    capture_output=True)
     train = ("training.train_resolution", "--data", str(tmp_path), "--minutes", "0.01", "--calibration-count", "4")
-    first = run(*train, "--out", str(tmp_path / "a.h5"))
-    second = run(*train, "--out", str(tmp_path / "b.h5"), "--init", str(tmp_path / "a.h5"))
+    first = run(*train, "--out", str(tmp_path / "a.h5"), "--width", "4")
+    second = run(*train, "--out", str(tmp_path / "b.h5"), "--init", str(tmp_path / "a.h5"))  # default --width 8
     with h5py.File(tmp_path / "b.h5", "r") as f:
         recipe = json.loads(f.attrs["recipe"])
     assert recipe["init"]["sha256"] == first["sha256"] != second["sha256"]
     assert recipe["init"]["recipe"]["data"]["train"]["count"] == 4
+    assert models.config_of(tmp_path / "b.h5") == {"width": 4}  # the starting file's architecture
+    models.read(tmp_path / "b.h5")  # and it loads

@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--model", default="local", choices=list(models.ARCHITECTURES))
     ap.add_argument("--minutes", type=float, default=20.0)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--width", type=int, default=8)
+    ap.add_argument("--width", type=int, default=8, help="channels of the first layer (not with --init)")
     ap.add_argument("--lr", type=float, default=2e-3, help="Adam's initial learning rate")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--init", type=Path, default=None, metavar="WEIGHTS",
@@ -241,7 +241,10 @@ def main(argv: list[str] | None = None) -> None:
                           args.init)
     recipe["command"] = " ".join(["python -m training.train_resolution", *(sys.argv[1:] if argv is None else argv)])
     out = args.out or models.WEIGHTS / f"{args.model}.h5"
-    config = {"width": args.width} if args.model != "dnn" else {}
+    if args.init is not None:  # a fine-tuned model has its starting file's architecture, whatever --width says
+        config = models.config_of(args.init)
+    else:
+        config = {"width": args.width} if args.model != "dnn" else {}
     digest = models.save(model, args.model, config, recipe, out)
     print(json.dumps({"weights": str(out), "sha256": digest, "test": recipe["test"]}, indent=1))
 

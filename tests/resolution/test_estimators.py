@@ -126,6 +126,10 @@ def test_command_line(tmp_path) -> None:
     out = json.loads(r.stdout)
     assert {"global_class", "global_resolution", "model"} <= set(out) and out["model"] == "local"
     assert (tmp_path / "local.mrc").is_file() and (tmp_path / "mask.mrc").is_file()
+    assert out["notes"] and not any(note in r.stderr for note in out["notes"])  # -q: no notes on stderr
+    told = subprocess.run([sys.executable, "-m", "nemap", "resolution", str(tmp_path / "m.mrc")], capture_output=True,
+                          text=True, cwd=REPO)
+    assert all(note in told.stderr for note in out["notes"]), told.stderr
     bad = run("resolution", tmp_path / "m.mrc", "--model", "nope")
     assert bad.returncode == 1 and "no resolution model 'nope'" in bad.stderr and "Traceback" not in bad.stderr
     write_mrc(tmp_path / "image.mrc", np.ones((32, 32, 1), np.float32) + np.arange(32)[:, None, None],

@@ -132,7 +132,7 @@ def run_estimate(args: argparse.Namespace) -> int:
         if not is_nemap(args.map):
             raise NemapError(f"{args.map}: --store needs a .nemap file", code="BAD_ARGUMENT")
         resolution.store_estimate(args.map, result)
-    for note in result.notes:
+    for note in [] if args.quiet else result.notes:  # what was done to the map: information, not errors
         print(f"nemap: {args.map}: {note}", file=sys.stderr)
     if args.json:
         print(json.dumps(summary, indent=1))

@@ -162,15 +162,24 @@ def load(name: str) -> tuple[nn.Module, dict[str, Any]]:
     return read(path)
 
 
+def config_of(path: Path) -> dict[str, Any]:
+    """The constructor arguments stored in the weight file ``path``."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        return json.loads(f.attrs["config"])
+
+
 def read(path: Path) -> tuple[nn.Module, dict[str, Any]]:
     """The model of the weight file ``path``, in eval mode, and its recipe (FormatError as ``load``)."""
     import h5py
 
+    config = config_of(path)
     with h5py.File(path, "r") as f:
         arch = ARCHITECTURES.get(str(f.attrs["model"]))
         if arch is None:
             raise FormatError(f"unknown architecture {f.attrs['model']!r}", path=path, code="NO_MODEL")
-        model = arch(**json.loads(f.attrs["config"]))
+        model = arch(**config)
         state = {k: torch.as_tensor(f[k][()]) for k in model.state_dict()}
         recipe, digest = json.loads(f.attrs["recipe"]), str(f.attrs["sha256"])
     if parameters_digest(state) != digest:
