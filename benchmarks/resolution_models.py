@@ -15,7 +15,9 @@ scored against simulated ground truth, on real maps, and timed.
    locres`` of simulated half maps, each against the nominal resolution: global and local (median inside the
    molecule) error, by group; beside it, the FSC of the simulated half maps.
 3. Real maps (../shared/data): class and global estimate beside the deposited resolution (INDEX.md), and the
-   monogenic baseline where the map has solvent.
+   monogenic baseline where the map has solvent; each map with its deposited model beside its simulated twin
+   (``whole_maps.twin``: the model made into a map on the same grid and mask as deposited maps are made, at the
+   deposited resolution), and the molmap resolution that correlates best with the real map (how sharp it looks).
 4. Synthetic half maps in two zones (2.5 Å and 6 Å): the learned local resolution of their average against
    ``nemap locres``.
 5. Time for a 256³ map (a smoothed random field).
@@ -40,8 +42,9 @@ from benchmarks.common import MAP_FILES, SHARED, results_dir, write_json
 from fixtures.half_maps import zoned_half_maps
 from nemap.errors import NemapError
 from nemap.format.geometry import Geometry, Grid
+from nemap.io.models import read_model
 from nemap.io.mrc import read_mrc
-from nemap.resolution import models
+from nemap.resolution import models, synthetic
 from nemap.resolution.classes import classify
 from nemap.resolution.edge import edge_resolution
 from nemap.resolution.estimate import estimate
@@ -52,6 +55,14 @@ from training import resolution_data, whole_maps
 from training.train_resolution import evaluate
 
 DEPOSITED = {"6272": 2.6, "5778": 3.27, "0093": 3.4, "21457": 3.2, "5168": 6.6}  # Å, INDEX.md
+TWIN_FILES = {  # real map and its deposited model, in the map's frame (INDEX.md): EMD-0093 as its chain-A crop (the
+    # exact structure factors of the whole 220³ map would take 14 GB); EMD-5168's model is one subunit of the
+    # filament its box holds: no twin
+    "6272": (MAP_FILES["6272"], "emd6272_rotavirus_vp6/pdb3j9s.ent"),
+    "5778": (MAP_FILES["5778"], "emd5778_trpv1_chainA/pdb3j5p.pdb"),
+    "0093": (MAP_FILES["0093-crop"], "emd0093_hcn4/6gyn_in_chainA_crop.pdb"),
+    "21457": (MAP_FILES["21457"], "emd21457_spike_ntd_segment/6vyb_Ndom.pdb")}
+LOOKS = (0.8, 1.0, 1.2, 1.4, 1.6, 1.8, 2.0, 2.4)  # × the deposited resolution: molmaps a real map is compared with
 
 
 def simulated(names: list[str], count: int, seed_protocol: bool = False) -> dict:
@@ -186,6 +197,41 @@ def real(names: list[str], maps: list[str]) -> list[dict]:
     return rows
 
 
+def twins(maps: list[str]) -> list[dict]:
+    """Each real map that has its deposited model (TWIN_FILES): ``local`` on it and on its simulated twin, the
+    spectrum edge of the twin, and the molmap resolution that looks most like the map (section 3)."""
+    if not (SHARED / "INDEX.md").is_file():
+        return []
+    rows = []
+    for key in (k for k in maps if k in TWIN_FILES):
+        grid, resolution = read_mrc(SHARED / TWIN_FILES[key][0]), DEPOSITED[key]
+        atoms = read_model(SHARED / TWIN_FILES[key][1])
+        heavy = (atoms.xyz[~atoms.is_hydrogen], atoms.atomic_number[~atoms.is_hydrogen])
+        keep = grid.values != 0  # where the real map was not masked
+        twin = whole_maps.twin(grid.geometry, heavy, resolution, keep)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            learned = [estimate(g).global_resolution for g in (grid, twin)]
+        try:
+            edge = edge_resolution(twin).global_resolution
+        except NemapError:
+            edge = None
+        rows.append({"map": key, "file": TWIN_FILES[key][0], "deposited": resolution, "map_local": learned[0],
+                     "twin_local": learned[1], "twin_edge": edge, "looks_like": looks_like(grid, heavy, resolution,
+                                                                                             keep)})
+        print(rows[-1], file=sys.stderr, flush=True)
+    return rows
+
+
+def looks_like(grid: Grid, atoms: tuple[np.ndarray, np.ndarray], resolution: float, keep: np.ndarray) -> float:
+    """The molmap resolution (Å, LOOKS × ``resolution``) of the model ``atoms`` (Å, x, y, z; atomic numbers) whose
+    density correlates best with ``grid`` (cubic voxels) inside ``keep``."""
+    ladder = resolution * np.asarray(LOOKS)
+    made = synthetic.levels(*atoms, tuple(grid.geometry.grid_shape), np.asarray(grid.geometry.origin),
+                            float(grid.geometry.voxel_size[0]), ladder)
+    return float(ladder[int(np.argmax([np.corrcoef(m[keep], grid.values[keep])[0, 1] for m in made]))])
+
+
 def against_locres(names: list[str]) -> list[dict]:
     h1, h2, zone = zoned_half_maps((64, 40, 40), noise=0.5, seed=9)
     fsc_local = local_resolution(h1, h2).grid.values
@@ -258,6 +304,13 @@ def render(result: dict) -> str:
                    [[r["model"], r["map"], r["deposited"], f"{r['estimate']:.2f}",
                      "—" if not r.get("interval") else f"{r['interval'][0]:.2f}–{r['interval'][1]:.2f}",
                      f"{r['class']} / {r['deposited_class']}", num(r["seconds"], ".1f")] for r in result["real"]])
+    rows += ["", "Real maps beside their simulated twins (the deposited model made into a map on the same grid and "
+             "mask, as deposited maps are made, at the deposited resolution), and the molmap of the model that "
+             "correlates best with the real map:", "",
+             *_table(["map", "deposited (Å)", "`local` on the map (Å)", "`local` on its twin (Å)",
+                      "edge on its twin (Å)", "looks like molmap at (Å)"],
+                     [[r["file"], r["deposited"], f"{r['map_local']:.2f}", f"{r['twin_local']:.2f}",
+                       num(r["twin_edge"], ".2f"), f"{r['looks_like']:.2f}"] for r in result.get("twins", [])])]
     rows += ["", *_table(["model", "zone at 2.5 Å: learned / FSC", "zone at 6 Å: learned / FSC"],
                          [[r["model"], f"{r['zone0_learned']:.2f} / {r['zone0_fsc']:.2f}",
                            f"{r['zone1_learned']:.2f} / {r['zone1_fsc']:.2f}"] for r in result["against_locres"]])]
@@ -322,6 +375,7 @@ def main(argv: list[str] | None = None) -> None:
     result = {"simulated": simulated(args.models, args.count),
               "seed_protocol": simulated(args.models, args.count, seed_protocol=True),
               "whole": rows, "whole_summary": whole_summary(rows), "real": real(args.models, args.maps),
+              "twins": twins(args.maps),
               "against_locres": against_locres(args.models), "timing": timing(args.models, args.edge)}
     result["targets"] = targets(result, "local")
     result["targets_edge"] = targets(result, "edge")

@@ -109,3 +109,24 @@ def test_fine_tuning_starts_from_a_weight_file_and_records_it(tmp_path, shared_d
     assert recipe["init"]["recipe"]["data"]["train"]["count"] == 4
     assert models.config_of(tmp_path / "b.h5") == {"width": 4}  # the starting file's architecture
     models.read(tmp_path / "b.h5")  # and it loads
+
+
+def test_a_twin_is_made_on_the_real_maps_grid_frame_and_mask() -> None:
+    from fixtures.synthetic_maps import random_chain
+    from nemap.format.geometry import Geometry
+    from nemap.resolution import synthetic
+    from training import whole_maps
+
+    geometry = Geometry((36, 32, 40), (1.25,) * 3, (40.0, -12.0, 7.5))  # an origin far from 0: the frame matters
+    lo, hi = geometry.extent
+    xyz = random_chain(150, lo + 8.0, hi - 8.0, seed=2)
+    z = np.full(len(xyz), 6)
+    keep = synthetic.atom_mask(xyz, geometry.grid_shape, np.asarray(geometry.origin), 1.25, radius=4.0)
+    twin = whole_maps.twin(geometry, (xyz, z), 6.0, keep, seed=1)
+    assert twin.geometry == geometry and not twin.values[~keep].any() and twin.values[keep].std() > 0
+    molmap = synthetic.levels(xyz, z, geometry.grid_shape, np.asarray(geometry.origin), 1.25, np.array([6.0]))[0]
+    assert np.corrcoef(twin.values[keep], molmap[keep])[0, 1] > 0.5  # the atoms where the map's frame puts them
+    shifted = synthetic.levels(xyz + 6.0, z, geometry.grid_shape, np.asarray(geometry.origin), 1.25, np.array([6.0]))[0]
+    assert np.corrcoef(twin.values[keep], shifted[keep])[0, 1] < 0.5
+    with pytest.raises(ValueError, match="cubic"):
+        whole_maps.twin(Geometry((36, 32, 40), (1.25, 1.25, 1.5)), (xyz, z), 6.0, keep)

@@ -12,6 +12,9 @@ R implies, FSC-weighted and low-passed at R; ``level`` unused: the half maps' FS
 ``none``, ``soft`` (a Gaussian-edged envelope 3 Å beyond the atoms), ``zone`` (0 beyond 3 Å from any atom). Half
 maps: the same density with two independent noises of √2 times the map's, never filtered or weighted (as half
 maps are deposited), masked as the map is.
+
+``twin`` makes a real map's simulated twin from its deposited model, on its grid and mask, as deposited maps are
+made: what the estimators should read on that map were it as sharp as its deposited resolution says.
 """
 
 from __future__ import annotations
@@ -89,3 +92,21 @@ def simulate(case: Case, seed: int = 0, atoms: tuple[np.ndarray, np.ndarray] | N
     geometry = Geometry(shape, (case.voxel,) * 3, tuple(origin))
     grids = [Grid(m.astype(np.float32), geometry) for m in noisy]
     return grids[0], near, (grids[1], grids[2]) if halves else None
+
+
+def twin(geometry: Geometry, atoms: tuple[np.ndarray, np.ndarray], resolution: float, keep: np.ndarray,
+         seed: int = 0) -> Grid:
+    """A real map's simulated twin: its deposited model (atoms in Å, x, y, z, in the map's frame; atomic numbers)
+    made into a map on the real map's ``geometry`` (cubic voxels) as deposited maps are made (molmap at LOOK·R,
+    noise as an FSC falling to 0.143 at ``resolution`` Å implies, FSC-weighted and low-passed at it), then set to
+    0 where ``keep`` (bool, the real map's grid) is False — where the real map was masked."""
+    voxel = float(geometry.voxel_size[0])
+    if not np.allclose(geometry.voxel_size, voxel):
+        raise ValueError("a twin needs cubic voxels")
+    xyz, z = atoms
+    shape = tuple(geometry.grid_shape)
+    density = synthetic.levels(xyz, z, shape, np.asarray(geometry.origin), voxel,
+                               np.array([resolution * LOOK]))[0].astype(np.float64)
+    noise = fsc_noise(density, np.random.default_rng(seed).standard_normal(shape), resolution, FSC_WIDTH, voxel)
+    made = fsc_weighted(density + noise, resolution, FSC_WIDTH, voxel) * keep
+    return Grid(made.astype(np.float32), geometry)
