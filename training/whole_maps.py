@@ -60,6 +60,13 @@ def noise_of(case: Case, shape: tuple[int, ...], rng: np.random.Generator) -> np
     return rng.standard_normal(shape)
 
 
+def look_density(atoms: tuple[np.ndarray, np.ndarray], shape: tuple[int, ...], origin: np.ndarray, voxel: float,
+                 resolution: float) -> np.ndarray:
+    """A post-processed map's density before its noise: molmap of ``atoms`` (Å, x, y, z; atomic numbers) at
+    LOOK·``resolution`` Å on ``shape`` voxels of ``voxel`` Å from ``origin`` (float64)."""
+    return synthetic.levels(*atoms, shape, origin, voxel, np.array([resolution * LOOK]))[0].astype(np.float64)
+
+
 def simulate(case: Case, seed: int = 0, atoms: tuple[np.ndarray, np.ndarray] | None = None, halves: bool = False
              ) -> tuple[Grid, np.ndarray, tuple[Grid, Grid] | None]:
     """The case's map, the molecular mask (bool: within 2.5 Å of an atom) and, with ``halves``, two half maps."""
@@ -69,8 +76,7 @@ def simulate(case: Case, seed: int = 0, atoms: tuple[np.ndarray, np.ndarray] | N
     shape = (n, n, n)
     origin = -np.full(3, (n - 1) / 2 * case.voxel)
     if case.noise == "postprocessed":  # the map post-processed, its half maps raw (as deposited)
-        density = synthetic.levels(xyz, z, shape, origin, case.voxel, np.array([case.resolution * LOOK]))[0]
-        density = density.astype(np.float64)
+        density = look_density((xyz, z), shape, origin, case.voxel, case.resolution)
         noises = [fsc_noise(density, rng.standard_normal(shape), case.resolution, FSC_WIDTH, case.voxel)
                   for _ in range(3 if halves else 1)]
         noisy = [fsc_weighted(density + noises[0], case.resolution, FSC_WIDTH, case.voxel)]
@@ -103,10 +109,8 @@ def twin(geometry: Geometry, atoms: tuple[np.ndarray, np.ndarray], resolution: f
     voxel = float(geometry.voxel_size[0])
     if not np.allclose(geometry.voxel_size, voxel):
         raise ValueError("a twin needs cubic voxels")
-    xyz, z = atoms
     shape = tuple(geometry.grid_shape)
-    density = synthetic.levels(xyz, z, shape, np.asarray(geometry.origin), voxel,
-                               np.array([resolution * LOOK]))[0].astype(np.float64)
+    density = look_density(atoms, shape, np.asarray(geometry.origin), voxel, resolution)
     noise = fsc_noise(density, np.random.default_rng(seed).standard_normal(shape), resolution, FSC_WIDTH, voxel)
     made = fsc_weighted(density + noise, resolution, FSC_WIDTH, voxel) * keep
     return Grid(made.astype(np.float32), geometry)

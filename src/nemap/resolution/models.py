@@ -174,12 +174,11 @@ def read(path: Path) -> tuple[nn.Module, dict[str, Any]]:
     """The model of the weight file ``path``, in eval mode, and its recipe (FormatError as ``load``)."""
     import h5py
 
-    config = config_of(path)
-    with h5py.File(path, "r") as f:
+    with h5py.File(path, "r") as f:  # opened once: every estimate loads its model
         arch = ARCHITECTURES.get(str(f.attrs["model"]))
         if arch is None:
             raise FormatError(f"unknown architecture {f.attrs['model']!r}", path=path, code="NO_MODEL")
-        model = arch(**config)
+        model = arch(**json.loads(f.attrs["config"]))
         state = {k: torch.as_tensor(f[k][()]) for k in model.state_dict()}
         recipe, digest = json.loads(f.attrs["recipe"]), str(f.attrs["sha256"])
     if parameters_digest(state) != digest:
