@@ -161,19 +161,23 @@ def make_sample(models: list[tuple[np.ndarray, np.ndarray]], rng: np.random.Gene
     return noisy.astype(np.float32), field.astype(np.float32), mask, info
 
 
-def _centre_signal(xyz: np.ndarray, z: np.ndarray, centre: np.ndarray, resolution: float = 6.0
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """The signal (molmap at ``resolution`` Å) and molecular mask of a patch centred at ``centre``."""
-    origin = centre - (CUBE - 1) / 2
-    near = np.all(np.abs(xyz - centre) < CUBE / 2 + 20, axis=1)
-    signal = synthetic.levels(xyz[near], z[near], (CUBE,) * 3, origin, 1.0, np.array([resolution]))[0]
-    return signal, synthetic.atom_mask(xyz[near], (CUBE,) * 3, origin, 1.0)
+def _around(xyz: np.ndarray, centre: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The origin (Å) of the CUBE³ patch centred at ``centre`` and the atoms (bool) that reach into it."""
+    return centre - (CUBE - 1) / 2, np.all(np.abs(xyz - centre) < CUBE / 2 + 20, axis=1)
+
+
+def _centre_signal(xyz: np.ndarray, z: np.ndarray, centre: np.ndarray, resolution: float = 6.0) -> np.ndarray:
+    """The signal (molmap at ``resolution`` Å) of the patch centred at ``centre`` (Å, x, y, z)."""
+    origin, near = _around(xyz, centre)
+    return synthetic.levels(xyz[near], z[near], (CUBE,) * 3, origin, 1.0, np.array([resolution]))[0]
 
 
 def _signal_sd(xyz: np.ndarray, z: np.ndarray, centre: np.ndarray) -> float:
     """The SD inside the molecular mask of a patch centred at ``centre`` at 6 Å (a scale for the noise of a patch
     that holds little or no molecule)."""
-    signal, mask = _centre_signal(xyz, z, centre)
+    signal = _centre_signal(xyz, z, centre)
+    origin, near = _around(xyz, centre)
+    mask = synthetic.atom_mask(xyz[near], (CUBE,) * 3, origin, 1.0)
     return float(signal[mask].std()) if mask.any() else float(signal.std())
 
 
@@ -203,7 +207,7 @@ def _postprocessed(xyz: np.ndarray, z: np.ndarray, near: np.ndarray, origin: np.
     shape = (CUBE,) * 3
     look, width = float(rng.uniform(*LOOK)), float(rng.uniform(*FSC_WIDTH))
     signal = synthetic.levels(xyz[near], z[near], shape, origin, 1.0, np.array([base * look]))[0].astype(np.float64)
-    reference = _centre_signal(xyz, z, home, base * look)[0] if off_centre else None
+    reference = _centre_signal(xyz, z, home, base * look) if off_centre else None
     signal, noise = postprocess(signal, rng.standard_normal(shape), base, width, reference=reference)
     info = {"noise": "postprocessed", "snr": float("nan"), "bfactor": 0.0, "look": look}
     return np.full(shape, base, np.float32), signal, noise, info
