@@ -13,7 +13,8 @@ scored against simulated ground truth, on real maps, and timed.
    coloured, filtered or no noise or post-processed as deposited maps are, no mask, a soft one or a zone, voxels
    of 0.5–3 Å): ``nemap resolution``'s estimate (each model), the monogenic baseline (unmasked maps) and ``nemap
    locres`` of simulated half maps, each against the nominal resolution: global and local (median inside the
-   molecule) error, by group; beside it, the FSC of the simulated half maps.
+   molecule) error, by group; beside it, against the FSC of the simulated half maps inside the molecule's soft
+   envelope (corrected, as RELION reports it; for post-processed maps the nominal resolution by construction).
 3. Real maps (../shared/data): class and global estimate beside the deposited resolution (INDEX.md), and the
    monogenic baseline where the map has solvent; each map with its deposited model beside its simulated twin
    (``whole_maps.twin``: the model made into a map on the same grid and mask as deposited maps are made, at the
@@ -76,7 +77,7 @@ def simulated(names: list[str], count: int, seed_protocol: bool = False) -> dict
 
 def whole_cases(toy: bool) -> list[whole_maps.Case]:
     """The whole-map cases: every noise kind at 1 Å without a mask; masks with white noise and post-processed maps
-    (as deposited maps are made: ``resolution_data.postprocess``); voxel sizes with white noise."""
+    (as deposited maps are made: ``whole_maps.deposited``); voxel sizes with white noise."""
     Case = whole_maps.Case
     if toy:
         return [Case(8.0, "clean"), Case(8.0, "white"), Case(8.0, "white", "zone"), Case(8.0, "white", voxel=2.0)]
@@ -100,9 +101,9 @@ def whole(names: list[str], toy: bool) -> list[dict]:
     for i, case in enumerate(whole_cases(toy)):
         grid, near, halves = whole_maps.simulate(case, seed=i, atoms=atoms, halves=case.noise != "clean")
         base = {"case": case.label, "resolution": case.resolution, "noise": case.noise, "mask": case.mask,
-                "voxel": case.voxel,  # and what the half maps' FSC reads (unmasked maps with noise only: a mask
-                # shared by both halves correlates them at every frequency)
-                "fsc_halves": fsc(*halves).resolution()[0] if halves is not None and case.mask == "none" else None}
+                "voxel": case.voxel,  # and what the half maps' FSC reads, as RELION reports it (unmasked maps with
+                # noise only: a mask shared by both halves correlates them at every frequency)
+                "fsc_halves": masked_fsc(halves, atoms[0]) if halves is not None and case.mask == "none" else None}
         for name in names:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -125,6 +126,14 @@ def whole(names: list[str], toy: bool) -> list[dict]:
                          **_scored(float(np.median(lr[near])), lr, near, case.resolution)})
         print(f"whole maps: {i + 1} {case.label}", file=sys.stderr, flush=True)
     return rows
+
+
+def masked_fsc(halves: tuple[Grid, Grid], xyz: np.ndarray) -> float:
+    """Where the FSC of two half maps crosses 0.143 inside the molecule's soft envelope (``whole_maps.envelope``
+    of the atoms ``xyz``, Å), phase-randomization corrected: Å."""
+    g = halves[0].geometry
+    mask = whole_maps.envelope(xyz, g.grid_shape, np.asarray(g.origin), float(g.voxel_size[0]))
+    return fsc(*halves, Grid(mask.astype(np.float32), g)).resolution()[0]
 
 
 def _edge_row(grid: Grid, base: dict, truth: float) -> list[dict]:
@@ -290,8 +299,8 @@ def render(result: dict) -> str:
                    [[m, num(r["class_accuracy"], ".3f"), num(r["global_rmse"], ".2f"), r["maps"]]
                     for m, r in result.get("seed_protocol", {}).items()])
     rows += ["", "Whole simulated maps (a held-out molecule in a 64 Å box; error against the nominal resolution, and "
-             "the global error against what the FSC of the simulated half maps reads; maps: answered / all — the "
-             "edge estimator refuses a spectrum without an edge):", ""]
+             "the global error against what the FSC of the simulated half maps reads inside the molecule's soft "
+             "envelope; maps: answered / all — the edge estimator refuses a spectrum without an edge):", ""]
     rows += _table(["estimator", "group", "maps", "global RMSE (Å)", "local RMSE (Å)", "class accuracy",
                     "90 % interval coverage", "global RMSE vs half maps' FSC (Å)"],
                    [[r["estimator"], r["group"], f"{r.get('answered', r['maps'])} / {r['maps']}",

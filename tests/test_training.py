@@ -71,18 +71,44 @@ def test_training_runs_and_writes_a_recorded_weight_file(model: str, tmp_path, s
 
 
 @pytest.mark.parametrize("resolution", [4.0, 8.0])
-def test_a_postprocessed_simulation_has_half_maps_whose_fsc_crosses_0143_at_its_resolution(
+def test_a_postprocessed_simulation_has_half_maps_whose_masked_fsc_crosses_0143_at_its_resolution(
         resolution: float, shared_data) -> None:
+    from nemap.format.geometry import Grid
     from nemap.resolution.fsc import fsc
     from training import whole_maps
+    from training.resolution_data import envelope
 
     grid, _, halves = whole_maps.simulate(whole_maps.Case(resolution, "postprocessed"), halves=True)
-    measured = fsc(*halves).resolution()[0]
+    g = grid.geometry
+    mask = envelope(whole_maps.molecule()[0], g.grid_shape, np.asarray(g.origin), 1.0)
+    measured = fsc(*halves, Grid(mask.astype(np.float32), g)).resolution()[0]  # as RELION reports it
     assert abs(measured - resolution) < 0.1 * resolution, measured
-    s = np.abs(np.fft.rfftn(grid.values)) ** 2  # nothing beyond the low-pass edge (1.1 / R)
+    h1 = np.abs(np.fft.fft(halves[0].values - halves[1].values, axis=0)).mean(axis=(1, 2))
+    assert h1[len(h1) // 2 - 4:len(h1) // 2 + 4].mean() > 0.5 * h1[1:5].mean()  # the halves' noise is white
+    s = np.abs(np.fft.rfftn(grid.values)) ** 2  # nothing beyond the low-pass edge (1/R + one shell)
     f2 = sum(np.square(np.fft.fftfreq(n) if a < 2 else np.fft.rfftfreq(n)).reshape(
         [-1 if b == a else 1 for b in range(3)]) for a, n in enumerate(grid.values.shape))
-    assert s[f2 > (1.12 / resolution) ** 2].max() < 1e-6 * s.max()
+    assert s[f2 > (1 / resolution + 1.5 / grid.values.shape[0]) ** 2].max() < 1e-6 * s.max()
+
+
+def test_post_processing_weights_by_the_fsc_and_undoes_the_half_maps_fall() -> None:
+    from scipy import ndimage
+
+    from training.resolution_data import post_processed
+
+    rng = np.random.default_rng(0)
+    density = ndimage.gaussian_filter(rng.standard_normal((32, 32, 32)), 1.0)
+    signal, noise, (h1, h2) = post_processed(density, 1.0, 4.0, 1.0, rng)
+    f_in, f_out = np.fft.rfftn(density), np.fft.rfftn(signal)
+    assert abs(f_out[1, 0, 0] / f_in[1, 0, 0] - 1) < 0.05  # 32 Å: FSC ≈ 1, weight ≈ 1, the B-factor fall undone
+    k = np.sqrt(sum(np.square(np.fft.fftfreq(32) if a < 2 else np.fft.rfftfreq(32)).reshape(
+        [-1 if b == a else 1 for b in range(3)]) for a in range(3)))
+    made = np.abs(np.fft.rfftn(signal + noise))
+    assert made[k > 1 / 4.0 + 1.5 / 32].max() < 1e-6 * made.max()  # low-passed at 4 Å
+    near = (k > 0.2) & (k < 0.3)  # around 1/R: the halves agree about as much as an FSC of 0.143 says
+    c = np.sum(np.fft.rfftn(h1)[near] * np.conj(np.fft.rfftn(h2)[near])).real / np.sqrt(
+        np.sum(np.abs(np.fft.rfftn(h1)[near]) ** 2) * np.sum(np.abs(np.fft.rfftn(h2)[near]) ** 2))
+    assert 0.02 < c < 0.35, c
 
 
 def test_fine_tuning_starts_from_a_weight_file_and_records_it(tmp_path, shared_data) -> None:

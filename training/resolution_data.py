@@ -106,7 +106,6 @@ NOISE_KINDS = ("white", "coloured", "filtered", "clean", "postprocessed")  # fil
 # the resolution; postprocessed: as deposited maps are made (``postprocess``)
 NOISE_ODDS = (0.25, 0.2, 0.15, 0.1, 0.3)
 LOOK = (0.5, 1.3)  # post-processed maps: molmap at this times the resolution, before the FSC weighting
-FSC_WIDTH = (0.03, 0.1)  # post-processed maps: how fast the FSC falls (in units of s·R)
 MASK_KINDS = ("none", "soft", "zone")  # none: a full box, noise everywhere
 MASK_ODDS = (0.45, 0.25, 0.3)
 OFF_CENTRE_FRACTION, OFF_CENTRE_A = 0.2, (10.0, 50.0)  # patches centred this far (Å) from an atom
@@ -201,14 +200,16 @@ def _noise(kind: str, signal: np.ndarray, mask: np.ndarray, base: float, rng: np
 def _postprocessed(xyz: np.ndarray, z: np.ndarray, near: np.ndarray, origin: np.ndarray, home: np.ndarray,
                    base: float, rng: np.random.Generator, off_centre: bool
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-    """A patch of a post-processed map (``postprocess``) at ``base`` Å everywhere: molmap at base × LOOK (how
-    sharp the density looks, sharpening and B-factors together), the FSC falling with a width of FSC_WIDTH;
-    an off-centre patch gets the noise of the patch at ``home`` (on the molecule)."""
+    """A patch of a post-processed map (``post_processed``) at ``base`` Å everywhere: molmap at base × LOOK (how
+    sharp the density looks once sharpened); an off-centre patch gets the noise of the patch at ``home`` (on the
+    molecule), and the mask share of that patch."""
     shape = (CUBE,) * 3
-    look, width = float(rng.uniform(*LOOK)), float(rng.uniform(*FSC_WIDTH))
+    look = float(rng.uniform(*LOOK))
     signal = synthetic.levels(xyz[near], z[near], shape, origin, 1.0, np.array([base * look]))[0].astype(np.float64)
     reference = _centre_signal(xyz, z, home, base * look) if off_centre else None
-    signal, noise = postprocess(signal, rng.standard_normal(shape), base, width, reference=reference)
+    at, atoms = (origin, near) if not off_centre else _around(xyz, home)
+    share = float(np.mean(envelope(xyz[atoms], shape, at, 1.0) ** 2))
+    signal, noise, _ = post_processed(signal, share, base, 1.0, rng, reference)
     info = {"noise": "postprocessed", "snr": float("nan"), "bfactor": 0.0, "look": look}
     return np.full(shape, base, np.float32), signal, noise, info
 
@@ -224,55 +225,61 @@ def _bfactor(signal: np.ndarray, noise: np.ndarray, base: float, rng: np.random.
     return _apply_bfactor(signal, b, base), _apply_bfactor(noise, b, base), float(b)
 
 
-def low_pass(values: np.ndarray, resolution: float, voxel: float = 1.0) -> np.ndarray:
+def low_pass(values: np.ndarray, resolution: float, voxel: float = 1.0, edge: float | None = None) -> np.ndarray:
     """``values`` (``voxel`` Å voxels) low-passed at ``resolution`` Å: a raised-cosine edge from 0.9/R to 1.1/R
-    Å⁻¹."""
+    Å⁻¹, or with ``edge`` (Å⁻¹) from 1/R − edge to 1/R + edge (RELION's post-processing: one Fourier shell)."""
     s = np.sqrt(frequency_squared(values.shape, voxel))
-    t = np.clip((s * resolution - 0.9) / 0.2, 0, 1)
+    if edge is None:
+        t = np.clip((s * resolution - 0.9) / 0.2, 0, 1)
+    else:
+        t = np.clip((s - 1.0 / resolution + edge) / (2 * edge), 0, 1)
     return scipy.fft.irfftn(scipy.fft.rfftn(values) * 0.5 * (1 + np.cos(np.pi * t)), s=values.shape)
 
 
 FSC_AT_R = 0.143  # the half-map FSC at a map's resolution (the deposited convention)
+HALF_MAP_B = 8.0  # Å² per Å² of resolution: a post-processed map's half maps fall by a B-factor of HALF_MAP_B·R²
 
 
-def fsc_noise(signal: np.ndarray, unit_noise: np.ndarray, resolution: float, width: float, voxel: float = 1.0,
-              reference: np.ndarray | None = None) -> np.ndarray:
-    """Noise for ``signal`` (on ``voxel`` Å voxels) as much in every shell as a half-map FSC that falls
-    (logistically, ``width`` in units of s·R) to FSC_AT_R at 1/``resolution`` Å⁻¹ implies for the full map:
-    N = S·(1 − FSC) / (2·FSC), S the signal's power per shell (that of ``reference`` when given: a patch on the
-    molecule, for one beside it), shaped from unit white noise. Half maps are the signal plus √2 times such
-    noise: their FSC crosses FSC_AT_R at the resolution."""
-    spacing = 1.0 / (max(signal.shape) * voxel)
-    index, _ = spectral.shell_index(signal.shape, voxel, spacing)
-    power = spectral.shell_power(signal if reference is None else reference, voxel, spacing=spacing)
-    fsc = _fsc_model(np.sqrt(frequency_squared(signal.shape, voxel)) * resolution, width)  # at s·R
-    noise_power = power[np.minimum(index, len(power) - 1)] * (1 - fsc) / (2 * fsc)
-    f = scipy.fft.rfftn(unit_noise) * np.sqrt(np.minimum(noise_power, 1e12 * power.max()))
-    return scipy.fft.irfftn(f, s=signal.shape)
+def envelope(xyz: np.ndarray, shape: tuple[int, ...], origin: np.ndarray, voxel: float) -> np.ndarray:
+    """The molecule's soft envelope on ``shape`` voxels of ``voxel`` Å from ``origin`` (Å, x, y, z): 1 within 4 Å
+    of an atom (``xyz``, Å), Gaussian-edged (SD 1.5 Å), 0 far away (float64): a mask as RELION's are made."""
+    inside = synthetic.atom_mask(xyz, shape, origin, voxel, radius=4.0).astype(float)
+    return np.clip(ndimage.gaussian_filter(inside, 1.5 / voxel) * 1.2, 0, 1)
 
 
-def _fsc_model(x: np.ndarray, width: float) -> np.ndarray:
-    """The half-map FSC at s·R = ``x``: logistic, FSC_AT_R at x = 1, falling over ``width``."""
-    fsc = 1.0 / (1.0 + np.exp((x - 1.0 + width * np.log((1 - FSC_AT_R) / FSC_AT_R)) / width))
-    return np.clip(fsc, 1e-6, 1 - 1e-9)
+def post_processed(density: np.ndarray, share: float, resolution: float, voxel: float, rng: np.random.Generator,
+                   reference: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """A map made from the clean ``density`` (``voxel`` Å voxels) as deposited maps are (RELION's post-processing):
+    (its signal, its noise, the two half maps it was made from); the map is signal + noise.
 
+    Each half is the density fallen by a B-factor of HALF_MAP_B·R² (as refined half maps are) plus white noise of
+    the variance that puts their FSC inside a soft mask at FSC_AT_R at 1/``resolution`` Å⁻¹: σ² = S·(1 − FSC_AT_R)
+    / (FSC_AT_R·f), S the least power per shell of the fallen density (of ``reference``'s, when given: the patch on
+    the molecule, for one beside it) up to 1/R (a small molecule's spectrum has dips), f = ``share``, the mask's
+    mean square; so their FSC falls as the signal does, not the noise. The map is their average weighted per shell
+    by √(2·FSC/(1 + FSC)) (that FSC: S / (S + f·σ²)), sharpened by the B-factor the halves fell by (what RELION's
+    Guinier fit finds) and low-passed at the resolution over one Fourier shell either side."""
+    spacing = 1.0 / (max(density.shape) * voxel)
+    index, _ = spectral.shell_index(density.shape, voxel, spacing)
+    s2 = frequency_squared(density.shape, voxel)
+    fall = np.exp(-HALF_MAP_B * resolution ** 2 * s2 / 4)
+    fallen = scipy.fft.irfftn(scipy.fft.rfftn(density) * fall, s=density.shape)
+    scale = fallen if reference is None else scipy.fft.irfftn(scipy.fft.rfftn(reference) * fall, s=density.shape)
+    power = spectral.shell_power(scale, voxel, spacing=spacing)
+    at_r = 1.0 / (resolution * spacing)  # shells
+    floor = min(float(np.interp(at_r, np.arange(len(power)), power)), float(power[1:int(at_r) + 1].min()))
+    variance = floor * (1 - FSC_AT_R) / (FSC_AT_R * max(share, 1e-3))
+    noises = [np.sqrt(variance) * rng.standard_normal(density.shape) for _ in range(2)]
+    fsc = power / (power + max(share, 1e-3) * variance)
+    weight = np.sqrt(2 * fsc / (1 + fsc))[np.minimum(index, len(power) - 1)]
+    sharpen = np.exp(HALF_MAP_B * resolution ** 2 * np.minimum(s2, resolution ** -2) / 4)  # flat beyond 1/R
 
-def fsc_weighted(values: np.ndarray, resolution: float, width: float, voxel: float = 1.0) -> np.ndarray:
-    """``values`` weighted by √(2·FSC / (1 + FSC)) (the FSC of ``fsc_noise``) and low-passed at the resolution:
-    the map that post-processing makes of the average of two half maps."""
-    fsc = _fsc_model(np.sqrt(frequency_squared(values.shape, voxel)) * resolution, width)
-    weighted = scipy.fft.irfftn(scipy.fft.rfftn(values) * np.sqrt(2 * fsc / (1 + fsc)), s=values.shape)
-    return low_pass(weighted, resolution, voxel)
+    def made(v: np.ndarray) -> np.ndarray:
+        return low_pass(scipy.fft.irfftn(scipy.fft.rfftn(v) * weight * sharpen, s=v.shape), resolution, voxel,
+                        edge=spacing)
 
-
-def postprocess(signal: np.ndarray, unit_noise: np.ndarray, resolution: float, width: float, voxel: float = 1.0,
-                reference: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """A map as deposited maps are made (RELION-style post-processing), from a clean ``signal`` and unit white
-    noise: the noise of ``fsc_noise``, then signal and noise through ``fsc_weighted``. (signal, noise) after
-    post-processing; their sum is the map. Its half maps' FSC crosses 0.143 at ``resolution``: its label is what
-    its depositors would report."""
-    noise = fsc_noise(signal, unit_noise, resolution, width, voxel, reference)
-    return fsc_weighted(signal, resolution, width, voxel), fsc_weighted(noise, resolution, width, voxel)
+    return made(fallen), made((noises[0] + noises[1]) / 2), (fallen + noises[0], fallen + noises[1])
 
 
 def _seed_sample(xyz: np.ndarray, z: np.ndarray, resolution: float, shape: tuple[int, int, int],
@@ -376,7 +383,7 @@ def main(argv: list[str] | None = None) -> None:
               "count": args.count, "seed": args.seed, "split": args.split, "cube": CUBE, "voxel_size": 1.0,
               "resolution_range": [LOW, HIGH], "variation": VARIATION,
               "noise_kinds": dict(zip(NOISE_KINDS, NOISE_ODDS)), "mask_kinds": dict(zip(MASK_KINDS, MASK_ODDS)),
-              "postprocessed": {"look": LOOK, "fsc_width": FSC_WIDTH, "fsc_at_resolution": FSC_AT_R},
+              "postprocessed": {"look": LOOK, "half_map_b_per_r2": HALF_MAP_B, "fsc_at_resolution": FSC_AT_R},
               "sharpen_fraction": SHARPEN_FRACTION, "blur_fraction": BLUR_FRACTION,
               "coarse_fraction": COARSE_FRACTION, "coarse_max": COARSE_MAX, "noise_subtracted": "mask none",
               "off_centre": {"fraction": OFF_CENTRE_FRACTION, "distance": OFF_CENTRE_A},

@@ -7,11 +7,12 @@ in a cubic box of EDGE Å (solvent all around). Density: ``nemap.resolution.synt
 band-limited) at the nominal resolution R on the box's own voxels. Noise, as ``noise_kind``: ``white`` (SD a
 fraction of the density's peak, over the whole band: an unfiltered map), ``coloured`` (the same SD, correlated
 over 1 Å), ``filtered`` (white, then map and noise low-passed at R), ``clean``, ``postprocessed`` (as deposited
-maps are made, ``resolution_data.postprocess``: molmap at LOOK·R, noise per shell as an FSC falling to 0.143 at
-R implies, FSC-weighted and low-passed at R; ``level`` unused: the half maps' FSC crosses 0.143 near R). Mask:
-``none``, ``soft`` (a Gaussian-edged envelope 3 Å beyond the atoms), ``zone`` (0 beyond 3 Å from any atom). Half
-maps: the same density with two independent noises of √2 times the map's, never filtered or weighted (as half
-maps are deposited), masked as the map is.
+maps are made, ``resolution_data.post_processed``: two half maps of molmap density at LOOK·R, fallen by a B-factor,
+plus white noise, their FSC inside the molecule's soft envelope 0.143 at R; their average FSC-weighted, sharpened
+and low-passed at R; ``level`` unused). Mask: ``none``, ``soft`` (``resolution_data.envelope``: Gaussian-edged,
+about 3 Å beyond the atoms), ``zone`` (0 beyond 3 Å from any atom). Half maps: for ``postprocessed`` the two the
+map was made from, for the others the same density with two independent noises of √2 times the map's; never
+filtered or weighted (as half maps are deposited), masked as the map is.
 
 ``twin`` makes a real map's simulated twin from its deposited model, on its grid and mask, as deposited maps are
 made: what the estimators should read on that map were it as sharp as its deposited resolution says.
@@ -22,15 +23,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 from nemap.format.geometry import Geometry, Grid
 from nemap.resolution import synthetic
-from training.resolution_data import TEST_MODELS, fsc_noise, fsc_weighted, load_models, low_pass
+from training.resolution_data import TEST_MODELS, envelope, load_models, low_pass, post_processed
 
 EDGE = 64.0  # Å
 RADIUS = 22.0  # Å
-LOOK, FSC_WIDTH = 0.8, 0.06  # postprocessed maps (resolution_data.postprocess)
+LOOK = 0.8  # postprocessed maps: how sharp they look (molmap at LOOK × the resolution)
 
 
 @dataclass(frozen=True)
@@ -77,9 +77,9 @@ def simulate(case: Case, seed: int = 0, atoms: tuple[np.ndarray, np.ndarray] | N
     origin = -np.full(3, (n - 1) / 2 * case.voxel)
     if case.noise == "postprocessed":  # the map post-processed, its half maps raw (as deposited)
         density = look_density((xyz, z), shape, origin, case.voxel, case.resolution)
-        noises = [fsc_noise(density, rng.standard_normal(shape), case.resolution, FSC_WIDTH, case.voxel)
-                  for _ in range(3 if halves else 1)]
-        noisy = [fsc_weighted(density + noises[0], case.resolution, FSC_WIDTH, case.voxel)]
+        share = float(np.mean(envelope(xyz, shape, origin, case.voxel) ** 2))
+        signal, noise, pair = post_processed(density, share, case.resolution, case.voxel, rng)
+        noisy = [signal + noise, *pair]
     else:
         density = synthetic.levels(xyz, z, shape, origin, case.voxel, np.array([case.resolution]))[0]
         sd = 0.0 if case.noise == "clean" else case.level * float(density.max())
@@ -87,13 +87,11 @@ def simulate(case: Case, seed: int = 0, atoms: tuple[np.ndarray, np.ndarray] | N
         noisy = [density + noises[0]]
         if case.noise == "filtered":  # the map filtered; its half maps are not
             noisy = [low_pass(noisy[0], case.resolution, case.voxel)]
-    noisy += [density + 2 ** 0.5 * n for n in noises[1:]]
+        noisy += [density + 2 ** 0.5 * n for n in noises[1:]]
     near = synthetic.atom_mask(xyz, shape, origin, case.voxel)
     if case.mask != "none":
         zone = synthetic.atom_mask(xyz, shape, origin, case.voxel, radius=3.0)
-        cut = zone.astype(np.float64) if case.mask == "zone" else np.clip(
-            ndimage.gaussian_filter(synthetic.atom_mask(xyz, shape, origin, case.voxel, radius=4.0).astype(float),
-                                    1.5 / case.voxel) * 1.2, 0, 1)
+        cut = zone.astype(np.float64) if case.mask == "zone" else envelope(xyz, shape, origin, case.voxel)
         noisy = [m * cut for m in noisy]
     geometry = Geometry(shape, (case.voxel,) * 3, tuple(origin))
     grids = [Grid(m.astype(np.float32), geometry) for m in noisy]
@@ -103,14 +101,16 @@ def simulate(case: Case, seed: int = 0, atoms: tuple[np.ndarray, np.ndarray] | N
 def twin(geometry: Geometry, atoms: tuple[np.ndarray, np.ndarray], resolution: float, keep: np.ndarray,
          seed: int = 0) -> Grid:
     """A real map's simulated twin: its deposited model (atoms in Å, x, y, z, in the map's frame; atomic numbers)
-    made into a map on the real map's ``geometry`` (cubic voxels) as deposited maps are made (molmap at LOOK·R,
-    noise as an FSC falling to 0.143 at ``resolution`` Å implies, FSC-weighted and low-passed at it), then set to
-    0 where ``keep`` (bool, the real map's grid) is False — where the real map was masked."""
+    made into a map on the real map's ``geometry`` (cubic voxels) as deposited maps are made (``post_processed``:
+    molmap at LOOK·R, half maps whose FSC inside the model's envelope crosses 0.143 at ``resolution`` Å,
+    FSC-weighted, sharpened and low-passed at it), then set to 0 where ``keep`` (bool, the real map's grid) is
+    False — where the real map was masked."""
     voxel = float(geometry.voxel_size[0])
     if not np.allclose(geometry.voxel_size, voxel):
         raise ValueError("a twin needs cubic voxels")
     shape = tuple(geometry.grid_shape)
-    density = look_density(atoms, shape, np.asarray(geometry.origin), voxel, resolution)
-    noise = fsc_noise(density, np.random.default_rng(seed).standard_normal(shape), resolution, FSC_WIDTH, voxel)
-    made = fsc_weighted(density + noise, resolution, FSC_WIDTH, voxel) * keep
-    return Grid(made.astype(np.float32), geometry)
+    origin = np.asarray(geometry.origin)
+    density = look_density(atoms, shape, origin, voxel, resolution)
+    share = float(np.mean(envelope(atoms[0], shape, origin, voxel) ** 2))
+    signal, noise, _ = post_processed(density, share, resolution, voxel, np.random.default_rng(seed))
+    return Grid(((signal + noise) * keep).astype(np.float32), geometry)
