@@ -77,7 +77,7 @@ def simulated(names: list[str], count: int, seed_protocol: bool = False) -> dict
 
 def whole_cases(toy: bool) -> list[whole_maps.Case]:
     """The whole-map cases: every noise kind at 1 Å without a mask; masks with white noise and post-processed maps
-    (as deposited maps are made: ``whole_maps.deposited``); voxel sizes with white noise."""
+    (as deposited maps are made: ``resolution_data.post_processed``); voxel sizes with white noise."""
     Case = whole_maps.Case
     if toy:
         return [Case(8.0, "clean"), Case(8.0, "white"), Case(8.0, "white", "zone"), Case(8.0, "white", voxel=2.0)]
@@ -129,10 +129,10 @@ def whole(names: list[str], toy: bool) -> list[dict]:
 
 
 def masked_fsc(halves: tuple[Grid, Grid], xyz: np.ndarray) -> float:
-    """Where the FSC of two half maps crosses 0.143 inside the molecule's soft envelope (``whole_maps.envelope``
+    """Where the FSC of two half maps crosses 0.143 inside the molecule's soft envelope (``resolution_data.envelope``
     of the atoms ``xyz``, Å), phase-randomization corrected: Å."""
     g = halves[0].geometry
-    mask = whole_maps.envelope(xyz, g.grid_shape, np.asarray(g.origin), float(g.voxel_size[0]))
+    mask = resolution_data.envelope(xyz, g.grid_shape, np.asarray(g.origin), float(g.voxel_size[0]))
     return fsc(*halves, Grid(mask.astype(np.float32), g)).resolution()[0]
 
 

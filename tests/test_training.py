@@ -98,7 +98,7 @@ def test_post_processing_weights_by_the_fsc_and_undoes_the_half_maps_fall() -> N
 
     rng = np.random.default_rng(0)
     density = ndimage.gaussian_filter(rng.standard_normal((32, 32, 32)), 1.0)
-    signal, noise, (h1, h2) = post_processed(density, 1.0, 4.0, 1.0, rng)
+    signal, noise, (h1, h2) = post_processed(density, np.ones(density.shape), 4.0, 1.0, rng)
     f_in, f_out = np.fft.rfftn(density), np.fft.rfftn(signal)
     assert abs(f_out[1, 0, 0] / f_in[1, 0, 0] - 1) < 0.05  # 32 Å: FSC ≈ 1, weight ≈ 1, the B-factor fall undone
     k = np.sqrt(sum(np.square(np.fft.fftfreq(32) if a < 2 else np.fft.rfftfreq(32)).reshape(

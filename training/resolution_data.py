@@ -208,8 +208,7 @@ def _postprocessed(xyz: np.ndarray, z: np.ndarray, near: np.ndarray, origin: np.
     signal = synthetic.levels(xyz[near], z[near], shape, origin, 1.0, np.array([base * look]))[0].astype(np.float64)
     reference = _centre_signal(xyz, z, home, base * look) if off_centre else None
     at, atoms = (origin, near) if not off_centre else _around(xyz, home)
-    share = float(np.mean(envelope(xyz[atoms], shape, at, 1.0) ** 2))
-    signal, noise, _ = post_processed(signal, share, base, 1.0, rng, reference)
+    signal, noise, _ = post_processed(signal, envelope(xyz[atoms], shape, at, 1.0), base, 1.0, rng, reference)
     info = {"noise": "postprocessed", "snr": float("nan"), "bfactor": 0.0, "look": look}
     return np.full(shape, base, np.float32), signal, noise, info
 
@@ -228,12 +227,19 @@ def _bfactor(signal: np.ndarray, noise: np.ndarray, base: float, rng: np.random.
 def low_pass(values: np.ndarray, resolution: float, voxel: float = 1.0, edge: float | None = None) -> np.ndarray:
     """``values`` (``voxel`` Å voxels) low-passed at ``resolution`` Å: a raised-cosine edge from 0.9/R to 1.1/R
     Å⁻¹, or with ``edge`` (Å⁻¹) from 1/R − edge to 1/R + edge (RELION's post-processing: one Fourier shell)."""
-    s = np.sqrt(frequency_squared(values.shape, voxel))
+    return scipy.fft.irfftn(scipy.fft.rfftn(values) * low_pass_factor(values.shape, resolution, voxel, edge),
+                            s=values.shape)
+
+
+def low_pass_factor(shape: tuple[int, ...], resolution: float, voxel: float = 1.0, edge: float | None = None
+                    ) -> np.ndarray:
+    """``low_pass``'s raised-cosine factor on the real-FFT half space of ``shape``."""
+    s = np.sqrt(frequency_squared(shape, voxel))
     if edge is None:
         t = np.clip((s * resolution - 0.9) / 0.2, 0, 1)
     else:
         t = np.clip((s - 1.0 / resolution + edge) / (2 * edge), 0, 1)
-    return scipy.fft.irfftn(scipy.fft.rfftn(values) * 0.5 * (1 + np.cos(np.pi * t)), s=values.shape)
+    return 0.5 * (1 + np.cos(np.pi * t))
 
 
 FSC_AT_R = 0.143  # the half-map FSC at a map's resolution (the deposited convention)
@@ -247,7 +253,7 @@ def envelope(xyz: np.ndarray, shape: tuple[int, ...], origin: np.ndarray, voxel:
     return np.clip(ndimage.gaussian_filter(inside, 1.5 / voxel) * 1.2, 0, 1)
 
 
-def post_processed(density: np.ndarray, share: float, resolution: float, voxel: float, rng: np.random.Generator,
+def post_processed(density: np.ndarray, mask: np.ndarray, resolution: float, voxel: float, rng: np.random.Generator,
                    reference: np.ndarray | None = None
                    ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
     """A map made from the clean ``density`` (``voxel`` Å voxels) as deposited maps are (RELION's post-processing):
@@ -256,10 +262,11 @@ def post_processed(density: np.ndarray, share: float, resolution: float, voxel: 
     Each half is the density fallen by a B-factor of HALF_MAP_B·R² (as refined half maps are) plus white noise of
     the variance that puts their FSC inside a soft mask at FSC_AT_R at 1/``resolution`` Å⁻¹: σ² = S·(1 − FSC_AT_R)
     / (FSC_AT_R·f), S the least power per shell of the fallen density (of ``reference``'s, when given: the patch on
-    the molecule, for one beside it) up to 1/R (a small molecule's spectrum has dips), f = ``share``, the mask's
-    mean square; so their FSC falls as the signal does, not the noise. The map is their average weighted per shell
-    by √(2·FSC/(1 + FSC)) (that FSC: S / (S + f·σ²)), sharpened by the B-factor the halves fell by (what RELION's
-    Guinier fit finds) and low-passed at the resolution over one Fourier shell either side."""
+    the molecule, for one beside it) up to 1/R (a small molecule's spectrum has dips), f the mean square of
+    ``mask`` (soft, 0–1: ``envelope``); so their FSC falls as the signal does, not the noise. The map is their
+    average weighted per shell by √(2·FSC/(1 + FSC)) (that FSC: S / (S + f·σ²)), sharpened by the B-factor the
+    halves fell by (what RELION's Guinier fit finds) and low-passed at the resolution over one Fourier shell either
+    side."""
     spacing = 1.0 / (max(density.shape) * voxel)
     index, _ = spectral.shell_index(density.shape, voxel, spacing)
     s2 = frequency_squared(density.shape, voxel)
@@ -269,15 +276,16 @@ def post_processed(density: np.ndarray, share: float, resolution: float, voxel: 
     power = spectral.shell_power(scale, voxel, spacing=spacing)
     at_r = 1.0 / (resolution * spacing)  # shells
     floor = min(float(np.interp(at_r, np.arange(len(power)), power)), float(power[1:int(at_r) + 1].min()))
-    variance = floor * (1 - FSC_AT_R) / (FSC_AT_R * max(share, 1e-3))
+    share = max(float(np.mean(mask ** 2)), 1e-3)
+    variance = floor * (1 - FSC_AT_R) / (FSC_AT_R * share)
     noises = [np.sqrt(variance) * rng.standard_normal(density.shape) for _ in range(2)]
-    fsc = power / (power + max(share, 1e-3) * variance)
+    fsc = power / (power + share * variance)
     weight = np.sqrt(2 * fsc / (1 + fsc))[np.minimum(index, len(power) - 1)]
     sharpen = np.exp(HALF_MAP_B * resolution ** 2 * np.minimum(s2, resolution ** -2) / 4)  # flat beyond 1/R
+    factor = weight * sharpen * low_pass_factor(density.shape, resolution, voxel, edge=spacing)
 
     def made(v: np.ndarray) -> np.ndarray:
-        return low_pass(scipy.fft.irfftn(scipy.fft.rfftn(v) * weight * sharpen, s=v.shape), resolution, voxel,
-                        edge=spacing)
+        return scipy.fft.irfftn(scipy.fft.rfftn(v) * factor, s=v.shape)
 
     return made(fallen), made((noises[0] + noises[1]) / 2), (fallen + noises[0], fallen + noises[1])
 

@@ -77,8 +77,8 @@ def simulate(case: Case, seed: int = 0, atoms: tuple[np.ndarray, np.ndarray] | N
     origin = -np.full(3, (n - 1) / 2 * case.voxel)
     if case.noise == "postprocessed":  # the map post-processed, its half maps raw (as deposited)
         density = look_density((xyz, z), shape, origin, case.voxel, case.resolution)
-        share = float(np.mean(envelope(xyz, shape, origin, case.voxel) ** 2))
-        signal, noise, pair = post_processed(density, share, case.resolution, case.voxel, rng)
+        mask = envelope(xyz, shape, origin, case.voxel)
+        signal, noise, pair = post_processed(density, mask, case.resolution, case.voxel, rng)
         noisy = [signal + noise, *pair]
     else:
         density = synthetic.levels(xyz, z, shape, origin, case.voxel, np.array([case.resolution]))[0]
@@ -111,6 +111,6 @@ def twin(geometry: Geometry, atoms: tuple[np.ndarray, np.ndarray], resolution: f
     shape = tuple(geometry.grid_shape)
     origin = np.asarray(geometry.origin)
     density = look_density(atoms, shape, origin, voxel, resolution)
-    share = float(np.mean(envelope(atoms[0], shape, origin, voxel) ** 2))
-    signal, noise, _ = post_processed(density, share, resolution, voxel, np.random.default_rng(seed))
+    mask = envelope(atoms[0], shape, origin, voxel)
+    signal, noise, _ = post_processed(density, mask, resolution, voxel, np.random.default_rng(seed))
     return Grid(((signal + noise) * keep).astype(np.float32), geometry)
