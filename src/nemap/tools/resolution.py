@@ -110,7 +110,7 @@ def half_map_evidence(half1: Any, half2: Any, like: Geometry, mask: Any = None, 
         result = local_resolution(a, b, m, names=(str(half1), str(half2)), progress=progress, mask_name=str(mask))
         cg = result.coarse_geometry()
         ev.local_resolution = {"grid_shape": list(cg.grid_shape), "index_to_physical": cg.index_to_physical.tolist(),
-                               "method": "fsc-window", "window": result.window, "step": result.step,
+                               "method": "fsc-window-whitened", "window": result.window, "step": result.step,
                                "threshold": result.threshold}
         ev.local_resolution_grid = np.nan_to_num(result.coarse, nan=0.0).astype(np.float32)
     if m is not None:
