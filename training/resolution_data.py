@@ -28,6 +28,9 @@ Each sample is a CUBE³ patch at 1 Å per voxel (x, y, z) of a simulated map wit
   estimator subtracts the noise it measures in a map's solvent, ``nemap.resolution.spectral``, here with the
   sample's own noise spectrum) or set to zero outside a soft envelope (``soft``) or outside a hard zone of
   2.5–5 Å around the atoms (``zone``, as deposited maps and ChimeraX's ``volume zone`` do);
+- every step in Fourier space above (low-pass, post-processing, B-factor, coarse voxels) on a box MARGIN voxels
+  wider each side than the patch, which is then cut from its middle (done on the patch, the transform wrapped
+  around its edges and the ringing made low-passed patches look sharper than low-passed maps do);
 - labels: local resolution (Å) per voxel, the molecular mask, and the global resolution (median of the local
   resolution inside the mask) with its class (high < 5 Å ≤ medium ≤ 10 Å < low).
 Voxel sizes: the set is at 1 Å; the estimator resamples any map to 1 Å in Fourier space (so 2.5 Å is the
@@ -59,6 +62,8 @@ SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "data" / "model
 TRAIN_MODELS = ["1hvr.pdb", "4E43.pdb", "19hc.pdb.gz", "6msm.pdb.bz2", "6z6u.pdb", "5PTI.cif.gz"]
 TEST_MODELS = ["1a28.pdb.gz", "3KPR.cif.gz"]
 CUBE = 32
+MARGIN = 8  # voxels around the patch in which its Fourier-space steps are done (``make_sample``)
+WORK = CUBE + 2 * MARGIN
 LOW, HIGH = 2.5, 20.0
 VARIATION = 0.35
 LADDER = np.exp(np.linspace(np.log(LOW * 0.7), np.log(HIGH * 1.45), 12))
@@ -115,22 +120,26 @@ SHARPEN_FRACTION, BLUR_FRACTION = 0.3, 0.2  # B-factors of −(0–100) / +(0–
 def make_sample(models: list[tuple[np.ndarray, np.ndarray]], rng: np.random.Generator, seed_protocol: bool = False
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
     """(map, local resolution Å, mask, what was done), each array CUBE³. ``seed_protocol``: as the seed paper
-    simulated its maps — one of SEED_RESOLUTIONS everywhere, no noise, no B-factor, no mask, 1 Å voxels."""
+    simulated its maps — one of SEED_RESOLUTIONS everywhere, no noise, no B-factor, no mask, 1 Å voxels. Every
+    step in Fourier space (low-pass, post-processing, B-factor, coarse voxels) is done on a WORK³ box around the
+    patch and the patch cut from its middle: done on the patch itself, it wraps around its edges, and the ringing
+    made a low-passed patch look sharper than a low-passed map does (the model trained on it read low-passed maps
+    1.2–1.3× coarse)."""
     xyz, z = models[rng.integers(len(models))]
     xyz = Rotation.random(random_state=rng.integers(2**31)).apply(xyz)
     centre = xyz[rng.integers(len(xyz))] + rng.normal(0, 3.0, 3)
-    shape = (CUBE,) * 3
     home = centre  # on the molecule: an off-centre patch takes its noise level from here
     off_centre = not seed_protocol and rng.uniform() < OFF_CENTRE_FRACTION  # the molecule's edge, or solvent only
     if off_centre:
         step = rng.normal(size=3)
         centre = centre + step / np.linalg.norm(step) * rng.uniform(*OFF_CENTRE_A)
-    origin = centre - (CUBE - 1) / 2
-    near = np.all(np.abs(xyz - centre) < CUBE / 2 + 20, axis=1)
     if seed_protocol:
+        origin, near = _around(xyz, centre, CUBE)
         r = float(rng.choice(SEED_RESOLUTIONS))
-        m, f, k = _seed_sample(xyz[near], z[near], r, shape, origin)
+        m, f, k = _seed_sample(xyz[near], z[near], r, (CUBE,) * 3, origin)
         return m, f, k, {"noise": "clean", "mask": "none", "voxel": 1.0, "base": r, "snr": float("inf")}
+    origin, near = _around(xyz, centre)
+    shape = (WORK,) * 3
     base = float(np.exp(rng.uniform(np.log(LOW), np.log(HIGH))))
     kind = NOISE_KINDS[rng.choice(len(NOISE_KINDS), p=NOISE_ODDS)]
     mask = synthetic.atom_mask(xyz[near], shape, origin, 1.0)
@@ -150,33 +159,38 @@ def make_sample(models: list[tuple[np.ndarray, np.ndarray]], rng: np.random.Gene
     if rng.uniform() < COARSE_FRACTION and base > 2.0:
         info["voxel"] = float(rng.uniform(1.0, min(COARSE_MAX, base / 2)))
         signal, noise = nyquist_cut(signal, info["voxel"]), nyquist_cut(noise, info["voxel"])
+    patch = (slice(MARGIN, MARGIN + CUBE),) * 3
+    signal, noise, field, mask = signal[patch], noise[patch], field[patch], mask[patch]
+    origin = origin + MARGIN
     info["mask"] = MASK_KINDS[rng.choice(len(MASK_KINDS), p=MASK_ODDS)]
     noisy = signal + noise
     if info["mask"] == "none":  # the estimator's first step on a map with solvent: its noise subtracted
         noisy = spectral.subtract_noise(noisy, spectral.shell_power(noise, 1.0), 1.0)
     else:
-        noisy = noisy * solvent_mask(xyz[near], mask, shape, origin, rng, info["mask"])
+        noisy = noisy * solvent_mask(xyz[near], mask, (CUBE,) * 3, origin, rng, info["mask"])
     info["base"] = base
     return noisy.astype(np.float32), field.astype(np.float32), mask, info
 
 
-def _around(xyz: np.ndarray, centre: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The origin (Å) of the CUBE³ patch centred at ``centre`` and the atoms (bool) that reach into it."""
-    return centre - (CUBE - 1) / 2, np.all(np.abs(xyz - centre) < CUBE / 2 + 20, axis=1)
+def _around(xyz: np.ndarray, centre: np.ndarray, edge: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The origin (Å) of the box of ``edge`` (default WORK) voxels centred at ``centre`` and the atoms (bool) that
+    reach into it."""
+    edge = WORK if edge is None else edge
+    return centre - (edge - 1) / 2, np.all(np.abs(xyz - centre) < edge / 2 + 20, axis=1)
 
 
 def _centre_signal(xyz: np.ndarray, z: np.ndarray, centre: np.ndarray, resolution: float = 6.0) -> np.ndarray:
-    """The signal (molmap at ``resolution`` Å) of the patch centred at ``centre`` (Å, x, y, z)."""
+    """The signal (molmap at ``resolution`` Å) of the WORK³ box centred at ``centre`` (Å, x, y, z)."""
     origin, near = _around(xyz, centre)
-    return synthetic.levels(xyz[near], z[near], (CUBE,) * 3, origin, 1.0, np.array([resolution]))[0]
+    return synthetic.levels(xyz[near], z[near], (WORK,) * 3, origin, 1.0, np.array([resolution]))[0]
 
 
 def _signal_sd(xyz: np.ndarray, z: np.ndarray, centre: np.ndarray) -> float:
-    """The SD inside the molecular mask of a patch centred at ``centre`` at 6 Å (a scale for the noise of a patch
-    that holds little or no molecule)."""
+    """The SD inside the molecular mask of the WORK³ box centred at ``centre`` at 6 Å (a scale for the noise of a
+    patch that holds little or no molecule)."""
     signal = _centre_signal(xyz, z, centre)
     origin, near = _around(xyz, centre)
-    mask = synthetic.atom_mask(xyz[near], (CUBE,) * 3, origin, 1.0)
+    mask = synthetic.atom_mask(xyz[near], (WORK,) * 3, origin, 1.0)
     return float(signal[mask].std()) if mask.any() else float(signal.std())
 
 
@@ -202,8 +216,8 @@ def _postprocessed(xyz: np.ndarray, z: np.ndarray, near: np.ndarray, origin: np.
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
     """A patch of a post-processed map (``post_processed``) at ``base`` Å everywhere: molmap at base × LOOK (how
     sharp the density looks once sharpened); an off-centre patch gets the noise of the patch at ``home`` (on the
-    molecule), and the mask share of that patch."""
-    shape = (CUBE,) * 3
+    molecule), and the mask share of that patch. Arrays WORK³."""
+    shape = (WORK,) * 3
     look = float(rng.uniform(*LOOK))
     signal = synthetic.levels(xyz[near], z[near], shape, origin, 1.0, np.array([base * look]))[0].astype(np.float64)
     reference = _centre_signal(xyz, z, home, base * look) if off_centre else None
@@ -388,8 +402,8 @@ def main(argv: list[str] | None = None) -> None:
     data = build(args.count, args.seed, args.split, [args.out / "models" / n for n in extra])
     np.savez(args.out / f"{args.split}.npz", **data)
     recipe = {"command": " ".join(["python -m training.resolution_data", *(sys.argv[1:] if argv is None else argv)]),
-              "count": args.count, "seed": args.seed, "split": args.split, "cube": CUBE, "voxel_size": 1.0,
-              "resolution_range": [LOW, HIGH], "variation": VARIATION,
+              "count": args.count, "seed": args.seed, "split": args.split, "cube": CUBE, "margin": MARGIN,
+              "voxel_size": 1.0, "resolution_range": [LOW, HIGH], "variation": VARIATION,
               "noise_kinds": dict(zip(NOISE_KINDS, NOISE_ODDS)), "mask_kinds": dict(zip(MASK_KINDS, MASK_ODDS)),
               "postprocessed": {"look": LOOK, "half_map_b_per_r2": HALF_MAP_B, "fsc_at_resolution": FSC_AT_R},
               "sharpen_fraction": SHARPEN_FRACTION, "blur_fraction": BLUR_FRACTION,
