@@ -90,8 +90,8 @@ def simulate(case: Case, seed: int = 0, atoms: tuple[np.ndarray, np.ndarray] | N
         noisy += [density + 2 ** 0.5 * n for n in noises[1:]]
     near = synthetic.atom_mask(xyz, shape, origin, case.voxel)
     if case.mask != "none":
-        zone = synthetic.atom_mask(xyz, shape, origin, case.voxel, radius=3.0)
-        cut = zone.astype(np.float64) if case.mask == "zone" else envelope(xyz, shape, origin, case.voxel)
+        cut = (synthetic.atom_mask(xyz, shape, origin, case.voxel, radius=3.0).astype(np.float64)
+               if case.mask == "zone" else envelope(xyz, shape, origin, case.voxel))
         noisy = [m * cut for m in noisy]
     geometry = Geometry(shape, (case.voxel,) * 3, tuple(origin))
     grids = [Grid(m.astype(np.float32), geometry) for m in noisy]
