@@ -67,32 +67,6 @@ def test_a_low_passed_patch_is_cut_from_a_low_passed_box_not_wrapped_around(shar
     assert np.mean(alike) < 0.5
 
 
-def test_weight_power_weighs_each_squared_log_error_by_the_true_resolution() -> None:
-    """With power 1 an error on a 20 Å sample counts 4× one on a 5 Å sample (Å errors grow with R); power 0 weighs
-    them alike."""
-    import torch
-
-    from training.train_resolution import losses
-
-    class Fixed(torch.nn.Module):  # predicts log 10 Å everywhere, and a mask everywhere
-        def forward(self, x):
-            b = x.shape[0]
-            return torch.full((b, 4, 4, 4), np.log(10.0)), torch.full((b, 4, 4, 4), 9.0), torch.full((b,), np.log(10.0))
-
-    truth = torch.tensor([5.0, 20.0])  # both off by a factor 2: equal squared log errors
-    local = truth[:, None, None, None].expand(2, 4, 4, 4).clone()
-    masks = torch.ones(2, 4, 4, 4, dtype=torch.bool)
-    for power in (0.0, 1.0, 2.0):
-        _, parts = losses(Fixed(), "local", torch.zeros(2, 4, 4, 4), local, masks, truth, power)
-        assert parts["global"] == pytest.approx(np.log(2) ** 2, rel=1e-5)  # equal errors: any weighting gives them
-    truth = torch.tensor([10.0, 20.0])  # now only the 20 Å sample is wrong
-    local = truth[:, None, None, None].expand(2, 4, 4, 4).clone()
-    for power, share in ((0.0, 0.5), (1.0, 20 / 30), (2.0, 400 / 500)):
-        _, parts = losses(Fixed(), "local", torch.zeros(2, 4, 4, 4), local, masks, truth, power)
-        assert parts["global"] == pytest.approx(share * np.log(2) ** 2, rel=1e-5)
-        assert parts["local"] == pytest.approx(share * np.log(2) ** 2, rel=1e-5)
-
-
 @pytest.mark.parametrize("model", ["local", "cnn3d"])
 def test_training_runs_and_writes_a_recorded_weight_file(model: str, tmp_path, shared_data) -> None:
     import h5py

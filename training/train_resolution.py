@@ -1,14 +1,12 @@
 """Train a learned resolution estimator on simulated maps and write its shipped weight file.
 
     python -m training.train_resolution --data DIR [--model local] [--minutes 20] [--seed 0] [--lr 2e-3] [--out PATH]
-                                        [--calibration-count 300] [--init WEIGHTS] [--weight-power P]
+                                        [--calibration-count 300] [--init WEIGHTS]
 
 DIR holds train.npz and test.npz from ``python -m training.resolution_data`` (the recipe of each is stored
 in the weight file). Adam (lr 2e-3 unless --lr, cosine to 0 over the time budget), batches of 16 patches with random
 flips and axis permutations; loss L_global + L_local + L_mask: squared error of the global log-resolution,
-squared error of the local log-resolution inside the mask, binary cross-entropy of the mask; with --weight-power P
-the two squared errors are weighted by the true resolution (Å) to the power P (normalized over the batch: an error
-in log R costs R times more Å at R, and the benchmarks score Å; P = 0, the default, weighs all alike). At the end, the
+squared error of the local log-resolution inside the mask, binary cross-entropy of the mask. At the end, the
 90 % interval is calibrated on held-out models (another seed than the test set's: the 5th and 95th percentiles
 of log(estimate/truth)), and every figure of the held-out test set (models never used in training) — overall
 and by noise kind, mask kind, voxel size and resolution band, with the interval's coverage — is stored in the
@@ -48,10 +46,9 @@ def augment(x: torch.Tensor, *labels: torch.Tensor, rng: np.random.Generator) ->
 
 
 def losses(model: torch.nn.Module, kind: str, maps: torch.Tensor, local: torch.Tensor, masks: torch.Tensor,
-           glob: torch.Tensor, power: float = 0.0) -> tuple[torch.Tensor, dict[str, float]]:
-    """The loss of one batch: ``local`` models L_global + L_local + L_mask, the squared log errors weighted by the
-    true resolution (Å) to ``power``; ``class`` models cross-entropy of the global class; ``bins`` models per-voxel
-    cross-entropy of the ten resolution bins."""
+           glob: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    """The loss of one batch: ``local`` models L_global + L_local + L_mask; ``class`` models cross-entropy of the
+    global class; ``bins`` models per-voxel cross-entropy of the ten resolution bins."""
     if kind == "class":
         target = torch.as_tensor(resolution_class(glob.numpy()), dtype=torch.long)
         loss = torch.nn.functional.cross_entropy(model(maps[:, None]), target)
@@ -62,10 +59,9 @@ def losses(model: torch.nn.Module, kind: str, maps: torch.Tensor, local: torch.T
         return loss, {"bins": loss.item()}
     pred_local, pred_mask, pred_glob = model(maps[:, None])
     inside = masks.float()
-    w_local, w_glob = inside * local ** power, glob ** power
-    l_local = (((pred_local - torch.log(local)) ** 2) * w_local).sum() / w_local.sum().clamp(min=1e-12)
+    l_local = (((pred_local - torch.log(local)) ** 2) * inside).sum() / inside.sum().clamp(min=1)
     l_mask = torch.nn.functional.binary_cross_entropy_with_logits(pred_mask, inside)
-    l_glob = (((pred_glob - torch.log(glob)) ** 2) * w_glob).sum() / w_glob.sum()
+    l_glob = ((pred_glob - torch.log(glob)) ** 2).mean()
     total = l_glob + l_local + l_mask
     return total, {"global": l_glob.item(), "local": l_local.item(), "mask": l_mask.item()}
 
@@ -183,8 +179,7 @@ def _sha256(path: Path) -> str:
 
 
 def train(data_dir: Path, name: str, minutes: float, seed: int, width: int = 8, lr: float = 2e-3,
-          calibration_count: int = CALIBRATION["count"], init: Path | None = None, power: float = 0.0
-          ) -> tuple[torch.nn.Module, dict]:
+          calibration_count: int = CALIBRATION["count"], init: Path | None = None) -> tuple[torch.nn.Module, dict]:
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     train_set = dict(np.load(data_dir / "train.npz"))
@@ -209,8 +204,7 @@ def train(data_dir: Path, name: str, minutes: float, seed: int, width: int = 8, 
         x, loc, msk = augment(*(torch.as_tensor(train_set[k][idx].astype(np.float32 if k != "masks" else bool))
                                 for k in ("maps", "local", "masks")), rng=rng)
         model.train()
-        loss, parts = losses(model, kind, x, loc, msk, torch.as_tensor(train_set["global"][idx]),
-                              power)
+        loss, parts = losses(model, kind, x, loc, msk, torch.as_tensor(train_set["global"][idx]))
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -223,8 +217,8 @@ def train(data_dir: Path, name: str, minutes: float, seed: int, width: int = 8, 
     recipe = {"data": {k: json.loads((data_dir / f"{k}.json").read_text()) for k in ("train", "test")},
               "data_sha256": {k: _sha256(data_dir / f"{k}.npz") for k in ("train", "test")},
               "seed": seed, "steps": step, "minutes": minutes, "batch": 16, "optimizer": f"Adam {lr:g}, cosine to 0",
-              "loss": "L_global + L_local + L_mask", "weight_power": power, "init": start, "test": figures,
-              "interval": interval, "log_tail": log[-5:],
+              "loss": "L_global + L_local + L_mask", "init": start, "test": figures, "interval": interval,
+              "log_tail": log[-5:],
               "torch": torch.__version__, "threads": torch.get_num_threads(), "commit": commit()}
     return model, recipe
 
@@ -242,11 +236,9 @@ def main(argv: list[str] | None = None) -> None:
                     help="fine-tune: start from this weight file (its digest and recipe are kept in the new one)")
     ap.add_argument("--calibration-count", type=int, default=CALIBRATION["count"],
                     help="held-out samples that calibrate the 90 %% interval")
-    ap.add_argument("--weight-power", type=float, default=0.0, metavar="P",
-                    help="weigh the squared log errors by the true resolution (Å) to the power P (local models)")
     args = ap.parse_args(argv)
     model, recipe = train(args.data, args.model, args.minutes, args.seed, args.width, args.lr, args.calibration_count,
-                          args.init, args.weight_power)
+                          args.init)
     recipe["command"] = " ".join(["python -m training.train_resolution", *(sys.argv[1:] if argv is None else argv)])
     out = args.out or models.WEIGHTS / f"{args.model}.h5"
     if args.init is not None:  # a fine-tuned model has its starting file's architecture, whatever --width says
