@@ -11,11 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.fft
+from scipy import ndimage
 
 from fixtures.synthetic_maps import chain_map
 from nemap.errors import NemapError
 from nemap.format.geometry import Geometry, Grid
-from nemap.resolution.edge import edge_resolution, fit_edge
+from nemap.resolution.edge import edge_resolution, fit_edge, low_pass_edge, spectra
 from nemap.resolution.fsc import frequency_squared
 
 
@@ -84,3 +85,65 @@ def test_the_learned_estimate_reports_the_spectrum_edge_and_points_it_out_when_f
                 Geometry((40, 40, 40), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0)))
     plain = estimate(flat, model="cnn3d")  # a classifier too; white noise has no edge
     assert plain.spectrum_edge is None and plain.summary()["spectrum_edge_resolution"] is None
+
+
+def _low_passed(values: np.ndarray, resolution: float, voxel: float = 1.0) -> np.ndarray:
+    """``values`` low-passed as RELION post-processes: a raised cosine over one Fourier shell either side of 1/R."""
+    s = np.sqrt(frequency_squared(values.shape, voxel))
+    width = 1.0 / (max(values.shape) * voxel)
+    gain = 0.5 * (1 + np.cos(np.pi * np.clip((s - 1.0 / resolution + width) / (2 * width), 0, 1)))
+    return scipy.fft.irfftn(scipy.fft.rfftn(values) * gain, s=values.shape)
+
+
+@pytest.mark.parametrize(("resolution", "edge"), [(3.5, 64), (7.0, 64), (5.0, 96)])
+def test_a_low_pass_filters_cliff_is_read_at_its_middle(resolution: float, edge: int) -> None:
+    """An unmasked map filtered at R (white noise over the whole band, then RELION's edge) is read within 4 % of
+    R, with ``low_pass`` set; the three-segment fit alone reads the end of the fall, one or two shells finer."""
+    grid, _ = chain_map((edge,) * 3, resolution=0.8 * resolution, atoms=edge ** 3 // 200, margin=8.0, seed=3)
+    v = grid.values.astype(np.float64)
+    v = _low_passed(v + 0.03 * v.max() * np.random.default_rng(5).standard_normal(v.shape), resolution)
+    e = edge_resolution(Grid(v.astype(np.float32), grid.geometry))
+    assert e.low_pass and abs(e.global_resolution - resolution) < 0.04 * resolution, e.global_resolution
+    assert e.drop >= 3 and e.summary()["low_pass_filter_edge"] is True
+    assert any("low-pass filtered at" in n for n in e.notes)
+
+
+def test_no_cliff_where_the_spectrum_ends_in_a_cube_or_a_mask_spreads_it() -> None:
+    """A map Fourier-padded to finer voxels (its spectrum a cube: radially averaged, it also ends in a cliff, at
+    √3× where it ends along the axes), a filtered map masked afterwards, white noise, and a noise-free molmap
+    (a Gaussian decline, ever steeper) have no low-pass cliff."""
+    from nemap.resolution.estimate import fourier_resample
+
+    grid, _ = chain_map((32, 32, 32), voxel_size=2.0, resolution=6.0, atoms=150, margin=8.0, seed=4)
+    noisy = grid.values + 0.03 * grid.values.max() * np.random.default_rng(6).standard_normal((32, 32, 32))
+    padded = Grid(fourier_resample(noisy.astype(np.float32), (64, 64, 64)), Geometry((64,) * 3, (1.0,) * 3, (0.0,) * 3))
+    s, powers = spectra(padded)
+    assert low_pass_edge(s, [powers[0]] * 3) is not None  # all directions alone: a cliff, at the cube's corners
+    assert low_pass_edge(s, powers) is None  # near the axes it ends √3× sooner: not a filter
+    chain, _ = chain_map((64, 64, 64), resolution=3.0, atoms=1300, margin=8.0, seed=7)
+    v = chain.values.astype(np.float64)
+    filtered = _low_passed(v + 0.03 * v.max() * np.random.default_rng(8).standard_normal(v.shape), 4.0)
+    assert low_pass_edge(*spectra(Grid(filtered.astype(np.float32), chain.geometry))) is not None
+    masked = filtered * (ndimage.gaussian_filter((v > 0.05 * v.max()).astype(float), 2.0) > 0.2)
+    for values in (masked, np.random.default_rng(9).standard_normal(v.shape), v):
+        assert low_pass_edge(*spectra(Grid(values.astype(np.float32), chain.geometry))) is None
+
+
+def test_the_learned_estimate_takes_a_filters_resolution_when_the_map_looks_it() -> None:
+    """A map filtered at 8 Å reads 8 Å (within 4 %, its class and interval around it; the learned reading of its
+    look in a note); a 12 Å map filtered at 4 Å (under half what it looks) keeps the learned estimate."""
+    pytest.importorskip("torch")
+    from nemap.resolution.estimate import estimate
+
+    chain, _ = chain_map((64, 64, 64), resolution=8.0, atoms=1300, margin=8.0, seed=7)
+    v = chain.values.astype(np.float64)
+    v = v + 0.03 * v.max() * np.random.default_rng(8).standard_normal(v.shape)
+    e = estimate(Grid(_low_passed(v, 8.0).astype(np.float32), chain.geometry))
+    assert abs(e.global_resolution - 8.0) < 0.32 and e.global_class == "medium"
+    assert e.spectrum_edge == e.global_resolution and e.summary()["global_resolution_source"] == "low-pass filter"
+    assert e.interval[0] < e.global_resolution < e.interval[1]
+    assert any(n.startswith("low-pass filtered at") and "learned estimate" in n for n in e.notes)
+    coarse, _ = chain_map((64, 64, 64), resolution=12.0, atoms=1300, margin=8.0, seed=7)
+    e = estimate(Grid(_low_passed(coarse.values.astype(np.float64), 4.0).astype(np.float32), coarse.geometry))
+    assert e.global_resolution > 8.0 and not any(n.startswith("low-pass filtered at") for n in e.notes)
+    assert e.source == "learned"

@@ -141,6 +141,7 @@ def run_estimate(args: argparse.Namespace) -> int:
     extra = f"; local {local['min']:.2f}–{local['max']:.2f} Å" if local else ""
     interval = summary.get("global_resolution_interval")
     within = f", 90 % interval {interval[0]:.2f}–{interval[1]:.2f} Å" if interval else ""
+    how = "its low-pass filter's edge; " if summary.get("global_resolution_source") == "low-pass filter" else ""
     print(f"{args.map}: {summary['global_class']} resolution, {summary['global_resolution']:.2f} Å{within} "
-          f"(model {summary['model']}{extra})")
+          f"({how}model {summary['model']}{extra})")
     return 0

@@ -13,7 +13,18 @@ What it reads is a property of the spectrum, not of the density: the filter's ed
 depositors' FSC resolution); where the signal meets the noise floor in an unfiltered noisy map (what an FSC
 would read too); and, in a map with neither filter nor noise but masked, wherever the decline meets the mask's
 leakage (meaningless: such maps read 2–3× too fine in our simulations). A spectrum without a fall of MIN_DROP
-decades into a floor FLOOR_RATIO times flatter is refused (NemapError ``NO_EDGE``). Arrays [x, y, z]; Å.
+decades into a floor FLOOR_RATIO times flatter is refused (NemapError ``NO_EDGE``).
+
+A map low-pass filtered and left unmasked (RELION's ``postprocess.mrc``, a map a user filtered) has a sharper
+mark: a cliff. Its power falls CLIFF decades or more within two shells — after gentler shells (the two before
+fall under half as much) — and stays that far down to Nyquist, and it does so alike near the axes and near the
+body diagonals (``low_pass_edge``). Then the resolution read is where the power falls to a quarter of its level
+before the cliff (amplitude ½: the middle of a raised-cosine edge, where RELION centres its filter), between
+shells: within 6 % in our simulations, where the three-segment fit reads one or two shells beyond. Requiring the
+same cliff in both sectors of directions tells a filter (a sphere in Fourier space) from the end of a Fourier
+crop or pad (a cube: its radially averaged power also ends in a cliff, at √3 times where it ends along the
+axes). A mask applied after the filter spreads the cliff over many shells: such a map has none. Arrays
+[x, y, z]; Å.
 """
 
 from __future__ import annotations
@@ -26,22 +37,26 @@ import numpy as np
 from nemap.errors import NemapError
 from nemap.format.geometry import Grid
 from nemap.resolution.classes import classify
-from nemap.resolution.spectral import shell_power
+from nemap.resolution.spectral import sector_power
 
 COARSEST = 25.0  # Å: shells coarser than this (the molecule's envelope) are left out of the fit
 MIN_SPACING = 0.005  # Å⁻¹: the finest shell spacing used (a large box's shells are merged to this)
 MIN_DROP = 0.5  # decades: the least fall of the steep segment that counts as an edge
 FLOOR_RATIO = 2.0  # the floor is at most 1/FLOOR_RATIO as steep as the fall (a Gaussian decline has no floor)
+CLIFF = 3.0  # decades: the least fall of a low-pass filter's edge within two shells, and how far down it stays
+SECTORS = ((0.9, 1.01), (0.0, 0.7))  # spectrum.axial_share: directions near an axis, near a body diagonal
 
 
 @dataclass
 class EdgeResult:
-    """``global_resolution`` (Å) where the fall ends, its class, the fall (decades) and the three slopes
-    (decades per Å⁻¹, coarse to fine); like a learned estimate, without a local map or mask."""
+    """``global_resolution`` (Å) where the fall ends (or, with ``low_pass``, the middle of a filter's cliff), its
+    class, the fall (decades) and the three slopes of the fit (decades per Å⁻¹, coarse to fine; None when only
+    the cliff was found); like a learned estimate, without a local map or mask."""
 
     global_resolution: float
     drop: float
-    slopes: tuple[float, float, float]
+    slopes: tuple[float, float, float] | None
+    low_pass: bool = False
     model: str = "edge"
     local: Grid | None = None
     mask: Grid | None = None
@@ -53,18 +68,51 @@ class EdgeResult:
 
     def summary(self) -> dict[str, Any]:
         return {"model": self.model, "global_class": self.global_class, "global_resolution": self.global_resolution,
-                "edge_drop_decades": self.drop, "slopes": list(self.slopes), "notes": self.notes}
+                "edge_drop_decades": self.drop, "low_pass_filter_edge": self.low_pass,
+                "slopes": list(self.slopes) if self.slopes is not None else None, "notes": self.notes}
+
+
+def spectra(grid: Grid) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(frequency Å⁻¹, [power of all directions, near the axes, near the diagonals (SECTORS)]) per shell from
+    1/COARSEST Å⁻¹ to Nyquist, from one transform."""
+    v = np.asarray(grid.values, dtype=np.float64)
+    d = np.asarray(grid.geometry.voxel_size, dtype=np.float64)
+    spacing = max(1.0 / float(np.max(np.asarray(v.shape) * d)), MIN_SPACING)
+    powers = sector_power(v, d, spacing, list(SECTORS))
+    s = np.arange(len(powers[0])) * spacing
+    keep = (s >= 1.0 / COARSEST) & (s <= 0.5 / float(d.max()))
+    return s[keep], [p[keep] for p in powers]
 
 
 def spectrum(grid: Grid) -> tuple[np.ndarray, np.ndarray]:
     """(frequency Å⁻¹, log10 power) per shell from 1/COARSEST Å⁻¹ to Nyquist, shells with power only."""
-    v = np.asarray(grid.values, dtype=np.float64)
-    d = np.asarray(grid.geometry.voxel_size, dtype=np.float64)
-    spacing = max(1.0 / float(np.max(np.asarray(v.shape) * d)), MIN_SPACING)
-    p = shell_power(v, d, spacing=spacing)
-    s = np.arange(len(p)) * spacing
-    keep = (s >= 1.0 / COARSEST) & (s <= 0.5 / float(d.max())) & (p > 0)
-    return s[keep], np.log10(p[keep])
+    s, (p, *_) = spectra(grid)
+    return s[p > 0], np.log10(p[p > 0])
+
+
+def cliff(s: np.ndarray, y: np.ndarray) -> tuple[float, float] | None:
+    """The first fall of at least CLIFF decades of log10 power ``y`` within two shells (``s`` Å⁻¹), where the two
+    shells before fall under half as much and every shell after stays CLIFF decades under where it began: (Å⁻¹
+    where the power is a quarter of that level, between shells; the fall, decades), or None."""
+    for i in range(2, len(y) - 2):
+        drop = y[i] - y[i + 2]
+        if drop < CLIFF or y[i - 2] - y[i] > drop / 2 or y[i + 2:].max() > y[i] - CLIFF:
+            continue
+        quarter = y[i] - np.log10(4.0)
+        j = i if y[i + 1] <= quarter else i + 1
+        t = (y[j] - quarter) / (y[j] - y[j + 1])
+        return float(s[j] + t * (s[j + 1] - s[j])), float(drop)
+    return None
+
+
+def low_pass_edge(s: np.ndarray, powers: list[np.ndarray]) -> tuple[float, float] | None:
+    """(Å, decades): the cliff of the ``spectra`` (``s`` Å⁻¹; all directions, near the axes, near the diagonals),
+    when all three have one within a shell of each other (a spherical filter's edge), else None."""
+    with np.errstate(divide="ignore"):
+        found = [cliff(s, np.log10(np.maximum(p, np.finfo(np.float64).tiny))) for p in powers]
+    if any(f is None for f in found) or np.ptp([f[0] for f in found]) > s[1] - s[0]:
+        return None
+    return 1.0 / found[0][0], found[0][1]
 
 
 def _hinge(s: np.ndarray, y: np.ndarray, b1: float, b2: float) -> tuple[float, tuple[float, float, float]]:
@@ -91,9 +139,15 @@ def fit_edge(s: np.ndarray, y: np.ndarray) -> tuple[float, float, tuple[float, f
 
 
 def edge_resolution(grid: Grid) -> EdgeResult:
-    """The resolution (Å) at the end of the steep fall of ``grid``'s power spectrum (module docstring)."""
-    s, y = spectrum(grid)
-    fit = fit_edge(s, y)
+    """The resolution (Å) at the end of the steep fall of ``grid``'s power spectrum, or in the middle of a low-pass
+    filter's cliff (module docstring)."""
+    s, powers = spectra(grid)
+    cut = low_pass_edge(s, powers)
+    fit = fit_edge(s[powers[0] > 0], np.log10(powers[0][powers[0] > 0]))
+    if cut is not None:
+        note = (f"low-pass filtered at {cut[0]:.2f} Å: its power spectrum falls {cut[1]:.0f} decades within two "
+                "shells there, in every direction, and stays down")
+        return EdgeResult(cut[0], cut[1], fit[2] if fit is not None else None, low_pass=True, notes=[note])
     drop = 0.0 if fit is None else -fit[2][1] * (fit[1] - fit[0])
     if fit is None or drop < MIN_DROP or fit[2][1] > FLOOR_RATIO * min(fit[2][2], 0.0):
         raise NemapError(f"the map's power spectrum has no edge (no fall of {MIN_DROP:g} decades into a floor "

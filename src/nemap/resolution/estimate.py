@@ -23,6 +23,13 @@ weighted by their non-solvent share, its global resolution the probability-weigh
 12.5 Å), and no local map.
 5. Beside it, where the power spectrum's fall ends (``nemap.resolution.edge``; ``spectrum_edge``), with a note
    when that is well finer than the estimate: a post-processed map's resolution, which the networks read coarse.
+   Where that end is a low-pass filter's cliff (an unmasked map filtered with nothing left beyond, in every
+   direction: ``edge.low_pass_edge``) and the learned estimate is no coarser than FILTER_LOOK times it, the
+   filter's resolution is the global one (and its class; the local map stays the learned one): the map holds
+   nothing finer, and a map filtered at up to twice the resolution it looks was filtered at its resolution, as
+   post-processing does (``local`` reads the deposited maps here at 0.9–1.6× their FSC resolution; they look like
+   molmaps at 1.4–1.8× it, docs/resolution.md). A map filtered at under half the resolution it looks keeps the
+   learned estimate, with the note. ``source`` says which the global resolution is.
 6. The interval: the estimate divided by the 95th and 5th percentiles of estimate/truth on held-out simulated
    patches (models never trained on, calibrated by the training script and stored in the weight file's
    recipe): a 90 % interval for a 32³ patch, wider than needed for a whole map (tested in
@@ -43,7 +50,7 @@ from nemap.format.geometry import Grid
 from nemap.machine import native_bf16
 from nemap.resolution import spectral
 from nemap.resolution.classes import CLASS_CENTRES, CLASSES, classify
-from nemap.resolution.edge import edge_resolution
+from nemap.resolution.edge import EdgeResult, edge_resolution
 from nemap.resolution.models import CUBE, KINDS, LOCAL_BINS, load
 from nemap.resolution.noise import is_masked, solvent_voxels
 
@@ -66,10 +73,11 @@ class Estimate:
     class_probabilities: list[float] | None = None
     interval: tuple[float, float] | None = None  # Å, (low, high): a 90 % interval (module docstring, 6)
     spectrum_edge: float | None = None  # Å: where the power spectrum's fall ends (nemap.resolution.edge), if it has one
+    source: str = "learned"  # of the global resolution: "learned", or "low-pass filter" (module docstring, 5)
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {"model": self.model, "global_class": self.global_class,
-                               "global_resolution": self.global_resolution}
+                               "global_resolution": self.global_resolution, "global_resolution_source": self.source}
         if self.interval is not None:
             out["global_resolution_interval"] = [float(self.interval[0]), float(self.interval[1])]
         out["spectrum_edge_resolution"] = self.spectrum_edge
@@ -283,34 +291,46 @@ def estimate(grid: Grid, model: str = DEFAULT_MODEL, name: str = "the map") -> E
     local, mask, probabilities = predict(net, kind, values, solvent, noise)
     if probabilities is not None:  # a classifier: one value per map
         g = float(probabilities @ np.asarray(CLASS_CENTRES))
-        return Estimate(g, CLASSES[int(np.argmax(probabilities))], None, None, model, notes,
-                        [float(p) for p in probabilities], interval(g, recipe), spectrum_edge(grid, g, notes))
+        g, edge, source = with_spectrum_edge(grid, g, notes)
+        cls = CLASSES[int(np.argmax(probabilities))] if source == "learned" else classify(g)
+        return Estimate(g, cls, None, None, model, notes, [float(p) for p in probabilities], interval(g, recipe),
+                        edge.global_resolution if edge is not None else None, source)
     covered = np.isfinite(local)
     local = _on_grid(np.where(covered, local, np.nanmedian(local)), grid, zoom)
     inside = _on_grid(mask, grid, zoom) > 0.5 if mask is not None else np.ones(local.shape, bool)
     inside &= ~flat
     g = float(np.median(local[inside] if inside.any() else local))
     local[_on_grid(covered.astype(np.float32), grid, zoom) < 0.5] = g  # solvent no patch reached: the global value
+    g, edge, source = with_spectrum_edge(grid, g, notes)
     return Estimate(g, classify(g), Grid(local, grid.geometry),
                     Grid(inside.astype(np.float32), grid.geometry) if mask is not None else None, model, notes,
-                    interval=interval(g, recipe), spectrum_edge=spectrum_edge(grid, g, notes))
+                    interval=interval(g, recipe), spectrum_edge=edge.global_resolution if edge is not None else None,
+                    source=source)
 
 
 EDGE_NOTE_BELOW = 0.9  # a spectrum edge finer than this times the learned estimate is pointed out
+FILTER_LOOK = 2.0  # a low-pass filter's cliff is the global resolution when the learned one is at most this × it
 
 
-def spectrum_edge(grid: Grid, learned: float, notes: list[str]) -> float | None:
-    """Where ``grid``'s power spectrum ends its fall (Å, ``nemap.resolution.edge``), or None; a note when it is
-    well finer than the ``learned`` estimate (Å): the networks read post-processed maps coarse."""
+def with_spectrum_edge(grid: Grid, learned: float, notes: list[str]) -> tuple[float, EdgeResult | None, str]:
+    """The global resolution (Å), where ``grid``'s power spectrum ends its fall (``nemap.resolution.edge``, or None)
+    and which it is: a low-pass filter's cliff when the ``learned`` estimate (Å) is at most FILTER_LOOK times it,
+    else the learned estimate, with a note when the edge is well finer (module docstring, 5)."""
     try:
-        edge = edge_resolution(grid).global_resolution
+        edge = edge_resolution(grid)
     except NemapError:
-        return None
-    if edge < EDGE_NOTE_BELOW * learned:
-        notes.append(f"its power spectrum ends at {edge:.2f} Å: if the map was post-processed (low-pass filtered "
+        return learned, None, "learned"
+    r = edge.global_resolution
+    if edge.low_pass and learned <= FILTER_LOOK * r:
+        notes.append(f"low-pass filtered at {r:.2f} Å (its power spectrum falls {edge.drop:.0f} decades there in "
+                     f"every direction): the global resolution; the learned estimate of how it looks is "
+                     f"{learned:.2f} Å (the local map)")
+        return r, edge, "low-pass filter"
+    if r < EDGE_NOTE_BELOW * learned:
+        notes.append(f"its power spectrum ends at {r:.2f} Å: if the map was post-processed (low-pass filtered "
                      "at its FSC resolution), that is its resolution (the edge estimator reads it); the learned "
                      "models read such maps coarse")
-    return edge
+    return learned, edge, "learned"
 
 
 def interval(resolution: float, recipe: dict[str, Any]) -> tuple[float, float] | None:

@@ -30,10 +30,12 @@ def shell_index(shape: tuple[int, ...], voxel_size: Any, spacing: float | None =
     return index, int(index.max()) + 1
 
 
-def _shell_means(power: np.ndarray, index: np.ndarray, count: int, shape: tuple[int, ...]) -> np.ndarray:
+def _shell_means(power: np.ndarray, index: np.ndarray, count: int, shape: tuple[int, ...],
+                 select: np.ndarray | None = None) -> np.ndarray:
     """The mean of ``power`` (a real-FFT half space of a grid of ``shape``) in each of ``count`` shells, every
-    sample counted as the full-space samples it stands for."""
-    weight = np.broadcast_to(half_space_weight(shape), power.shape).ravel()
+    sample counted as the full-space samples it stands for; only the ``select``ed samples (bool), if given."""
+    weight = np.broadcast_to(half_space_weight(shape), power.shape)
+    weight = (weight * select if select is not None else weight).ravel()
     sums = np.bincount(index.ravel(), weights=power.ravel() * weight, minlength=count)
     return sums / np.maximum(np.bincount(index.ravel(), weights=weight, minlength=count), 1)
 
@@ -47,6 +49,31 @@ def shell_power(values: np.ndarray, voxel_size: Any, share: float = 1.0, spacing
     index, count = shell_index(v.shape, voxel_size, spacing)
     power = np.abs(scipy.fft.rfftn(v - v.mean(), workers=-1)) ** 2 / v.size
     return _shell_means(power, index, count, v.shape) / max(share, 1e-12)
+
+
+def axial_share(shape: tuple[int, ...], voxel_size: Any) -> np.ndarray:
+    """max_a |s_a| / |s| on the real-FFT half space of ``shape`` (x, y, z): 1 along an axis, 1/√3 along a body
+    diagonal (float32; 1 at the origin)."""
+    d = np.broadcast_to(np.asarray(voxel_size, dtype=np.float64), (3,))
+    freqs = [np.fft.fftfreq(n, v) for n, v in zip(shape[:-1], d[:-1])] + [np.fft.rfftfreq(shape[-1], d[-1])]
+    top = np.zeros([len(f) for f in freqs], np.float32)
+    for a, f in enumerate(freqs):
+        top = np.maximum(top, np.abs(f).astype(np.float32).reshape([-1 if i == a else 1 for i in range(3)]))
+    norm = np.sqrt(frequency_squared(shape, d)).astype(np.float32)
+    norm[0, 0, 0] = top[0, 0, 0] = 1.0
+    return top / norm
+
+
+def sector_power(values: np.ndarray, voxel_size: Any, spacing: float, sectors: list[tuple[float, float]]
+                 ) -> list[np.ndarray]:
+    """``shell_power`` (``spacing`` Å⁻¹ apart) of all directions, then of each sector of directions whose
+    ``axial_share`` lies in [low, high): float64 [shells] each, from one transform."""
+    v = np.asarray(values, dtype=np.float64)
+    index, count = shell_index(v.shape, voxel_size, spacing)
+    power = np.abs(scipy.fft.rfftn(v - v.mean(), workers=-1)) ** 2 / v.size
+    share = axial_share(v.shape, voxel_size)
+    return [_shell_means(power, index, count, v.shape)] + [
+        _shell_means(power, index, count, v.shape, (share >= low) & (share < high)) for low, high in sectors]
 
 
 def solvent_power(values: np.ndarray, solvent: np.ndarray, voxel_size: Any, spacing: float | None = None
