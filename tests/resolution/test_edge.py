@@ -68,6 +68,7 @@ def test_the_edge_estimator_from_the_command_line_needs_no_network(tmp_path) -> 
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["model"] == "edge" and abs(out["global_resolution"] - 4.0) < 0.3 and out["edge_drop_decades"] >= 0.5
+    assert out["low_pass_filter_edge"] is True  # unmasked, filtered over ±3 % of 1/R: a cliff
     bad = run(tmp_path / "flat.mrc", "--model", "edge")
     assert bad.returncode == 1 and "no edge" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
     assert "flat.mrc" in bad.stderr
@@ -129,9 +130,10 @@ def test_no_cliff_where_the_spectrum_ends_in_a_cube_or_a_mask_spreads_it() -> No
         assert low_pass_edge(*spectra(Grid(values.astype(np.float32), chain.geometry))) is None
 
 
-def test_the_learned_estimate_takes_a_filters_resolution_when_the_map_looks_it() -> None:
+def test_the_learned_estimate_takes_a_filters_resolution_when_the_map_looks_it(tmp_path) -> None:
     """A map filtered at 8 Å reads 8 Å (within 4 %, its class and interval around it; the learned reading of its
-    look in a note); a 12 Å map filtered at 4 Å (under half what it looks) keeps the learned estimate."""
+    look in a note; the command line says where the value came from); a 12 Å map filtered at 4 Å (under half what
+    it looks) keeps the learned estimate."""
     pytest.importorskip("torch")
     from nemap.resolution.estimate import estimate
 
@@ -143,6 +145,12 @@ def test_the_learned_estimate_takes_a_filters_resolution_when_the_map_looks_it()
     assert e.spectrum_edge == e.global_resolution and e.summary()["global_resolution_source"] == "low-pass filter"
     assert e.interval[0] < e.global_resolution < e.interval[1]
     assert any(n.startswith("low-pass filtered at") and "learned estimate" in n for n in e.notes)
+    from nemap.io.mrc import write_mrc
+
+    write_mrc(tmp_path / "filtered.mrc", _low_passed(v, 8.0).astype(np.float32), chain.geometry)
+    r = subprocess.run([sys.executable, "-m", "nemap", "-q", "resolution", str(tmp_path / "filtered.mrc")],
+                       capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2])
+    assert r.returncode == 0 and "its low-pass filter's edge; model local" in r.stdout, r.stdout + r.stderr
     coarse, _ = chain_map((64, 64, 64), resolution=12.0, atoms=1300, margin=8.0, seed=7)
     e = estimate(Grid(_low_passed(coarse.values.astype(np.float64), 4.0).astype(np.float32), coarse.geometry))
     assert e.global_resolution > 8.0 and not any(n.startswith("low-pass filtered at") for n in e.notes)
