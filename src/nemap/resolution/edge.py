@@ -20,7 +20,9 @@ mark: a cliff. Its power falls CLIFF decades or more within two shells — after
 fall under half as much) — and stays that far down to Nyquist, and it does so alike near the axes and near the
 body diagonals (``low_pass_edge``). Then the resolution read is where the power falls to a quarter of its level
 before the cliff (amplitude ½: the middle of a raised-cosine edge, where RELION centres its filter), between
-shells: within 6 % in our simulations, where the three-segment fit reads one or two shells beyond. Requiring the
+shells. On 34 simulated maps of 3–16 Å in boxes of 64–128 Å it reads 0.97–1.04 R where the edge is RELION's (a
+Fourier shell either side of 1/R) and 0.93–1.05 R where it spans 0.9/R to 1.1/R; the three-segment fit reads one
+or two shells beyond. Requiring the
 same cliff in both sectors of directions tells a filter (a sphere in Fourier space) from the end of a Fourier
 crop or pad (a cube: its radially averaged power also ends in a cliff, at √3 times where it ends along the
 axes). A mask applied after the filter spreads the cliff over many shells: such a map has none. Arrays
@@ -84,12 +86,6 @@ def spectra(grid: Grid) -> tuple[np.ndarray, list[np.ndarray]]:
     return s[keep], [p[keep] for p in powers]
 
 
-def spectrum(grid: Grid) -> tuple[np.ndarray, np.ndarray]:
-    """(frequency Å⁻¹, log10 power) per shell from 1/COARSEST Å⁻¹ to Nyquist, shells with power only."""
-    s, (p, *_) = spectra(grid)
-    return s[p > 0], np.log10(p[p > 0])
-
-
 def cliff(s: np.ndarray, y: np.ndarray) -> tuple[float, float] | None:
     """The first fall of at least CLIFF decades of log10 power ``y`` within two shells (``s`` Å⁻¹), where the two
     shells before fall under half as much and every shell after stays CLIFF decades under where it began: (Å⁻¹
@@ -108,8 +104,7 @@ def cliff(s: np.ndarray, y: np.ndarray) -> tuple[float, float] | None:
 def low_pass_edge(s: np.ndarray, powers: list[np.ndarray]) -> tuple[float, float] | None:
     """(Å, decades): the cliff of the ``spectra`` (``s`` Å⁻¹; all directions, near the axes, near the diagonals),
     when all three have one within a shell of each other (a spherical filter's edge), else None."""
-    with np.errstate(divide="ignore"):
-        found = [cliff(s, np.log10(np.maximum(p, np.finfo(np.float64).tiny))) for p in powers]
+    found = [cliff(s, np.log10(np.maximum(p, np.finfo(np.float64).tiny))) for p in powers]
     if any(f is None for f in found) or np.ptp([f[0] for f in found]) > s[1] - s[0]:
         return None
     return 1.0 / found[0][0], found[0][1]
