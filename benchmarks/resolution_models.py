@@ -13,8 +13,9 @@ scored against simulated ground truth, on real maps, and timed.
    coloured, filtered or no noise or post-processed as deposited maps are, no mask, a soft one or a zone, voxels
    of 0.5–3 Å): ``nemap resolution``'s estimate (each model), the monogenic baseline (unmasked maps) and ``nemap
    locres`` of simulated half maps, each against the nominal resolution: global and local (median inside the
-   molecule) error, by group; beside it, against the FSC of the simulated half maps inside the molecule's soft
-   envelope (corrected, as RELION reports it; for post-processed maps the nominal resolution by construction).
+   molecule) error, by group (noise kind, mask kind, voxel size, resolution band); beside it, against the FSC of
+   the simulated half maps inside the molecule's soft envelope (corrected, as RELION reports it; for post-processed
+   maps the nominal resolution by construction).
 3. Real maps (../shared/data): class and global estimate beside the deposited resolution (INDEX.md), and the
    monogenic baseline where the map has solvent; each map with its deposited model beside its simulated twin
    (``whole_maps.twin``: the model made into a map on the same grid and mask as deposited maps are made, at the
@@ -53,7 +54,7 @@ from nemap.resolution.fsc import fsc
 from nemap.resolution.locres import local_resolution
 from nemap.resolution.monogenic import monogenic_local_resolution
 from training import resolution_data, whole_maps
-from training.train_resolution import evaluate
+from training.train_resolution import BANDS, evaluate
 
 DEPOSITED = {"6272": 2.6, "5778": 3.27, "0093": 3.4, "21457": 3.2, "5168": 6.6}  # Å, INDEX.md
 TWIN_FILES = {  # real map and its deposited model, in the map's frame (INDEX.md): EMD-0093 as its chain-A crop (the
@@ -147,7 +148,8 @@ def _edge_row(grid: Grid, base: dict, truth: float) -> list[dict]:
 
 
 def whole_summary(rows: list[dict]) -> list[dict]:
-    """Global and local RMSE (Å) per estimator, overall and per noise kind, mask kind and voxel size."""
+    """Global and local RMSE (Å) per estimator, overall and per noise kind, mask kind, voxel size and resolution band
+    (``train_resolution.BANDS``, as the held-out patches are scored)."""
     out = []
     for est in dict.fromkeys(r["estimator"] for r in rows):
         mine = [r for r in rows if r["estimator"] == est]
@@ -155,6 +157,10 @@ def whole_summary(rows: list[dict]) -> list[dict]:
         for key in ("noise", "mask", "voxel"):
             for value in dict.fromkeys(r[key] for r in mine):
                 groups[f"{key} {value}"] = [r for r in mine if r[key] == value]
+        for lo, hi in BANDS:
+            band = [r for r in mine if lo <= r["resolution"] < hi]
+            if band:
+                groups[f"band {lo:g}–{hi:g} Å"] = band
         for group, rs in groups.items():
             g = np.array([r["global_error"] for r in rs if "global_error" in r])  # not the maps without an edge
             f = np.array([r["global"] - r["fsc_halves"] for r in rs if "global" in r and r["fsc_halves"]])
