@@ -111,7 +111,7 @@ def whole(names: list[str], toy: bool) -> list[dict]:
                 e = estimate(grid, model=name)
             inside = None if e.interval is None else bool(e.interval[0] <= case.resolution <= e.interval[1])
             rows.append({**base, "estimator": name, "class_right": e.global_class == classify(case.resolution),
-                "in_interval": inside, "source": getattr(e, "source", "learned"),
+                "in_interval": inside, "source": e.source,
                 **_scored(e.global_resolution, e.local.values if e.local is not None else None, near,
                           case.resolution)})
         try:

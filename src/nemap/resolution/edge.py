@@ -80,7 +80,7 @@ def spectra(grid: Grid) -> tuple[np.ndarray, list[np.ndarray]]:
     v = np.asarray(grid.values, dtype=np.float64)
     d = np.asarray(grid.geometry.voxel_size, dtype=np.float64)
     spacing = max(1.0 / float(np.max(np.asarray(v.shape) * d)), MIN_SPACING)
-    powers = sector_power(v, d, spacing, list(SECTORS))
+    powers = sector_power(v, d, spacing, SECTORS)
     s = np.arange(len(powers[0])) * spacing
     keep = (s >= 1.0 / COARSEST) & (s <= 0.5 / float(d.max()))
     return s[keep], [p[keep] for p in powers]

@@ -36,12 +36,18 @@ class Shells:
     count: int  # shells 0 … count − 1
 
 
+def axis_frequencies(shape: tuple[int, ...], voxel_size: Any = 1.0) -> list[np.ndarray]:
+    """The frequency along each axis (x, y, z) of the real-FFT half space of a grid of ``shape`` voxels of
+    ``voxel_size`` Å (one value or per axis), each shaped to broadcast over that half space: Å⁻¹."""
+    d = np.broadcast_to(np.asarray(voxel_size, dtype=np.float64), (len(shape),))
+    freqs = [np.fft.fftfreq(n, v) for n, v in zip(shape[:-1], d[:-1])] + [np.fft.rfftfreq(shape[-1], d[-1])]
+    return [f.reshape([-1 if a == i else 1 for a in range(len(shape))]) for i, f in enumerate(freqs)]
+
+
 def frequency_squared(shape: tuple[int, ...], voxel_size: Any = 1.0) -> np.ndarray:
     """|s|² on the real-FFT half space of a grid of ``shape`` voxels (x, y, z) of ``voxel_size`` Å (one value
     or per axis): Å⁻², or voxel⁻² with the default voxel size of 1."""
-    d = np.broadcast_to(np.asarray(voxel_size, dtype=np.float64), (len(shape),))
-    freqs = [np.fft.fftfreq(n, v) for n, v in zip(shape[:-1], d[:-1])] + [np.fft.rfftfreq(shape[-1], d[-1])]
-    return sum(np.square(f).reshape([-1 if a == i else 1 for a in range(len(shape))]) for i, f in enumerate(freqs))
+    return sum(np.square(f) for f in axis_frequencies(shape, voxel_size))
 
 
 def shells(shape: tuple[int, ...], voxel_size: tuple[float, ...]) -> Shells:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import scipy.fft
 
-from nemap.resolution.fsc import frequency_squared, half_space_weight
+from nemap.resolution.fsc import axis_frequencies, frequency_squared, half_space_weight
 
 
 def shell_index(shape: tuple[int, ...], voxel_size: Any, spacing: float | None = None) -> tuple[np.ndarray, int]:
@@ -45,33 +45,30 @@ def shell_power(values: np.ndarray, voxel_size: Any, share: float = 1.0, spacing
     """The power per voxel of ``values`` (mean removed) in each shell (``spacing`` Å⁻¹ apart; default the
     box's), divided by ``share`` (the fraction of the box the values stand for, when the rest is set to 0):
     float64 [shells]. White noise of variance σ² has power σ² in every shell, whatever the box."""
-    v = np.asarray(values, dtype=np.float64)
-    index, count = shell_index(v.shape, voxel_size, spacing)
-    power = np.abs(scipy.fft.rfftn(v - v.mean(), workers=-1)) ** 2 / v.size
-    return _shell_means(power, index, count, v.shape) / max(share, 1e-12)
+    return sector_power(values, voxel_size, spacing)[0] / max(share, 1e-12)
 
 
 def axial_share(shape: tuple[int, ...], voxel_size: Any) -> np.ndarray:
     """max_a |s_a| / |s| on the real-FFT half space of ``shape`` (x, y, z): 1 along an axis, 1/√3 along a body
     diagonal (float32; 1 at the origin)."""
-    d = np.broadcast_to(np.asarray(voxel_size, dtype=np.float64), (3,))
-    freqs = [np.fft.fftfreq(n, v) for n, v in zip(shape[:-1], d[:-1])] + [np.fft.rfftfreq(shape[-1], d[-1])]
-    top = np.zeros([len(f) for f in freqs], np.float32)
-    for a, f in enumerate(freqs):
-        top = np.maximum(top, np.abs(f).astype(np.float32).reshape([-1 if i == a else 1 for i in range(3)]))
-    norm = np.sqrt(frequency_squared(shape, d)).astype(np.float32)
+    freqs = axis_frequencies(shape, voxel_size)
+    top = np.zeros((), np.float32)
+    for f in freqs:
+        top = np.maximum(top, np.abs(f).astype(np.float32))
+    norm = np.sqrt(sum(np.square(f) for f in freqs)).astype(np.float32)
     norm[0, 0, 0] = top[0, 0, 0] = 1.0
     return top / norm
 
 
-def sector_power(values: np.ndarray, voxel_size: Any, spacing: float, sectors: list[tuple[float, float]]
-                 ) -> list[np.ndarray]:
-    """``shell_power`` (``spacing`` Å⁻¹ apart) of all directions, then of each sector of directions whose
-    ``axial_share`` lies in [low, high): float64 [shells] each, from one transform."""
+def sector_power(values: np.ndarray, voxel_size: Any, spacing: float | None = None,
+                 sectors: tuple[tuple[float, float], ...] = ()) -> list[np.ndarray]:
+    """The power per voxel of ``values`` (mean removed) in each shell (``spacing`` Å⁻¹ apart; default the box's)
+    over all directions, then over each sector of directions whose ``axial_share`` lies in [low, high): float64
+    [shells] each, from one transform."""
     v = np.asarray(values, dtype=np.float64)
     index, count = shell_index(v.shape, voxel_size, spacing)
     power = np.abs(scipy.fft.rfftn(v - v.mean(), workers=-1)) ** 2 / v.size
-    share = axial_share(v.shape, voxel_size)
+    share = axial_share(v.shape, voxel_size) if sectors else None
     return [_shell_means(power, index, count, v.shape)] + [
         _shell_means(power, index, count, v.shape, (share >= low) & (share < high)) for low, high in sectors]
 
