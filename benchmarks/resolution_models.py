@@ -78,7 +78,8 @@ def simulated(names: list[str], count: int, seed_protocol: bool = False) -> dict
 
 def whole_cases(toy: bool) -> list[whole_maps.Case]:
     """The whole-map cases: every noise kind at 1 Å without a mask; masks with white noise and post-processed maps
-    (as deposited maps are made: ``resolution_data.post_processed``); voxel sizes with white noise."""
+    (as deposited maps are made: ``resolution_data.post_processed``); voxel sizes with white noise; then the same
+    at 2 and 2.5 Å (zoned masks only, 0.5 Å voxels only)."""
     Case = whole_maps.Case
     if toy:
         return [Case(8.0, "clean"), Case(8.0, "white"), Case(8.0, "white", "zone"), Case(8.0, "white", voxel=2.0)]
@@ -86,6 +87,10 @@ def whole_cases(toy: bool) -> list[whole_maps.Case]:
     cases = [Case(r, noise) for r in bands for noise in ("clean", "white", "coloured", "filtered", "postprocessed")]
     cases += [Case(r, noise, mask) for r in bands for noise in ("white", "postprocessed") for mask in ("soft", "zone")]
     cases += [Case(r, "white", voxel=v) for v in (0.5, 2.0, 3.0) for r in bands if r >= 2 * v and (v >= 1 or r <= 8)]
+    fine = (2.0, 2.5)  # Å: finer than the first recipes' 2.5 Å floor (appended: the cases above keep their seeds)
+    cases += [Case(r, noise) for r in fine for noise in ("clean", "white", "coloured", "filtered", "postprocessed")]
+    cases += [Case(r, noise, "zone") for r in fine for noise in ("white", "postprocessed")]
+    cases += [Case(r, "white", voxel=0.5) for r in fine]
     return cases
 
 

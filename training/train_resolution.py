@@ -120,7 +120,7 @@ def scores(p: dict[str, np.ndarray], truth: np.ndarray, pick: np.ndarray | None 
             "mask_iou": float(p["inter"][pick].sum() / union) if union else None, "maps": int(pick.sum())}
 
 
-BANDS = ((2.5, 4.0), (4.0, 6.0), (6.0, 10.0), (10.0, 15.0), (15.0, 30.0))  # Å, of the true global resolution
+BANDS = ((2.0, 2.5), (2.5, 4.0), (4.0, 6.0), (6.0, 10.0), (10.0, 15.0), (15.0, 30.0))  # Å, true global resolution
 
 
 def breakdown(p: dict[str, np.ndarray], data: dict[str, np.ndarray]) -> dict[str, dict[str, dict]]:
