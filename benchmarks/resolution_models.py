@@ -87,7 +87,7 @@ def whole_cases(toy: bool) -> list[whole_maps.Case]:
     cases = [Case(r, noise) for r in bands for noise in ("clean", "white", "coloured", "filtered", "postprocessed")]
     cases += [Case(r, noise, mask) for r in bands for noise in ("white", "postprocessed") for mask in ("soft", "zone")]
     cases += [Case(r, "white", voxel=v) for v in (0.5, 2.0, 3.0) for r in bands if r >= 2 * v and (v >= 1 or r <= 8)]
-    fine = (2.0, 2.5)  # Å: finer than the first recipes' 2.5 Å floor (appended: the cases above keep their seeds)
+    fine = (2.0, 2.5)  # Å: at and below the training range's 2.5 Å floor (appended: the cases above keep their seeds)
     cases += [Case(r, noise) for r in fine for noise in ("clean", "white", "coloured", "filtered", "postprocessed")]
     cases += [Case(r, noise, "zone") for r in fine for noise in ("white", "postprocessed")]
     cases += [Case(r, "white", voxel=0.5) for r in fine]

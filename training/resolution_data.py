@@ -33,9 +33,9 @@ Each sample is a CUBE³ patch at 1 Å per voxel (x, y, z) of a simulated map wit
   around its edges and the ringing made low-passed patches look sharper than low-passed maps do);
 - labels: local resolution (Å) per voxel, the molecular mask, and the global resolution (median of the local
   resolution inside the mask) with its class (high < 5 Å ≤ medium ≤ 10 Å < low).
-Voxel sizes: the set is at 1 Å; the estimator resamples any map to 1 Å in Fourier space (so 2 Å, the Nyquist
-resolution of 1 Å voxels, is the finest it can see: LOW; a map of coarser voxels is the COARSE_FRACTION case).
-Writes DIR/SPLIT.npz (float16 maps, float16 labels, bool masks, and per sample its noise and mask kind, voxel size, base
+Voxel sizes: the set is at 1 Å; the estimator resamples any map to 1 Å in Fourier space (so 2.5 Å is the
+finest resolution it can see: LOW; a map of coarser voxels is the COARSE_FRACTION case). Writes DIR/SPLIT.npz
+(float16 maps, float16 labels, bool masks, and per sample its noise and mask kind, voxel size, base
 resolution, SNR (NaN for post-processed maps), B-factor and look (0 unless post-processed)) and DIR/SPLIT.json
 (recipe).
 """
@@ -64,7 +64,7 @@ TEST_MODELS = ["1a28.pdb.gz", "3KPR.cif.gz"]
 CUBE = 32
 MARGIN = 8  # voxels around the patch in which its Fourier-space steps are done (``make_sample``)
 WORK = CUBE + 2 * MARGIN
-LOW, HIGH = 2.0, 20.0
+LOW, HIGH = 2.5, 20.0
 VARIATION = 0.35
 LADDER = np.exp(np.linspace(np.log(LOW * 0.7), np.log(HIGH * 1.45), 12))
 COARSE_FRACTION = 0.3

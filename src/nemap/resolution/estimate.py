@@ -3,8 +3,7 @@ resolution and molecular mask, each on the map's own grid.
 
 1. The map is resampled to 1 Å per voxel in Fourier space (its transform cropped or zero-padded, as RELION
    and EMAN rescale maps: every frequency both grids hold is kept, nothing is blurred; the models were trained
-   at 1 Å, from 2 Å — its Nyquist resolution — for ``local`` and 2.5 Å for the others: the finest they tell
-   apart). Voxels whose 3³ neighbourhood is exactly
+   at 1 Å, so 2.5 Å is the finest resolution they tell apart). Voxels whose 3³ neighbourhood is exactly
    constant (solvent masked to a constant, as deposited maps often are) stay exactly constant.
 2. Its noise is measured: when the map has solvent (an unmasked box: ``nemap.resolution.noise.solvent_voxels``
    on the map smoothed by 1.5 Å, clusters under 50 Å³ beyond 3 SD taken as noise), the noise power per shell
