@@ -210,3 +210,22 @@ def test_the_noise_of_a_large_box_is_neither_molecule_nor_detail() -> None:
     assert e.mask.values.mean() < 0.1  # the molecule fills a few % of the box
     clean = estimate(grid)
     assert abs(e.global_resolution - clean.global_resolution) < 0.2 * clean.global_resolution
+
+
+def test_a_box_of_molecule_masked_in_its_gaps_is_read_as_masked_not_as_solvent() -> None:
+    """Under half the box exactly 0 (noise.is_masked says no), in whole regions: a mask. Taken for unmasked, the
+    molecule was measured as solvent and its signal subtracted as noise (a 3 Å map read 9.9 Å)."""
+    grid, _ = chain_map((40, 40, 40), resolution=3.0, margin=0.0, atoms=2000, seed=3)
+    assert 0.3 < np.mean(grid.values == 0) < 0.5
+    e = estimate(grid)
+    assert any(n.startswith("solvent masked") for n in e.notes)
+    assert e.global_resolution < 5.0
+
+
+def test_scattered_zeros_of_a_quantized_map_are_not_a_mask() -> None:
+    grid, _ = chain_map((48, 48, 48), resolution=5.0, atoms=150, margin=12.0, seed=6)
+    noisy = grid.values / grid.values.max() * 20 + np.random.default_rng(2).normal(0, 1.2, grid.values.shape)
+    quantized = np.round(noisy).astype(np.float32)  # integer levels, as a mode-0 MRC stores them
+    assert np.mean(quantized == 0) > 0.2
+    e = estimate(Grid(quantized, grid.geometry))
+    assert any(n.startswith("noise measured in the solvent") for n in e.notes)

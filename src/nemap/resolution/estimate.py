@@ -8,7 +8,11 @@ resolution and molecular mask, each on the map's own grid.
 2. Its noise is measured: when the map has solvent (an unmasked box: ``nemap.resolution.noise.solvent_voxels``
    on the map smoothed by 1.5 Å, clusters under 50 Å³ beyond 3 SD taken as noise), the noise power per shell
    there (``nemap.resolution.spectral``); a masked map has none to measure (its solvent is 0; the models were
-   trained on masked maps as they are); a map with neither (cropped tight) gets a warning.
+   trained on masked maps as they are); a map with neither (cropped tight) gets a warning. Masked: half the
+   voxels exactly 0 (``noise.is_masked``), or a tenth of them in exactly constant 3³ neighbourhoods (MASKED_FLAT:
+   a mask leaves whole regions constant, where a quantized map's zeros are scattered). Without the second rule,
+   a box of molecule masked to 0 in its gaps (under half the box) had its molecule taken for solvent, its signal
+   subtracted as noise, and a 3 Å map read 9.9 Å.
 3. It is cut into CUBE³ patches every STEP voxels (a map smaller than a patch is padded with its mean, and
    says so); patches of solvent only (masked, or the measured noisy solvent) are skipped; from each patch the
    measured noise is subtracted (Wiener weights max(0, 1 − N/P), P the patch's own power: noise of any colour
@@ -162,6 +166,9 @@ def fourier_resample(values: np.ndarray, shape: tuple[int, int, int]) -> np.ndar
     return out.astype(np.float32)
 
 
+MASKED_FLAT = 0.1  # a map with this share of its voxels in exactly constant 3³ neighbourhoods was masked
+
+
 def flat_solvent(values: np.ndarray) -> np.ndarray:
     """Voxels whose 3³ neighbourhood is exactly constant (solvent masked to a constant)."""
     return ndimage.maximum_filter(values, size=3, mode="nearest") == ndimage.minimum_filter(values, size=3,
@@ -275,8 +282,9 @@ def estimate(grid: Grid, model: str = DEFAULT_MODEL, name: str = "the map") -> E
     kind = KINDS[model] if model in KINDS else "local"
     notes: list[str] = []
     values, zoom = to_one_angstrom(grid, notes)
-    noise, noisy_solvent = measure_noise(values, is_masked(grid.values), name, notes)
     flat = flat_solvent(grid.values)
+    masked = is_masked(grid.values) or float(flat.mean()) >= MASKED_FLAT
+    noise, noisy_solvent = measure_noise(values, masked, name, notes)
     solvent = _nearest(flat, values.shape)
     values[solvent] = _nearest(grid.values, values.shape)[solvent]  # masked solvent stays exactly flat
     if noisy_solvent is not None:
