@@ -229,3 +229,25 @@ def test_scattered_zeros_of_a_quantized_map_are_not_a_mask() -> None:
     assert np.mean(quantized == 0) > 0.2
     e = estimate(Grid(quantized, grid.geometry))
     assert any(n.startswith("noise measured in the solvent") for n in e.notes)
+
+
+def test_an_estimate_at_the_floor_of_the_training_range_has_an_interval_down_to_nyquist() -> None:
+    from nemap.resolution.estimate import below_floor
+
+    recipe = {"data": {"train": {"resolution_range": [2.5, 20.0]}}}
+    fine = Grid(np.zeros((8, 8, 8), np.float32), Geometry((8, 8, 8), (0.5, 0.5, 0.6), (0.0, 0.0, 0.0)))
+    notes: list[str] = []
+    assert below_floor(3.0, (2.4, 3.8), recipe, fine, notes) == (1.2, 3.8)  # 2 × the largest voxel
+    assert "floor of what the model tells apart" in notes[0]
+    assert below_floor(3.2, (2.5, 4.0), recipe, fine, []) == (2.5, 4.0)  # above 1.25 × 2.5 Å: calibrated
+    coarse = Grid(np.zeros((8, 8, 8), np.float32), Geometry((8, 8, 8), (1.5,) * 3, (0.0, 0.0, 0.0)))
+    assert below_floor(3.0, (2.4, 3.8), recipe, coarse, []) == (2.4, 3.8)  # its voxels hold nothing finer
+
+
+def test_a_2_angstrom_map_reads_at_the_floor_and_its_interval_holds_it(shared_data) -> None:
+    from training import whole_maps
+
+    grid, _, _ = whole_maps.simulate(whole_maps.Case(2.0, "white", voxel=0.5))
+    e = estimate(grid)
+    assert e.global_resolution > 2.5  # what the models cannot tell apart (docs/resolution.md)
+    assert e.interval[0] <= 2.0 <= e.interval[1]

@@ -37,7 +37,9 @@ weighted by their non-solvent share, its global resolution the probability-weigh
 6. The interval: the estimate divided by the 95th and 5th percentiles of estimate/truth on held-out simulated
    patches (models never trained on, calibrated by the training script and stored in the weight file's
    recipe): a 90 % interval for a 32³ patch, wider than needed for a whole map (tested in
-   ``benchmarks/resolution_models.py``).
+   ``benchmarks/resolution_models.py``). A learned estimate at the floor of the training range (up to FLOOR_READ
+   times its finest resolution, 2.5 Å) gets an interval down to the map's Nyquist resolution, and a note: the
+   models read every map finer than 2.5 Å as about 3 Å.
 """
 
 from __future__ import annotations
@@ -310,9 +312,12 @@ def estimate(grid: Grid, model: str = DEFAULT_MODEL, name: str = "the map") -> E
     g = float(np.median(local[inside] if inside.any() else local))
     local[_on_grid(covered.astype(np.float32), grid, zoom) < 0.5] = g  # solvent no patch reached: the global value
     g, edge, source = with_spectrum_edge(grid, g, notes)
+    span = interval(g, recipe)
+    if source == "learned":
+        span = below_floor(g, span, recipe, grid, notes)
     return Estimate(g, classify(g), Grid(local, grid.geometry),
                     Grid(inside.astype(np.float32), grid.geometry) if mask is not None else None, model, notes,
-                    interval=interval(g, recipe), spectrum_edge=edge.global_resolution if edge is not None else None,
+                    interval=span, spectrum_edge=edge.global_resolution if edge is not None else None,
                     source=source)
 
 
@@ -339,6 +344,24 @@ def with_spectrum_edge(grid: Grid, learned: float, notes: list[str]) -> tuple[fl
                      "at its FSC resolution), that is its resolution (the edge estimator reads it); the learned "
                      "models read such maps coarse")
     return learned, edge, "learned"
+
+
+FLOOR_READ = 1.25  # × the finest training resolution: a learned estimate up to this is at the model's floor
+
+
+def below_floor(resolution: float, span: tuple[float, float] | None, recipe: dict[str, Any], grid: Grid,
+                notes: list[str]) -> tuple[float, float] | None:
+    """The interval ``span`` (Å) reaching down to ``grid``'s Nyquist resolution when the learned ``resolution``
+    (Å) is at the floor of the model's training range (FLOOR_READ times its finest): the model reads every map
+    finer than that floor about as the floor (module docstring, 6)."""
+    finest = float(recipe.get("data", {}).get("train", {}).get("resolution_range", [0.0])[0])
+    nyquist = 2.0 * float(np.max(grid.geometry.voxel_size))
+    if span is None or resolution > FLOOR_READ * finest or nyquist >= span[0]:
+        return span
+    notes.append(f"{resolution:.2f} Å is at the floor of what the model tells apart (trained from {finest:g} Å; "
+                 f"simulated maps of 2-2.5 Å read 2.9-3.0 Å): the map may be as fine as its Nyquist resolution, "
+                 f"{nyquist:.2f} Å, and the interval reaches down to it")
+    return nyquist, span[1]
 
 
 def interval(resolution: float, recipe: dict[str, Any]) -> tuple[float, float] | None:
