@@ -138,7 +138,8 @@ def edge_resolution(grid: Grid) -> EdgeResult:
     filter's cliff (module docstring)."""
     s, powers = spectra(grid)
     cut = low_pass_edge(s, powers)
-    fit = fit_edge(s[powers[0] > 0], np.log10(powers[0][powers[0] > 0]))
+    held = powers[0] > 0
+    fit = fit_edge(s[held], np.log10(powers[0][held]))
     if cut is not None:
         note = (f"low-pass filtered at {cut[0]:.2f} Å: its power spectrum falls {cut[1]:.0f} decades within two "
                 "shells there, in every direction, and stays down")
