@@ -85,7 +85,7 @@ def test_training_runs_and_writes_a_recorded_weight_file(model: str, tmp_path, s
     assert recipe["data"]["train"]["count"] == 6 and recipe["test"]["maps"] == 4 and recipe["steps"] >= 1
     assert len(recipe["data_sha256"]["train"]) == 64
     assert recipe["interval"]["calibration"]["count"] == 8 and 0 <= recipe["test"]["interval_coverage"] <= 1
-    assert set(recipe["test"]["by"]) >= {"noise", "mask", "band"}
+    assert set(recipe["test"]["by"]) >= {"noise", "mask", "band", "content"}
 
 
 @pytest.mark.parametrize("resolution", [4.0, 8.0])
@@ -174,3 +174,17 @@ def test_a_twin_is_made_on_the_real_maps_grid_frame_and_mask() -> None:
     assert np.corrcoef(twin.values[keep], shifted[keep])[0, 1] < 0.5
     with pytest.raises(ValueError, match="cubic"):
         whole_maps.twin(Geometry((36, 32, 40), (1.25, 1.25, 1.5)), (xyz, z), 6.0, keep)
+
+
+def test_patches_of_solvent_only_are_scored_apart_from_patches_holding_molecule() -> None:
+    from training.train_resolution import breakdown
+
+    masks = np.zeros((3, 4, 4, 4), bool)
+    masks[0, 1:3, 1:3, 1:3] = masks[1, 0, 0, 0] = True  # patch 2: solvent only
+    truth = np.array([4.0, 8.0, 12.0], np.float32)
+    p = {"global": np.array([5.0, 8.0, 4.0]), "sq": np.zeros(3), "n": np.ones(3), "inter": np.ones(3),
+         "union": np.ones(3)}
+    content = breakdown(p, {"global": truth, "masks": masks})["content"]
+    assert content["molecule"]["maps"] == 2 and content["solvent only"]["maps"] == 1
+    assert content["molecule"]["global_rmse"] == pytest.approx(np.sqrt(0.5))
+    assert content["solvent only"]["global_rmse"] == pytest.approx(8.0)

@@ -124,7 +124,9 @@ BANDS = ((2.0, 2.5), (2.5, 4.0), (4.0, 6.0), (6.0, 10.0), (10.0, 15.0), (15.0, 3
 
 
 def breakdown(p: dict[str, np.ndarray], data: dict[str, np.ndarray]) -> dict[str, dict[str, dict]]:
-    """``scores`` by noise kind, mask kind, voxel size (1 Å or coarser) and band of true resolution."""
+    """``scores`` by noise kind, mask kind, voxel size (1 Å or coarser), band of true resolution and content:
+    patches holding molecule, and patches of solvent only (no voxel in the true mask), whose "true" global value
+    is the median of a resolution field over nothing but solvent: a number no map shows."""
     from training.resolution_data import MASK_KINDS, NOISE_KINDS
 
     truth = data["global"]
@@ -138,6 +140,9 @@ def breakdown(p: dict[str, np.ndarray], data: dict[str, np.ndarray]) -> dict[str
         out["voxel"] = {"1 Å": scores(p, truth, ~coarse), "1–3 Å": scores(p, truth, coarse)} if coarse.any() else {}
     out["band"] = {f"{lo:g}–{hi:g} Å": scores(p, truth, (truth >= lo) & (truth < hi)) for lo, hi in BANDS
                    if ((truth >= lo) & (truth < hi)).any()}
+    molecule = data["masks"].reshape(len(truth), -1).any(axis=1)
+    out["content"] = {k: scores(p, truth, pick) for k, pick in (("molecule", molecule), ("solvent only", ~molecule))
+                      if pick.any()}
     return out
 
 
