@@ -49,6 +49,30 @@ def test_training_data_covers_every_noise_mask_and_voxel_kind_and_sample_i_depen
     np.testing.assert_array_equal(few["maps"], many["maps"][:5])
 
 
+def test_patches_at_finer_voxels_are_the_recipe_in_voxels_with_labels_in_angstrom(shared_data, monkeypatch) -> None:
+    """At 0.5 Å voxels the recipe runs on the molecule magnified twice, with its resolution range in voxels; what
+    comes back (resolutions, voxel sizes, B-factors) is in Å (Å²), within the range asked for."""
+    from training import resolution_data as rd
+
+    fine = rd.build(12, 7, "train", voxel=0.5, resolution_range=(1.25, 4.0))
+    assert np.all((fine["base"] >= 1.25) & (fine["base"] <= 4.0))
+    local = fine["local"].astype(np.float32)
+    assert local.min() >= 1.25 - 1e-2 and local.max() <= 4.0 * 1.3 + 0.05
+    assert np.all((fine["voxel"] >= 0.5) & (fine["voxel"] <= 1.5)) and fine["voxel"].min() == 0.5
+    assert 0 < np.abs(fine["bfactor"]).max() <= 100 * 0.5 ** 2 + 1e-3  # −100…60 voxels², 0.25 Å² each
+    for i in range(12):
+        inside = local[i][fine["masks"][i]] if fine["masks"][i].any() else local[i]
+        assert abs(fine["global"][i] - np.median(inside)) < 1e-2
+    seen = []
+    monkeypatch.setattr(rd, "make_sample", lambda models, rng, protocol, low, high: seen.append((models, low, high)))
+    rd._samples((rd.TEST_MODELS, 7, range(1), False, 0.5, 2.5, 8.0))
+    (models, low, high), = seen
+    for (xyz, z), (xyz1, z1) in zip(models, rd.load_models(rd.TEST_MODELS)):
+        np.testing.assert_allclose(xyz, 2 * xyz1)
+        np.testing.assert_array_equal(z, z1)
+    assert (low, high) == (2.5, 8.0)
+
+
 def test_a_low_passed_patch_is_cut_from_a_low_passed_box_not_wrapped_around(shared_data, monkeypatch) -> None:
     """Low-passed on the patch itself, a 10–20 Å patch's opposite faces came out alike (correlation 0.99: the
     transform wraps the patch around); cut from a box low-passed as a whole, they are as unlike as density 31 Å
@@ -86,6 +110,50 @@ def test_training_runs_and_writes_a_recorded_weight_file(model: str, tmp_path, s
     assert len(recipe["data_sha256"]["train"]) == 64
     assert recipe["interval"]["calibration"]["count"] == 8 and 0 <= recipe["test"]["interval_coverage"] <= 1
     assert set(recipe["test"]["by"]) >= {"noise", "mask", "band", "content"}
+
+
+def test_a_model_of_finer_voxels_is_trained_in_voxels_and_scored_in_angstrom(tmp_path, shared_data) -> None:
+    import h5py
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, cwd=REPO)
+
+    fine = ("--voxel", "0.5", "--resolution-range", "1.25", "4")
+    assert run("training.resolution_data", "--out", str(tmp_path), "--count", "6", "--split", "train", *fine
+               ).returncode == 0
+    assert run("training.resolution_data", "--out", str(tmp_path), "--count", "4", "--split", "test", "--seed", "1",
+               *fine).returncode == 0
+    made = json.loads((tmp_path / "train.json").read_text())
+    assert made["voxel_size"] == 0.5 and made["resolution_range"] == [1.25, 4.0]
+    r = run("training.train_resolution", "--data", str(tmp_path), "--model", "local", "--minutes", "0.02",
+            "--out", str(tmp_path / "w.h5"), "--calibration-count", "8")
+    assert r.returncode == 0, r.stderr[-2000:]
+    with h5py.File(tmp_path / "w.h5", "r") as f:
+        recipe = json.loads(f.attrs["recipe"])
+    assert set(recipe["test"]["by"]["voxel"]) <= {"0.5 Å", "0.5–1.5 Å"}
+    refused = run("training.train_resolution", "--data", str(tmp_path), "--model", "cnn3d", "--minutes", "0.01",
+                  "--out", str(tmp_path / "c.h5"))
+    assert refused.returncode != 0 and "need a model of local resolution" in refused.stderr
+
+
+def test_a_model_answers_in_its_voxels_and_is_scored_in_angstrom() -> None:
+    """A model that reads 4 voxels everywhere reads 2 Å at 0.5 Å voxels."""
+    import torch
+
+    from training.train_resolution import per_sample
+
+    class Four(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            shape = (x.shape[0],) + tuple(x.shape[2:])
+            return torch.full(shape, float(np.log(4.0))), torch.ones(shape), torch.zeros(x.shape[0])
+
+    n = 8
+    data = {"maps": np.zeros((2, n, n, n), np.float16), "local": np.full((2, n, n, n), 2.0, np.float16),
+            "masks": np.ones((2, n, n, n), bool)}
+    p = per_sample(Four(), data, voxel=0.5)
+    np.testing.assert_allclose(p["global"], 2.0)
+    assert p["sq"].sum() == 0 and p["n"].sum() == 2 * n ** 3  # local 2 Å everywhere: no error
+    np.testing.assert_allclose(per_sample(Four(), data)["global"], 4.0)
 
 
 @pytest.mark.parametrize("resolution", [4.0, 8.0])

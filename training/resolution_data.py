@@ -1,6 +1,7 @@
 """Training and test data for the learned resolution estimators, made by our own simulator from a seed.
 
     python -m training.resolution_data --out DIR [--count 4000] [--seed 0] [--split train|test] [--extra-models SDIST]
+                                       [--voxel 1] [--resolution-range 2.5 20]
 
 Each sample is a CUBE³ patch at 1 Å per voxel (x, y, z) of a simulated map with exact labels:
 - an atomic model (../shared/data/models_for_simulation; TRAIN_MODELS for training, TEST_MODELS never used in
@@ -34,7 +35,10 @@ Each sample is a CUBE³ patch at 1 Å per voxel (x, y, z) of a simulated map wit
 - labels: local resolution (Å) per voxel, the molecular mask, and the global resolution (median of the local
   resolution inside the mask) with its class (high < 5 Å ≤ medium ≤ 10 Å < low).
 Voxel sizes: the set is at 1 Å; the estimator resamples any map to 1 Å in Fourier space (so 2.5 Å is the
-finest resolution it can see: LOW; a map of coarser voxels is the COARSE_FRACTION case). Writes DIR/SPLIT.npz
+finest resolution it can see: LOW; a map of coarser voxels is the COARSE_FRACTION case). With ``--voxel v`` (the
+``fine`` model's set: 0.5 Å, 1.25–4 Å) the whole recipe above is in voxels and the molecules are magnified 1/v
+times: a patch is then exactly the patch of that many Å at v Å per voxel, resolutions, B-factors, zones and
+distances scaled with it (labels stored in Å). Writes DIR/SPLIT.npz
 (float16 maps, float16 labels, bool masks, and per sample its noise and mask kind, voxel size, base
 resolution, SNR (NaN for post-processed maps), B-factor and look (0 unless post-processed)) and DIR/SPLIT.json
 (recipe).
@@ -66,7 +70,13 @@ MARGIN = 8  # voxels around the patch in which its Fourier-space steps are done 
 WORK = CUBE + 2 * MARGIN
 LOW, HIGH = 2.5, 20.0
 VARIATION = 0.35
-LADDER = np.exp(np.linspace(np.log(LOW * 0.7), np.log(HIGH * 1.45), 12))
+
+
+def ladder(low: float, high: float) -> np.ndarray:
+    """The resolutions (voxels) of the molmap levels a field between ``low`` and ``high`` is interpolated from."""
+    return np.exp(np.linspace(np.log(low * 0.7), np.log(high * 1.45), 12))
+
+
 COARSE_FRACTION = 0.3
 COARSE_MAX = 3.0  # Å: the coarsest voxels simulated (never above R/2)
 EXTRA_SDIST = "mdanalysistests-2.11.0.tar.gz"
@@ -117,9 +127,11 @@ OFF_CENTRE_FRACTION, OFF_CENTRE_A = 0.2, (10.0, 50.0)  # patches centred this fa
 SHARPEN_FRACTION, BLUR_FRACTION = 0.3, 0.2  # B-factors of −(0–100) / +(0–60) Å² applied up to the resolution
 
 
-def make_sample(models: list[tuple[np.ndarray, np.ndarray]], rng: np.random.Generator, seed_protocol: bool = False
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-    """(map, local resolution Å, mask, what was done), each array CUBE³. ``seed_protocol``: as the seed paper
+def make_sample(models: list[tuple[np.ndarray, np.ndarray]], rng: np.random.Generator, seed_protocol: bool = False,
+                low: float = LOW, high: float = HIGH) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    """(map, local resolution, mask, what was done), each array CUBE³, every length in voxels (Å for models at their
+    own size; ``build`` magnifies them for finer voxels); base resolutions log-uniform in [``low``, ``high``]
+    voxels. ``seed_protocol``: as the seed paper
     simulated its maps — one of SEED_RESOLUTIONS everywhere, no noise, no B-factor, no mask, 1 Å voxels. Every
     step in Fourier space (low-pass, post-processing, B-factor, coarse voxels) is done on a WORK³ box around the
     patch and the patch cut from its middle: done on the patch itself, it wraps around its edges, and the ringing
@@ -140,16 +152,17 @@ def make_sample(models: list[tuple[np.ndarray, np.ndarray]], rng: np.random.Gene
         return m, f, k, {"noise": "clean", "mask": "none", "voxel": 1.0, "base": r, "snr": float("inf")}
     origin, near = _around(xyz, centre)
     shape = (WORK,) * 3
-    base = float(np.exp(rng.uniform(np.log(LOW), np.log(HIGH))))
+    base = float(np.exp(rng.uniform(np.log(low), np.log(high))))
     kind = NOISE_KINDS[rng.choice(len(NOISE_KINDS), p=NOISE_ODDS)]
     mask = synthetic.atom_mask(xyz[near], shape, origin, 1.0)
     if kind == "postprocessed":
         field, signal, noise, info = _postprocessed(xyz, z, near, origin, home, base, rng, off_centre)
     else:
         spread = float(np.exp(rng.uniform(0, VARIATION)))
-        field = synthetic.smooth_field(shape, rng, max(LOW, base / spread), min(HIGH * 1.3, base * spread),
+        field = synthetic.smooth_field(shape, rng, max(low, base / spread), min(high * 1.3, base * spread),
                                        float(rng.uniform(6, 14)))
-        used = LADDER[max(0, np.searchsorted(LADDER, field.min()) - 1):np.searchsorted(LADDER, field.max()) + 1]
+        steps = ladder(low, high)
+        used = steps[max(0, np.searchsorted(steps, field.min()) - 1):np.searchsorted(steps, field.max()) + 1]
         levels = synthetic.levels(xyz[near], z[near], shape, origin, 1.0, used)
         signal = synthetic.follow_field(levels, used, field)
         reference = _signal_sd(xyz, z, home) if off_centre else None  # the SD the noise is scaled by
@@ -336,10 +349,12 @@ def _apply_bfactor(values: np.ndarray, bfactor: float, resolution: float) -> np.
     return scipy.fft.irfftn(f * np.exp(-bfactor * np.minimum(s2, 1 / resolution ** 2) / 4), s=values.shape)
 
 
-def build(count: int, seed: int, split: str, extra: list[Path] | None = None, seed_protocol: bool = False
-          ) -> dict[str, np.ndarray]:
+def build(count: int, seed: int, split: str, extra: list[Path] | None = None, seed_protocol: bool = False,
+          voxel: float = 1.0, resolution_range: tuple[float, float] = (LOW, HIGH)) -> dict[str, np.ndarray]:
     """``count`` samples of the split (sample i drawn from the generator seeded by (seed, i), on every core);
-    ``extra`` model files join the training models; ``seed_protocol``: see ``make_sample``."""
+    ``extra`` model files join the training models; ``seed_protocol``: see ``make_sample``. Patches of ``voxel`` Å
+    (the recipe is in voxels: a finer voxel is the molecule magnified, so every length the recipe draws is that
+    many voxels) with base resolutions in ``resolution_range`` Å; labels, base resolutions and voxel sizes in Å."""
     import contextlib
     from concurrent.futures import ProcessPoolExecutor
 
@@ -353,13 +368,15 @@ def build(count: int, seed: int, split: str, extra: list[Path] | None = None, se
     t0 = time.perf_counter()
     chunks = [range(a, min(count, a + 100)) for a in range(0, count, 100)]
     workers = min(cores(), len(chunks))
-    jobs = [(names, seed, chunk, seed_protocol) for chunk in chunks]
+    low, high = (r / voxel for r in resolution_range)
+    jobs = [(names, seed, chunk, seed_protocol, voxel, low, high) for chunk in chunks]
     with ProcessPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
         for chunk, samples in zip(chunks, (pool.map if pool else map)(_samples, jobs)):
             for i, (m, r, k, info) in zip(chunk, samples):
                 maps[i] = normalize(m)
-                local[i], masks[i] = r, k
-                infos.append(info)
+                local[i], masks[i] = r * voxel, k
+                infos.append({**info, **{key: info[key] * voxel ** power for key, power in UNITS.items()
+                                         if key in info}})
             if chunk[-1] + 1 == count or (chunk[-1] + 1) % 1000 == 0:
                 print(f"{split}: {chunk[-1] + 1}/{count} samples, {time.perf_counter() - t0:.0f} s", file=sys.stderr,
                       flush=True)
@@ -371,15 +388,16 @@ def build(count: int, seed: int, split: str, extra: list[Path] | None = None, se
                                                                                         "bfactor", "look")}}
 
 
+UNITS = {"voxel": 1, "base": 1, "bfactor": 2}  # info keys in voxels (or voxels²): × voxel size^power is Å (Å²)
 _MODELS: dict[tuple[str, ...], list] = {}  # per process: the models of a split, loaded once
 
 
-def _samples(job: tuple[list[str], int, range, bool]) -> list:
-    names, seed, chunk, seed_protocol = job
+def _samples(job: tuple[list[str], int, range, bool, float, float, float]) -> list:
+    names, seed, chunk, seed_protocol, voxel, low, high = job
     if tuple(names) not in _MODELS:
         _MODELS[tuple(names)] = load_models(names)
-    models = _MODELS[tuple(names)]
-    return [make_sample(models, np.random.default_rng([seed, i]), seed_protocol) for i in chunk]
+    models = [(xyz / voxel, z) for xyz, z in _MODELS[tuple(names)]] if voxel != 1.0 else _MODELS[tuple(names)]
+    return [make_sample(models, np.random.default_rng([seed, i]), seed_protocol, low, high) for i in chunk]
 
 
 def normalize(values: np.ndarray) -> np.ndarray:
@@ -394,16 +412,21 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--count", type=int, default=4000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--split", choices=["train", "test"], default="train")
+    ap.add_argument("--voxel", type=float, default=1.0, help="the patches' voxel size (Å): the recipe in voxels, the "
+                    "molecules magnified (default 1)")
+    ap.add_argument("--resolution-range", type=float, nargs=2, default=(LOW, HIGH), metavar=("LOW", "HIGH"),
+                    help=f"base resolutions (Å; default {LOW:g} {HIGH:g})")
     ap.add_argument("--extra-models", type=Path, default=None, metavar="SDIST",
                     help=f"{EXTRA_SDIST}: add its DSSP test chains to the training models")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     extra = extra_models(args.extra_models, args.out / "models") if args.extra_models and args.split == "train" else []
-    data = build(args.count, args.seed, args.split, [args.out / "models" / n for n in extra])
+    data = build(args.count, args.seed, args.split, [args.out / "models" / n for n in extra], voxel=args.voxel,
+                 resolution_range=tuple(args.resolution_range))
     np.savez(args.out / f"{args.split}.npz", **data)
     recipe = {"command": " ".join(["python -m training.resolution_data", *(sys.argv[1:] if argv is None else argv)]),
               "count": args.count, "seed": args.seed, "split": args.split, "cube": CUBE, "margin": MARGIN,
-              "voxel_size": 1.0, "resolution_range": [LOW, HIGH], "variation": VARIATION,
+              "voxel_size": args.voxel, "resolution_range": list(args.resolution_range), "variation": VARIATION,
               "noise_kinds": dict(zip(NOISE_KINDS, NOISE_ODDS)), "mask_kinds": dict(zip(MASK_KINDS, MASK_ODDS)),
               "postprocessed": {"look": LOOK, "half_map_b_per_r2": HALF_MAP_B, "fsc_at_resolution": FSC_AT_R},
               "sharpen_fraction": SHARPEN_FRACTION, "blur_fraction": BLUR_FRACTION,

@@ -87,15 +87,17 @@ def predictions(model: torch.nn.Module, kind: str, x: torch.Tensor) -> tuple[np.
     return np.asarray(glob), local, mask
 
 
-def per_sample(model: torch.nn.Module, data: dict[str, np.ndarray], kind: str = "local", batch: int = 32
-               ) -> dict[str, np.ndarray]:
+def per_sample(model: torch.nn.Module, data: dict[str, np.ndarray], kind: str = "local", batch: int = 32,
+               voxel: float = 1.0) -> dict[str, np.ndarray]:
     """Per sample: the global estimate (Å, as the estimator reports it), the sum and count of squared local
-    errors (Å², inside the true mask, true resolution 2–8 Å) and the mask's intersection and union."""
+    errors (Å², inside the true mask, true resolution 2–8 Å) and the mask's intersection and union. The model
+    reads patches of ``voxel`` Å and answers in voxels."""
     model.eval()
     out: dict[str, list] = {"global": [], "sq": [], "n": [], "inter": [], "union": []}
     with torch.inference_mode():
         for s in range(0, len(data["maps"]), batch):
             glob, local, mask = predictions(model, kind, torch.as_tensor(data["maps"][s:s + batch].astype(np.float32)))
+            glob, local = glob * voxel, (local * voxel if local is not None else None)
             out["global"].append(glob)
             true_local, true_mask = data["local"][s:s + batch].astype(np.float32), data["masks"][s:s + batch]
             band = true_mask & (true_local >= 2) & (true_local <= 8)
@@ -120,7 +122,7 @@ def scores(p: dict[str, np.ndarray], truth: np.ndarray, pick: np.ndarray | None 
             "mask_iou": float(p["inter"][pick].sum() / union) if union else None, "maps": int(pick.sum())}
 
 
-BANDS = ((2.0, 2.5), (2.5, 4.0), (4.0, 6.0), (6.0, 10.0), (10.0, 15.0), (15.0, 30.0))  # Å, true global resolution
+BANDS = ((1.0, 2.0), (2.0, 2.5), (2.5, 4.0), (4.0, 6.0), (6.0, 10.0), (10.0, 15.0), (15.0, 30.0))  # Å, true global
 
 
 def breakdown(p: dict[str, np.ndarray], data: dict[str, np.ndarray]) -> dict[str, dict[str, dict]]:
@@ -136,8 +138,10 @@ def breakdown(p: dict[str, np.ndarray], data: dict[str, np.ndarray]) -> dict[str
                         if (data["noise_kind"] == i).any()}
         out["mask"] = {k: scores(p, truth, data["mask_kind"] == i) for i, k in enumerate(MASK_KINDS)
                        if (data["mask_kind"] == i).any()}
-        coarse = data["voxel"] > 1.0
-        out["voxel"] = {"1 Å": scores(p, truth, ~coarse), "1–3 Å": scores(p, truth, coarse)} if coarse.any() else {}
+        native = float(data["voxel"].min())  # the patches' own voxel size; coarser ones were sampled at up to 3×
+        coarse = data["voxel"] > native
+        out["voxel"] = ({f"{native:g} Å": scores(p, truth, ~coarse),
+                         f"{native:g}–{3 * native:g} Å": scores(p, truth, coarse)} if coarse.any() else {})
     out["band"] = {f"{lo:g}–{hi:g} Å": scores(p, truth, (truth >= lo) & (truth < hi)) for lo, hi in BANDS
                    if ((truth >= lo) & (truth < hi)).any()}
     molecule = data["masks"].reshape(len(truth), -1).any(axis=1)
@@ -147,9 +151,10 @@ def breakdown(p: dict[str, np.ndarray], data: dict[str, np.ndarray]) -> dict[str
 
 
 def evaluate(model: torch.nn.Module, data: dict[str, np.ndarray], kind: str = "local", batch: int = 32,
-             calibration: dict[str, Any] | None = None) -> dict[str, Any]:
-    """``scores`` of all samples, with the ``breakdown``, and the coverage of a calibrated ``interval``."""
-    p = per_sample(model, data, kind, batch)
+             calibration: dict[str, Any] | None = None, voxel: float = 1.0) -> dict[str, Any]:
+    """``scores`` of all samples, with the ``breakdown``, and the coverage of a calibrated ``interval`` (a model
+    reading patches of ``voxel`` Å)."""
+    p = per_sample(model, data, kind, batch, voxel)
     out: dict[str, Any] = {**scores(p, data["global"]), "by": breakdown(p, data)}
     if calibration:
         ratio = np.log(p["global"] / data["global"])
@@ -162,12 +167,15 @@ COVERAGE = 0.9  # of the calibrated interval
 CALIBRATION = {"split": "test", "seed": 2, "count": 300}  # held-out models, another seed than the test set's
 
 
-def calibrate(model: torch.nn.Module, kind: str, count: int = CALIBRATION["count"]) -> dict[str, Any]:
-    """The 5th and 95th percentiles of log(estimate/truth) on ``count`` calibration samples of held-out models."""
-    from training.resolution_data import build
+def calibrate(model: torch.nn.Module, kind: str, count: int = CALIBRATION["count"], voxel: float = 1.0,
+              resolution_range: tuple[float, float] | None = None) -> dict[str, Any]:
+    """The 5th and 95th percentiles of log(estimate/truth) on ``count`` calibration samples of held-out models
+    (patches of ``voxel`` Å, base resolutions in ``resolution_range`` Å: the training data's)."""
+    from training.resolution_data import HIGH, LOW, build
 
-    data = build(count, CALIBRATION["seed"], CALIBRATION["split"])
-    ratio = np.log(per_sample(model, data, kind)["global"] / data["global"])
+    data = build(count, CALIBRATION["seed"], CALIBRATION["split"], voxel=voxel,
+                 resolution_range=resolution_range or (LOW, HIGH))
+    ratio = np.log(per_sample(model, data, kind, voxel=voxel)["global"] / data["global"])
     lo, hi = np.quantile(ratio, [(1 - COVERAGE) / 2, (1 + COVERAGE) / 2])
     return {"coverage": COVERAGE, "log_ratio_low": float(lo), "log_ratio_high": float(hi),
             "calibration": {**CALIBRATION, "count": count}}
@@ -189,6 +197,12 @@ def train(data_dir: Path, name: str, minutes: float, seed: int, width: int = 8, 
     rng = np.random.default_rng(seed)
     train_set = dict(np.load(data_dir / "train.npz"))
     test_set = dict(np.load(data_dir / "test.npz"))
+    made = json.loads((data_dir / "train.json").read_text())
+    voxel = float(made.get("voxel_size", 1.0))  # the model reads and answers in voxels of this size
+    if voxel != 1.0 and models.KINDS[name] != "local":
+        raise SystemExit(f"{data_dir}: patches of {voxel:g} Å need a model of local resolution, not {name}")
+    for key in ("local", "global"):
+        train_set[key] = (train_set[key].astype(np.float32) / voxel).astype(train_set[key].dtype)
     start = None
     if init is not None:  # fine-tuning: the weights it starts from, and how they were made, go into the recipe
         model, before = models.read(init)
@@ -217,8 +231,9 @@ def train(data_dir: Path, name: str, minutes: float, seed: int, width: int = 8, 
         if step % 50 == 0:
             log.append({"step": step, "seconds": round(elapsed, 1), **parts})
             print(f"step {step} ({elapsed:.0f} s): {parts}", file=sys.stderr, flush=True)
-    interval = calibrate(model, kind, calibration_count)
-    figures = evaluate(model, test_set, kind, calibration=interval)
+    span = made.get("resolution_range")
+    interval = calibrate(model, kind, calibration_count, voxel, tuple(span) if span else None)
+    figures = evaluate(model, test_set, kind, calibration=interval, voxel=voxel)
     recipe = {"data": {k: json.loads((data_dir / f"{k}.json").read_text()) for k in ("train", "test")},
               "data_sha256": {k: _sha256(data_dir / f"{k}.npz") for k in ("train", "test")},
               "seed": seed, "steps": step, "minutes": minutes, "batch": 16, "optimizer": f"Adam {lr:g}, cosine to 0",
