@@ -49,7 +49,7 @@ from nemap.io.mrc import read_mrc
 from nemap.resolution import models, synthetic
 from nemap.resolution.classes import classify
 from nemap.resolution.edge import edge_resolution
-from nemap.resolution.estimate import estimate
+from nemap.resolution.estimate import estimate, model_voxel
 from nemap.resolution.fsc import fsc
 from nemap.resolution.locres import local_resolution
 from nemap.resolution.monogenic import monogenic_local_resolution
@@ -68,18 +68,28 @@ LOOKS = (0.8, 1.0, 1.2, 1.4, 1.6, 1.8, 2.0, 2.4)  # × the deposited resolution:
 
 
 def simulated(names: list[str], count: int, seed_protocol: bool = False) -> dict:
-    data = resolution_data.build(count, 1, "test", seed_protocol=seed_protocol)
+    """Each model on held-out patches of its own voxel size and resolution range (1 Å and 2.5–20 Å but for
+    ``fine``: 0.5 Å, 1.25–4 Å); the seed protocol (1 Å) for the 1 Å models only."""
+    sets: dict[tuple, dict] = {}
     out = {}
     for name in names:
         net, recipe = models.load(name)
-        out[name] = evaluate(net, data, models.KINDS[name], calibration=recipe.get("interval"))
+        voxel = model_voxel(recipe)
+        span = tuple(recipe["data"]["train"].get("resolution_range", (resolution_data.LOW, resolution_data.HIGH)))
+        if seed_protocol and voxel != 1.0:
+            continue
+        if (voxel, span) not in sets:
+            sets[voxel, span] = resolution_data.build(count, 1, "test", seed_protocol=seed_protocol, voxel=voxel,
+                                                      resolution_range=span)
+        out[name] = {**evaluate(net, sets[voxel, span], models.kind_of(net), calibration=recipe.get("interval"),
+                                voxel=voxel), "set": f"{voxel:g} Å voxels, {span[0]:g}–{span[1]:g} Å"}
     return out
 
 
 def whole_cases(toy: bool) -> list[whole_maps.Case]:
     """The whole-map cases: every noise kind at 1 Å without a mask; masks with white noise and post-processed maps
     (as deposited maps are made: ``resolution_data.post_processed``); voxel sizes with white noise; then the same
-    at 2 and 2.5 Å (zoned masks only, 0.5 Å voxels only)."""
+    at 2 and 2.5 Å (zoned masks only, 0.5 Å voxels only), and at 1.5 Å on 0.5 Å voxels."""
     Case = whole_maps.Case
     if toy:
         return [Case(8.0, "clean"), Case(8.0, "white"), Case(8.0, "white", "zone"), Case(8.0, "white", voxel=2.0)]
@@ -91,6 +101,9 @@ def whole_cases(toy: bool) -> list[whole_maps.Case]:
     cases += [Case(r, noise) for r in fine for noise in ("clean", "white", "coloured", "filtered", "postprocessed")]
     cases += [Case(r, noise, "zone") for r in fine for noise in ("white", "postprocessed")]
     cases += [Case(r, "white", voxel=0.5) for r in fine]
+    # 1.5 Å at 0.5 Å voxels: the fine model's range (appended again)
+    cases += [Case(1.5, noise, voxel=0.5) for noise in ("clean", "white", "coloured", "filtered", "postprocessed")]
+    cases += [Case(1.5, noise, "zone", voxel=0.5) for noise in ("white", "postprocessed")]
     return cases
 
 
@@ -264,15 +277,31 @@ def against_locres(names: list[str]) -> list[dict]:
     return rows
 
 
-def timing(names: list[str], edge: int) -> list[dict]:
+def timed_maps(edge: int) -> dict[str, Grid]:
+    """The edge³ maps at 1 Å voxels that are timed: smoothed noise (what the 15-s target was first measured on), and
+    a 2 Å whole-map simulation (white noise) tiled to the edge, which `local` reads at its floor and the default
+    reads again with `fine` (on a 64 Å cube)."""
     rng = np.random.default_rng(0)
-    grid = Grid(ndimage.gaussian_filter(rng.standard_normal((edge,) * 3), 1.5).astype(np.float32),
-                Geometry((edge,) * 3, (1.0,) * 3))
+    smooth = ndimage.gaussian_filter(rng.standard_normal((edge,) * 3), 1.5).astype(np.float32)
+    tile, _, _ = whole_maps.simulate(whole_maps.Case(2.0, "white"), seed=0, atoms=whole_maps.molecule(),
+                                     halves=False)
+    reps = -(-edge // tile.values.shape[0])
+    fine = np.tile(tile.values, (reps,) * 3)[:edge, :edge, :edge]
+    return {name: Grid(v, Geometry((edge,) * 3, (1.0,) * 3)) for name, v in (("smooth", smooth), ("2 Å tiled", fine))}
+
+
+def timing(names: list[str], edge: int) -> list[dict]:
+    """Seconds per estimate of each of ``timed_maps`` and what answered, for the models that read at 1 Å (``fine``
+    reads the whole map at 0.5 Å when asked by name: 8× the voxels)."""
     out = []
-    for name in names:
-        t0 = time.perf_counter()
-        estimate(grid, model=name)
-        out.append({"model": name, "edge": edge, "seconds": time.perf_counter() - t0})
+    for kind, grid in timed_maps(edge).items():
+        for name in [n for n in names if model_voxel(models.load(n)[1]) == 1.0]:
+            t0 = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                e = estimate(grid, model=name)
+            out.append({"model": name, "edge": edge, "map": kind, "answered_by": e.model,
+                        "seconds": time.perf_counter() - t0})
     return out
 
 
@@ -287,11 +316,11 @@ def _table(header: list[str], rows: list[list]) -> list[str]:
 
 
 def _patch_rows(result: dict) -> list[str]:
-    rows = _table(["model", "class accuracy", "global RMSE (Å)", "local RMSE 2–8 Å (Å)", "mask IoU",
+    rows = _table(["model", "held-out set", "class accuracy", "global RMSE (Å)", "local RMSE 2–8 Å (Å)", "mask IoU",
                    "90 % interval coverage", "maps"],
-                  [[m, num(r["class_accuracy"], ".3f"), num(r["global_rmse"], ".2f"), num(r["local_rmse_2_8"], ".2f"),
-                    num(r["mask_iou"], ".2f"), num(r.get("interval_coverage"), ".2f"), r["maps"]]
-                   for m, r in result["simulated"].items()])
+                  [[m, r.get("set", "1 Å voxels, 2.5–20 Å"), num(r["class_accuracy"], ".3f"),
+                    num(r["global_rmse"], ".2f"), num(r["local_rmse_2_8"], ".2f"), num(r["mask_iou"], ".2f"),
+                    num(r.get("interval_coverage"), ".2f"), r["maps"]] for m, r in result["simulated"].items()])
     for m, r in result["simulated"].items():
         rows += ["", f"`{m}` by group (held-out patches):", ""]
         rows += _table(["group", "class accuracy", "global RMSE (Å)", "local RMSE 2–8 Å (Å)", "maps"],
@@ -334,8 +363,9 @@ def render(result: dict) -> str:
     rows += ["", *_table(["model", "zone at 2.5 Å: learned / FSC", "zone at 6 Å: learned / FSC"],
                          [[r["model"], f"{r['zone0_learned']:.2f} / {r['zone0_fsc']:.2f}",
                            f"{r['zone1_learned']:.2f} / {r['zone1_fsc']:.2f}"] for r in result["against_locres"]])]
-    rows += ["", *_table(["model", "map", "seconds"], [[t["model"], f"{t['edge']}³", f"{t['seconds']:.1f}"]
-                                                         for t in result["timing"]])]
+    rows += ["", *_table(["model", "map", "answered by", "seconds"],
+                         [[t["model"], f"{t['edge']}³ {t.get('map', 'smooth')}", t.get("answered_by", t["model"]),
+                           f"{t['seconds']:.1f}"] for t in result["timing"]])]
     rows += ["", "Targets (issue 30), default model:", "", *_table(["target", "figure", "met"], result["targets"])]
     if result.get("targets_edge"):
         rows += ["", "The real-map target for `--model edge` (global only; no simulated-patch figures):", "",
@@ -375,7 +405,9 @@ def targets(result: dict, model: str) -> list[list]:
                      seed["class_accuracy"] >= 0.995])
     t = [x for x in result["timing"] if x["model"] == model]
     if t:
-        rows.append([f"{t[0]['edge']}³ map ≤ 15 s (2 cores)", f"{t[0]['seconds']:.1f} s", t[0]["seconds"] <= 15])
+        rows.append([f"{t[0]['edge']}³ map ≤ 15 s (2 cores; the slowest timed map)",
+                     ", ".join(f"{x.get('map', 'smooth')} {x['seconds']:.1f} s" for x in t),
+                     max(x["seconds"] for x in t) <= 15])
     return rows
 
 

@@ -139,6 +139,7 @@ def test_command_line(tmp_path) -> None:
     assert "image.mrc" in flat.stderr and "2-D image" in flat.stderr
     listed = run("resolution", "--list-models")
     assert listed.returncode == 0 and listed.stdout.startswith(("cnn3d", "dnn", "local"))
+    assert all('"voxel_size": ' in line for line in listed.stdout.splitlines())
 
 
 def test_store_in_a_nemap_file_and_the_graph_uses_it(tmp_path) -> None:
@@ -244,10 +245,70 @@ def test_an_estimate_at_the_floor_of_the_training_range_has_an_interval_down_to_
     assert below_floor(3.0, (2.4, 3.8), recipe, coarse, []) == (2.4, 3.8)  # its voxels hold nothing finer
 
 
-def test_a_2_angstrom_map_reads_at_the_floor_and_its_interval_holds_it(shared_data) -> None:
+def test_a_2_angstrom_map_is_read_again_by_the_fine_model_and_its_interval_holds_it(shared_data) -> None:
     from training import whole_maps
 
     grid, _, _ = whole_maps.simulate(whole_maps.Case(2.0, "white", voxel=0.5))
     e = estimate(grid)
-    assert e.global_resolution > 2.5  # what the models cannot tell apart (docs/resolution.md)
+    assert e.model == "local+fine" and any("read again by fine at 0.5 Å voxels" in n for n in e.notes)
+    assert abs(e.global_resolution - 2.0) < 0.5  # `local` alone reads it 2.9-3.0 Å (its floor)
     assert e.interval[0] <= 2.0 <= e.interval[1]
+    alone = estimate(grid, model="fine")  # on its own, its noise measured at 0.5 Å, not carried from 1 Å
+    assert alone.model == "fine" and alone.global_resolution == pytest.approx(e.global_resolution, rel=0.01)
+    assert alone.local.values.shape == grid.values.shape
+
+
+def _fake_fine(monkeypatch, answer: float) -> list:
+    """The fine model replaced by one whose reading is ``answer`` Å; the calls to ``read`` it gets."""
+    from nemap.resolution import estimate as est
+
+    recipe = {"data": {"train": {"voxel_size": 0.5, "resolution_range": [1.25, 4.0]}}}
+    calls: list = []
+    monkeypatch.setattr(est, "available", lambda: ["fine", "local"])
+    monkeypatch.setattr(est, "load", lambda name: (None, recipe))
+    monkeypatch.setattr(est, "read", lambda grid, net, kind, voxel, *rest: calls.append(voxel) or est.Reading(
+        answer, np.full(grid.values.shape, answer, np.float32), np.ones(grid.values.shape, bool)))
+    return calls
+
+
+@pytest.mark.parametrize("voxel, first, answer, model, calls", [
+    (0.5, 3.0, 2.1, "local+fine", [0.5]),  # at local's floor, on fine voxels: fine answers
+    (0.5, 3.0, 4.6, "local", [0.5]),  # fine reads beyond its 1.25-4 Å: local's reading kept
+    (0.5, 3.5, 2.1, "local", []),  # above the floor (1.25 × 2.5 Å): not read again
+    (1.5, 3.0, 2.1, "local", [])])  # 3 Å Nyquist: nothing finer than local's 2.5 Å to read
+def test_the_fine_model_reads_only_maps_at_the_default_models_floor(monkeypatch, voxel, first, answer, model,
+                                                                    calls) -> None:
+    from nemap.resolution.estimate import Reading, read_finer
+
+    made = _fake_fine(monkeypatch, answer)
+    grid = Grid(np.zeros((8, 8, 8), np.float32), Geometry((8, 8, 8), (voxel,) * 3, (0.0, 0.0, 0.0)))
+    recipe = {"data": {"train": {"voxel_size": 1.0, "resolution_range": [2.5, 20.0]}}}
+    notes: list[str] = []
+    first_reading = Reading(first, np.full((8, 8, 8), first, np.float32), np.ones((8, 8, 8), bool))
+    reading, used, name = read_finer(grid, first_reading, recipe, np.zeros((8, 8, 8), bool), False, "m", notes)
+    assert name == model and made == calls
+    assert reading.global_resolution == (answer if model == "local+fine" else first)
+    assert np.all(reading.local == reading.global_resolution)
+    assert used["data"]["train"]["voxel_size"] == (0.5 if model == "local+fine" else 1.0)
+    assert bool(notes) == bool(calls)
+
+
+def test_the_fine_model_reads_a_cube_of_at_most_64_angstrom_around_the_molecule(monkeypatch) -> None:
+    """Time: a 256³ map at 0.5 Å would cost the fine model 8× a 128³ one. The rest keeps local's reading."""
+    from nemap.resolution.estimate import Reading, fine_box, read_finer
+
+    _fake_fine(monkeypatch, 2.0)
+    shape = (200, 100, 140)
+    grid = Grid(np.zeros(shape, np.float32), Geometry(shape, (0.5,) * 3, (0.0, 0.0, 0.0)))
+    inside = np.zeros(shape, bool)
+    inside[150:190, 40:60, 0:20] = True  # near the x end and the z start: the cube is kept inside the map
+    first = Reading(3.0, np.full(shape, 3.0, np.float32), inside)
+    assert fine_box(grid, first) == (slice(72, 200), slice(0, 100), slice(0, 128))
+    notes: list[str] = []
+    reading, _, name = read_finer(grid, first, {"data": {"train": {"resolution_range": [2.5, 20]}}},
+                                  np.zeros(shape, bool), False, "m", notes)
+    assert name == "local+fine" and "128×100×128 voxels around the molecule's centre" in notes[0]
+    assert np.all(reading.local[72:, :, :128] == 2.0) and np.all(reading.local[:72] == 3.0)
+    assert np.all(reading.inside[72:, :, :128]) and not reading.inside[:72].any()
+    small = Grid(np.zeros((40, 40, 40), np.float32), Geometry((40, 40, 40), (1.0,) * 3, (0.0, 0.0, 0.0)))
+    assert fine_box(small, Reading(3.0)) == (slice(0, 40),) * 3  # under 64 Å: all of it

@@ -92,3 +92,29 @@ def test_the_monogenic_baseline_from_the_command_line(tmp_path) -> None:
     assert (tmp_path / "local.mrc").is_file()
     bad = run(tmp_path / "masked.mrc", "--model", "monogenic")
     assert bad.returncode == 1 and "no solvent" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("voxel", [0.8, 0.9, (0.8, 0.9, 1.0)])
+def test_noise_measured_on_a_maps_own_voxels_is_what_the_map_resampled_finer_holds(voxel) -> None:
+    """The fine model's noise comes from the whole map at its own voxels (the map resampled whole to 0.5 Å has 8×
+    the voxels of 1 Å): within 2 % inside the map's band, and what the band's corners hold beyond."""
+    from nemap.resolution.estimate import fourier_resample
+
+    rng = np.random.default_rng(3)
+    d = np.broadcast_to(np.asarray(voxel, dtype=np.float64), (3,))
+    n = (90, 84, 80)
+    values = rng.standard_normal(n)
+    solvent = np.zeros(n, bool)
+    solvent[:, :, :40] = True
+    measured = spectral.solvent_power(values, solvent, d, spacing=1 / 16)
+    fine = tuple(int(round(k * v / 0.5)) for k, v in zip(n, d))
+    resampled = fourier_resample(values.astype(np.float32), fine)
+    kept = np.zeros(fine, bool)
+    kept[:, :, :int(round(40 * d[2] / 0.5))] = True
+    direct = spectral.solvent_power(resampled, kept, 0.5, spacing=1 / 16)
+    converted = spectral.resampled_power(measured, (32, 32, 32), d, 0.5)
+    band = int(np.floor(0.5 / d.max() * 16)) - 1  # shells wholly inside the map's own band
+    np.testing.assert_allclose(converted[1:band], direct[1:band], rtol=0.02)
+    beyond = slice(band + 1, len(converted))
+    assert np.all(np.abs(converted[beyond] - direct[beyond]) <= 0.25 * direct[1:band].mean())
+    assert converted[-1] == 0 and direct[-1] < 1e-3 * direct[1]

@@ -118,7 +118,9 @@ def run_estimate(args: argparse.Namespace) -> int:
 
     if args.list_models:
         for name, recipe in resolution.shipped_models().items():
-            headline = {k: v for k, v in recipe.get("test", {}).items() if k != "by"}  # not the breakdown
+            made = recipe.get("data", {}).get("train", {})
+            headline = {"voxel_size": made.get("voxel_size", 1.0), "resolution_range": made.get("resolution_range"),
+                        **{k: v for k, v in recipe.get("test", {}).items() if k != "by"}}  # not the breakdown
             print(f"{name}: {json.dumps(headline)}")
         return 0
     if args.map is None:

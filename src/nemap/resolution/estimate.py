@@ -1,9 +1,10 @@
 """Resolution of a single map by a learned estimator (no half maps): global resolution and class, local
 resolution and molecular mask, each on the map's own grid.
 
-1. The map is resampled to 1 Å per voxel in Fourier space (its transform cropped or zero-padded, as RELION
-   and EMAN rescale maps: every frequency both grids hold is kept, nothing is blurred; the models were trained
-   at 1 Å, so 2.5 Å is the finest resolution they tell apart). Voxels whose 3³ neighbourhood is exactly
+1. The map is resampled to the model's voxel size in Fourier space (its transform cropped or zero-padded, as
+   RELION and EMAN rescale maps: every frequency both grids hold is kept, nothing is blurred): 1 Å for ``local``
+   and the seed paper's models, so 2.5 Å is the finest resolution they tell apart; 0.5 Å for ``fine`` (step 7).
+   Every step below runs on that grid, in Å. Voxels whose 3³ neighbourhood is exactly
    constant (solvent masked to a constant, as deposited maps often are) stay exactly constant.
 2. Its noise is measured: when the map has solvent (an unmasked box: ``nemap.resolution.noise.solvent_voxels``
    on the map smoothed by 1.5 Å, clusters under 50 Å³ beyond 3 SD taken as noise), the noise power per shell
@@ -38,8 +39,16 @@ weighted by their non-solvent share, its global resolution the probability-weigh
    patches (models never trained on, calibrated by the training script and stored in the weight file's
    recipe): a 90 % interval for a 32³ patch, wider than needed for a whole map (tested in
    ``benchmarks/resolution_models.py``). A learned estimate at the floor of the training range (up to FLOOR_READ
-   times its finest resolution, 2.5 Å) gets an interval down to the map's Nyquist resolution, and a note: the
-   models read every map finer than 2.5 Å as about 3 Å.
+   times its finest resolution: 2.5 Å, 1.25 Å for ``fine``) gets an interval down to the map's Nyquist
+   resolution, and a note: a model reads every map finer than its floor about as the floor (``local`` reads maps
+   of 2–2.5 Å as 2.9–3.0 Å).
+7. With the default model, an estimate at that floor on a map whose voxels hold finer detail (Nyquist finer than
+   2.5 Å) is read again, steps 1–4, by FINE_MODEL (``fine``: ``local``'s network trained on patches of 0.5 Å
+   voxels, 1.25–4 Å) when its weights are installed, on a cube of at most FINE_EDGE Å around the centre of the
+   first reading's mask (0.5 Å voxels are 8× as many as 1 Å ones: time), with the noise the first reading measured
+   in the whole map's solvent, taken on the map's own voxels and carried to 0.5 Å (``spectral.resampled_power``).
+   Its reading replaces the first (its local map inside the cube) unless it lies beyond its training range. The
+   answer's model is then ``local+fine``, its interval ``fine``'s.
 """
 
 from __future__ import annotations
@@ -52,12 +61,12 @@ import numpy as np
 from scipy import ndimage
 
 from nemap.errors import NemapError, warn
-from nemap.format.geometry import Grid
+from nemap.format.geometry import Geometry, Grid
 from nemap.machine import native_bf16
 from nemap.resolution import spectral
 from nemap.resolution.classes import CLASS_CENTRES, CLASSES, classify
 from nemap.resolution.edge import EdgeResult, edge_resolution
-from nemap.resolution.models import CUBE, KINDS, LOCAL_BINS, load
+from nemap.resolution.models import CUBE, LOCAL_BINS, available, kind_of, load
 from nemap.resolution.noise import is_masked, solvent_voxels
 
 log = logging.getLogger("nemap")
@@ -119,15 +128,15 @@ def check_map(grid: Grid, name: str) -> None:
 SOLVENT_SMOOTH = 1.5  # Å: the solvent is found on the map smoothed by a Gaussian of this SD (noise.solvent_voxels)
 
 
-def measure_noise(values: np.ndarray, masked: bool, name: str, notes: list[str]
+def measure_noise(values: np.ndarray, masked: bool, name: str, notes: list[str], voxel: float = 1.0
                   ) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """The noise power per shell of a CUBE³ patch (1/CUBE Å⁻¹ apart) measured in the solvent of the 1 Å map
-    ``values``, and that solvent (bool); (None, None) for a ``masked`` map or one without solvent (module
-    docstring, 2)."""
+    """The noise power per shell of a CUBE³ patch (1/(CUBE·``voxel``) Å⁻¹ apart) measured in the solvent of the map
+    ``values`` (``voxel`` Å voxels), and that solvent (bool); (None, None) for a ``masked`` map or one without
+    solvent (module docstring, 2)."""
     if masked:
         notes.append("solvent masked to 0: no noise to measure, none subtracted")
         return None, None
-    solvent = solvent_voxels(values, 1.0, smooth=SOLVENT_SMOOTH)
+    solvent = solvent_voxels(values, voxel, smooth=SOLVENT_SMOOTH)
     if solvent is None:
         warn(f"{name}: the noise could not be measured (no solvent: under 10 % of the box is away from the "
              "molecule); the estimate may read noise as detail")
@@ -135,15 +144,16 @@ def measure_noise(values: np.ndarray, masked: bool, name: str, notes: list[str]
         return None, None
     notes.append(f"noise measured in the solvent ({100 * float(solvent.mean()):.0f} % of the box), subtracted "
                  "from every patch; patches of solvent only skipped")
-    return spectral.solvent_power(values, solvent, 1.0, spacing=1.0 / CUBE), solvent
+    return spectral.solvent_power(values, solvent, voxel, spacing=1.0 / (CUBE * voxel)), solvent
 
 
-def to_one_angstrom(grid: Grid, notes: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """The map at 1 Å per voxel (Fourier resampling, x, y, z) and the zoom factors used (new/old voxels)."""
-    zoom = np.asarray(grid.geometry.voxel_size, dtype=np.float64)
+def to_voxel(grid: Grid, voxel: float, notes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The map at ``voxel`` Å per voxel (Fourier resampling, x, y, z) and the zoom factors used (new/old
+    voxels)."""
+    zoom = np.asarray(grid.geometry.voxel_size, dtype=np.float64) / voxel
     if np.allclose(zoom, 1.0, atol=1e-3):
         return grid.values.astype(np.float32, copy=True), np.ones(3)
-    notes.append(f"resampled from {tuple(round(v, 4) for v in grid.geometry.voxel_size)} Å to 1 Å voxels "
+    notes.append(f"resampled from {tuple(round(v, 4) for v in grid.geometry.voxel_size)} Å to {voxel:g} Å voxels "
                  "(Fourier)")
     old = np.asarray(grid.geometry.grid_shape)
     shape = np.maximum(np.round(old * zoom).astype(int), 1)
@@ -186,7 +196,7 @@ def starts(n: int) -> list[int]:
     return s if s[-1] == n - CUBE else s + [n - CUBE]
 
 
-def patches(values: np.ndarray, solvent: np.ndarray, noise: np.ndarray | None = None
+def patches(values: np.ndarray, solvent: np.ndarray, noise: np.ndarray | None = None, voxel: float = 1.0
             ) -> tuple[list[tuple[int, int, int]], np.ndarray, Any]:
     """Corners of the patches that hold any non-solvent voxel, their non-solvent fractions, and a function
     giving the patches [B, 1, n, n, n] of a batch of corners, ``noise`` subtracted and normalized."""
@@ -204,7 +214,7 @@ def patches(values: np.ndarray, solvent: np.ndarray, noise: np.ndarray | None = 
     def batch(cs: list[tuple[int, int, int]]) -> Any:
         p = np.stack([values[i:i + CUBE, j:j + CUBE, k:k + CUBE] for i, j, k in cs])
         if noise is not None:
-            p = spectral.subtract_noise(p, noise, 1.0)
+            p = spectral.subtract_noise(p, noise, voxel)
         p = (p - p.mean(axis=(1, 2, 3), keepdims=True)) / (p.std(axis=(1, 2, 3), keepdims=True) + 1e-8)
         return torch.as_tensor(p.astype(np.float32))[:, None]
 
@@ -226,17 +236,17 @@ def _precision() -> Any:
     return torch.autocast("cpu", dtype=torch.bfloat16) if native_bf16() else contextlib.nullcontext()
 
 
-def predict(model: Any, kind: str, values: np.ndarray, solvent: np.ndarray, noise: np.ndarray | None = None
-            ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
-    """On a 1 Å map of at least CUBE voxels per axis: local resolution (Å; NaN where no patch was predicted),
-    mask probability, class probabilities (the mean over patches, weighted by their non-solvent share) —
-    whichever the model gives. Patches of solvent only are skipped."""
+def predict(model: Any, kind: str, values: np.ndarray, solvent: np.ndarray, noise: np.ndarray | None = None,
+            voxel: float = 1.0) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """On a map of ``voxel`` Å voxels (the model's) and at least CUBE voxels per axis: local resolution (Å; NaN
+    where no patch was predicted), mask probability, class probabilities (the mean over patches, weighted by their
+    non-solvent share) — whichever the model gives. Patches of solvent only are skipped."""
     import torch
 
     window = _window()
     acc_r, acc_m, acc_w = (np.zeros(values.shape, np.float32) for _ in range(3))
     probabilities = []
-    corners, share, batch_of = patches(values, solvent, noise)
+    corners, share, batch_of = patches(values, solvent, noise, voxel)
     centres = np.log(np.sqrt(np.asarray(LOCAL_BINS[:-1]) * np.asarray(LOCAL_BINS[1:])))
     with torch.inference_mode(), _precision():
         for b in range(0, len(corners), 16):
@@ -257,11 +267,11 @@ def predict(model: Any, kind: str, values: np.ndarray, solvent: np.ndarray, nois
     if kind == "class":
         return None, None, (share @ np.concatenate(probabilities)) / share.sum()
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.exp(acc_r / acc_w), (np.nan_to_num(acc_m / acc_w) if kind == "local" else None), None
+        return voxel * np.exp(acc_r / acc_w), (np.nan_to_num(acc_m / acc_w) if kind == "local" else None), None
 
 
 def _on_grid(values: np.ndarray, grid: Grid, zoom: np.ndarray) -> np.ndarray:
-    """A 1 Å prediction cut to the resampled map and resampled back onto the map's grid."""
+    """A prediction on the resampled map (the model's voxels) cut to it and resampled back onto the map's grid."""
     shape = tuple(min(n, int(round(g * z))) for n, g, z in zip(values.shape, grid.geometry.grid_shape, zoom))
     values = values[:shape[0], :shape[1], :shape[2]]
     back = np.asarray(grid.geometry.grid_shape) / np.asarray(values.shape)
@@ -277,48 +287,150 @@ def _nearest(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return ndimage.zoom(values, np.asarray(shape) / np.asarray(values.shape), order=0, mode="nearest", grid_mode=True)
 
 
-def estimate(grid: Grid, model: str = DEFAULT_MODEL, name: str = "the map") -> Estimate:
-    """The learned estimate of ``grid``'s resolution (see the module docstring)."""
-    check_map(grid, name)
-    net, recipe = load(model)
-    kind = KINDS[model] if model in KINDS else "local"
-    notes: list[str] = []
-    values, zoom = to_one_angstrom(grid, notes)
-    flat = flat_solvent(grid.values)
-    masked = is_masked(grid.values) or float(flat.mean()) >= MASKED_FLAT
-    noise, noisy_solvent = measure_noise(values, masked, name, notes)
+@dataclass
+class Reading:
+    """One model's reading of a map, on the map's grid: local resolution (Å; None from a classifier), the
+    predicted mask less the solvent (bool; None from a model without one), class probabilities (a classifier's)
+    and the global resolution (Å)."""
+
+    global_resolution: float
+    local: np.ndarray | None = None
+    inside: np.ndarray | None = None
+    probabilities: np.ndarray | None = None
+    solvent: np.ndarray | None = None  # bool: the noisy solvent its noise was measured in (None: none measured)
+
+
+def model_voxel(recipe: dict[str, Any]) -> float:
+    """The voxel size (Å) a model reads and answers at: its training patches' (1 Å unless its recipe says)."""
+    return float(recipe.get("data", {}).get("train", {}).get("voxel_size", 1.0))
+
+
+def read(grid: Grid, net: Any, kind: str, voxel: float, flat: np.ndarray, masked: bool, name: str,
+         notes: list[str], noise_given: tuple[np.ndarray | None, np.ndarray | None] | None = None) -> Reading:
+    """``net``'s reading of ``grid`` at ``voxel`` Å per voxel (module docstring, 1–4); ``flat``: the map's voxels
+    in exactly constant neighbourhoods, ``masked``: whether the map was masked; ``noise_given``: the noise power
+    per patch shell at ``voxel`` and the noisy solvent on ``grid``'s voxels, instead of measuring them (None, None:
+    no noise)."""
+    values, zoom = to_voxel(grid, voxel, notes)
+    if noise_given is None:
+        noise, noisy_solvent = measure_noise(values, masked, name, notes, voxel)
+    else:
+        noise = noise_given[0]
+        noisy_solvent = None if noise_given[1] is None else _nearest(noise_given[1], values.shape)
     solvent = _nearest(flat, values.shape)
     values[solvent] = _nearest(grid.values, values.shape)[solvent]  # masked solvent stays exactly flat
+    noisy = None
     if noisy_solvent is not None:
         solvent |= noisy_solvent  # solvent of either kind: patches of it alone are skipped, it is outside the mask
-        flat = flat | (_on_grid(noisy_solvent.astype(np.float32), grid, zoom) >= 0.5)
+        noisy = _on_grid(noisy_solvent.astype(np.float32), grid, zoom) >= 0.5
+        flat = flat | noisy
     if (np.asarray(values.shape) < CUBE).any():
-        notes.append(f"{tuple(values.shape)} voxels at 1 Å is smaller than the model's {CUBE}³ input: padded "
-                     "with the map's mean")
+        notes.append(f"{tuple(values.shape)} voxels at {voxel:g} Å is smaller than the model's {CUBE}³ input: "
+                     "padded with the map's mean")
         pad = [(0, max(0, CUBE - n)) for n in values.shape]
         values = np.pad(values, pad, constant_values=float(values.mean()))
         solvent = np.pad(solvent, pad, constant_values=True)
-    local, mask, probabilities = predict(net, kind, values, solvent, noise)
+    local, mask, probabilities = predict(net, kind, values, solvent, noise, voxel)
     if probabilities is not None:  # a classifier: one value per map
-        g = float(probabilities @ np.asarray(CLASS_CENTRES))
-        g, edge, source = with_spectrum_edge(grid, g, notes)
-        cls = CLASSES[int(np.argmax(probabilities))] if source == "learned" else classify(g)
-        return Estimate(g, cls, None, None, model, notes, [float(p) for p in probabilities], interval(g, recipe),
-                        edge.global_resolution if edge is not None else None, source)
+        return Reading(float(probabilities @ np.asarray(CLASS_CENTRES)), probabilities=probabilities)
     covered = np.isfinite(local)
     local = _on_grid(np.where(covered, local, np.nanmedian(local)), grid, zoom)
     inside = _on_grid(mask, grid, zoom) > 0.5 if mask is not None else np.ones(local.shape, bool)
     inside &= ~flat
     g = float(np.median(local[inside] if inside.any() else local))
     local[_on_grid(covered.astype(np.float32), grid, zoom) < 0.5] = g  # solvent no patch reached: the global value
-    g, edge, source = with_spectrum_edge(grid, g, notes)
+    return Reading(g, local, inside if mask is not None else None, solvent=noisy)
+
+
+def estimate(grid: Grid, model: str = DEFAULT_MODEL, name: str = "the map") -> Estimate:
+    """The learned estimate of ``grid``'s resolution (see the module docstring)."""
+    check_map(grid, name)
+    net, recipe = load(model)
+    kind = kind_of(net)
+    notes: list[str] = []
+    flat = flat_solvent(grid.values)
+    masked = is_masked(grid.values) or float(flat.mean()) >= MASKED_FLAT
+    reading = read(grid, net, kind, model_voxel(recipe), flat, masked, name, notes)
+    if reading.probabilities is not None:
+        g, edge, source = with_spectrum_edge(grid, reading.global_resolution, notes)
+        p = reading.probabilities
+        cls = CLASSES[int(np.argmax(p))] if source == "learned" else classify(g)
+        return Estimate(g, cls, None, None, model, notes, [float(x) for x in p], interval(g, recipe),
+                        edge.global_resolution if edge is not None else None, source)
+    if model == DEFAULT_MODEL:
+        reading, recipe, model = read_finer(grid, reading, recipe, flat, masked, name, notes)
+    g, edge, source = with_spectrum_edge(grid, reading.global_resolution, notes)
     span = interval(g, recipe)
     if source == "learned":
         span = below_floor(g, span, recipe, grid, notes)
-    return Estimate(g, classify(g), Grid(local, grid.geometry),
-                    Grid(inside.astype(np.float32), grid.geometry) if mask is not None else None, model, notes,
+    inside = reading.inside
+    return Estimate(g, classify(g), Grid(reading.local, grid.geometry),
+                    Grid(inside.astype(np.float32), grid.geometry) if inside is not None else None, model, notes,
                     interval=span, spectrum_edge=edge.global_resolution if edge is not None else None,
                     source=source)
+
+
+FINE_MODEL = "fine"  # read where the default model is at its floor (module docstring, 7)
+
+
+def training_range(recipe: dict[str, Any]) -> tuple[float, float]:
+    """The base resolutions (Å) a model was trained on ((0, inf) when its recipe does not say)."""
+    span = recipe.get("data", {}).get("train", {}).get("resolution_range") or [0.0, float("inf")]
+    return float(span[0]), float(span[1])
+
+
+FINE_EDGE = 64.0  # Å: the fine model reads at most a cube of this edge around the molecule's centre (time)
+
+
+def fine_box(grid: Grid, reading: Reading) -> tuple[slice, slice, slice]:
+    """The voxels (x, y, z slices) the fine model reads: the whole map, or a cube of at most FINE_EDGE Å per axis
+    around the centre of ``reading``'s mask (of the map where it has none), inside the map."""
+    n = np.asarray(grid.values.shape)
+    span = np.minimum(n, np.ceil(FINE_EDGE / np.asarray(grid.geometry.voxel_size)).astype(int))
+    inside = reading.inside
+    centre = (np.asarray(ndimage.center_of_mass(inside)) if inside is not None and inside.any() else (n - 1) / 2)
+    lo = np.clip(np.round(centre - (span - 1) / 2).astype(int), 0, n - span)
+    return tuple(slice(int(a), int(a + s)) for a, s in zip(lo, span))  # type: ignore[return-value]
+
+
+def read_finer(grid: Grid, reading: Reading, recipe: dict[str, Any], flat: np.ndarray, masked: bool, name: str,
+               notes: list[str]) -> tuple[Reading, dict[str, Any], str]:
+    """The default model's ``reading`` read again by FINE_MODEL at its finer voxels, on ``fine_box``, when it is at
+    the floor of its training range (up to FLOOR_READ times its finest resolution) and ``grid``'s voxels hold detail
+    finer than that finest; kept when it lies within the fine model's range (module docstring, 7). The reading (the
+    default model's local map outside the box), its model's recipe and the name of what answered."""
+    finest = training_range(recipe)[0]
+    nyquist = 2.0 * float(np.max(grid.geometry.voxel_size))
+    if reading.global_resolution > FLOOR_READ * finest or nyquist >= finest or FINE_MODEL not in available():
+        return reading, recipe, DEFAULT_MODEL
+    net, fine_recipe = load(FINE_MODEL)
+    voxel = model_voxel(fine_recipe)
+    low, high = training_range(fine_recipe)
+    box = fine_box(grid, reading)
+    part = Grid(grid.values[box], Geometry(grid.values[box].shape, grid.geometry.voxel_size,
+                                           tuple(grid.geometry.to_physical([s.start for s in box]).ravel())))
+    given: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
+    if reading.solvent is not None and reading.solvent.any():  # the whole map's noise, as resampling leaves it
+        power = spectral.solvent_power(grid.values, reading.solvent, grid.geometry.voxel_size, 1.0 / (CUBE * voxel))
+        given = (spectral.resampled_power(power, (CUBE,) * 3, grid.geometry.voxel_size, voxel), reading.solvent[box])
+    finer = read(part, net, "local", voxel, flat[box], masked, name, [], given)
+    where = "" if part.values.shape == grid.values.shape else (
+        f" on the {'×'.join(str(s.stop - s.start) for s in box)} voxels around the molecule's centre (the rest of "
+        f"the local map is {DEFAULT_MODEL}'s)")
+    if finer.global_resolution > high:
+        notes.append(f"{reading.global_resolution:.2f} Å is at the floor of {DEFAULT_MODEL}; {FINE_MODEL} (at "
+                     f"{voxel:g} Å voxels, trained on {low:g}-{high:g} Å) reads {finer.global_resolution:.2f} Å"
+                     f"{where}, beyond its range: {DEFAULT_MODEL}'s reading kept")
+        return reading, recipe, DEFAULT_MODEL
+    notes.append(f"{reading.global_resolution:.2f} Å is at the floor of {DEFAULT_MODEL} (trained from {finest:g} Å): "
+                 f"read again by {FINE_MODEL} at {voxel:g} Å voxels{where} (trained on {low:g}-{high:g} Å)")
+    local = reading.local.copy()
+    local[box] = finer.local
+    inside = None
+    if reading.inside is not None and finer.inside is not None:
+        inside = reading.inside.copy()
+        inside[box] = finer.inside
+    return Reading(finer.global_resolution, local, inside), fine_recipe, f"{DEFAULT_MODEL}+{FINE_MODEL}"
 
 
 EDGE_NOTE_BELOW = 0.9  # a spectrum edge finer than this times the learned estimate is pointed out
@@ -354,12 +466,12 @@ def below_floor(resolution: float, span: tuple[float, float] | None, recipe: dic
     """The interval ``span`` (Å) reaching down to ``grid``'s Nyquist resolution when the learned ``resolution``
     (Å) is at the floor of the model's training range (FLOOR_READ times its finest): the model reads every map
     finer than that floor about as the floor (module docstring, 6)."""
-    finest = float(recipe.get("data", {}).get("train", {}).get("resolution_range", [0.0])[0])
+    finest = training_range(recipe)[0]
     nyquist = 2.0 * float(np.max(grid.geometry.voxel_size))
     if span is None or resolution > FLOOR_READ * finest or nyquist >= span[0]:
         return span
     notes.append(f"{resolution:.2f} Å is at the floor of what the model tells apart (trained from {finest:g} Å; "
-                 f"simulated maps of 2-2.5 Å read 2.9-3.0 Å): the map may be as fine as its Nyquist resolution, "
+                 f"it reads finer maps about as its floor): the map may be as fine as its Nyquist resolution, "
                  f"{nyquist:.2f} Å, and the interval reaches down to it")
     return nyquist, span[1]
 

@@ -122,6 +122,11 @@ ARCHITECTURES = {"local": LocalResolutionNet, "dnn": SeedDense, "cnn3d": SeedCNN
 KINDS = {"local": "local", "dnn": "class", "cnn3d": "class", "unet10": "bins"}
 
 
+def kind_of(model: nn.Module) -> str:
+    """What ``model``'s outputs are (KINDS) by its architecture, whatever its weight file is called."""
+    return next(KINDS[name] for name, arch in ARCHITECTURES.items() if isinstance(model, arch))
+
+
 def parameters_digest(state: dict[str, torch.Tensor]) -> str:
     h = hashlib.sha256()
     for name in sorted(state):

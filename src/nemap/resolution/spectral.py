@@ -102,3 +102,22 @@ def subtract_noise(values: np.ndarray, noise_power: np.ndarray, voxel_size: Any)
         f[b] *= gain[index]
     out = scipy.fft.irfftn(f, s=stack.shape[1:], axes=(1, 2, 3), workers=-1)
     return out.reshape(v.shape).astype(np.float32)
+
+
+def resampled_power(noise_power: np.ndarray, shape: tuple[int, ...], voxel_size: Any, resampled_voxel: float
+                    ) -> np.ndarray:
+    """``noise_power`` per shell of a grid of ``shape`` voxels of ``resampled_voxel`` Å (``shell_power`` with that
+    grid's spacing), measured on a map of ``voxel_size`` Å (one value or per axis, x, y, z), as it is once that map
+    is Fourier-resampled to ``resampled_voxel`` Å: the power per sample × the ratio of the voxel volumes, in the share
+    of each shell that the map's own band (|s_a| ≤ 1/(2·Δ_a)) holds (counted on a 4× finer lattice), 0 beyond."""
+    d = np.broadcast_to(np.asarray(voxel_size, dtype=np.float64), (3,))
+    fine = tuple(4 * n for n in shape)
+    index, _ = shell_index(fine, resampled_voxel, spacing=1.0 / max(n * resampled_voxel for n in shape))
+    count = shell_index(shape, resampled_voxel)[1]
+    held = np.ones(index.shape, bool)
+    for f, v in zip(axis_frequencies(fine, resampled_voxel), d):
+        held &= np.abs(f) <= 0.5 / v
+    share = _shell_means(held.astype(np.float64), np.minimum(index, count - 1), count, fine)
+    out = np.zeros(count)
+    out[:min(count, len(noise_power))] = noise_power[:count]
+    return out * share * float(np.prod(d / resampled_voxel))
