@@ -273,11 +273,12 @@ def _fake_fine(monkeypatch, answer: float) -> list:
 
 @pytest.mark.parametrize("voxel, first, answer, model, calls", [
     (0.5, 3.0, 2.1, "local+fine", [0.5]),  # at local's floor, on fine voxels: fine answers
+    (1.0, 3.9, 3.4, "local+fine", [0.5]),  # within fine's 1.25-4 Å, where it reads better: fine answers
     (0.5, 3.0, 4.6, "local", [0.5]),  # fine reads beyond its 1.25-4 Å: local's reading kept
-    (0.5, 3.5, 2.1, "local", []),  # above the floor (1.25 × 2.5 Å): not read again
+    (0.5, 4.1, 2.1, "local", []),  # beyond fine's range: not read again
     (1.5, 3.0, 2.1, "local", [])])  # 3 Å Nyquist: nothing finer than local's 2.5 Å to read
-def test_the_fine_model_reads_only_maps_at_the_default_models_floor(monkeypatch, voxel, first, answer, model,
-                                                                    calls) -> None:
+def test_the_fine_model_reads_only_maps_within_its_range_that_hold_finer_detail(monkeypatch, voxel, first, answer,
+                                                                                model, calls) -> None:
     from nemap.resolution.estimate import Reading, read_finer
 
     made = _fake_fine(monkeypatch, answer)
@@ -312,3 +313,19 @@ def test_the_fine_model_reads_a_cube_of_at_most_64_angstrom_around_the_molecule(
     assert np.all(reading.inside[72:, :, :128]) and not reading.inside[:72].any()
     small = Grid(np.zeros((40, 40, 40), np.float32), Geometry((40, 40, 40), (1.0,) * 3, (0.0, 0.0, 0.0)))
     assert fine_box(small, Reading(3.0)) == (slice(0, 40),) * 3  # under 64 Å: all of it
+
+
+def test_flat_solvent_is_found_without_the_filters_only_where_there_is_none() -> None:
+    from scipy import ndimage
+
+    from nemap.resolution.estimate import flat_solvent
+
+    rng = np.random.default_rng(5)
+    noisy = rng.standard_normal((20, 18, 16)).astype(np.float32)
+    masked = noisy.copy()
+    masked[:, :, :6] = 0.0
+    for values in (noisy, masked, np.round(noisy).astype(np.float32)):  # none, a masked slab, scattered levels
+        full = ndimage.maximum_filter(values, size=3, mode="nearest") == ndimage.minimum_filter(values, size=3,
+                                                                                                 mode="nearest")
+        np.testing.assert_array_equal(flat_solvent(values), full)
+    assert flat_solvent(masked)[:, :, :5].all() and not flat_solvent(noisy).any()
