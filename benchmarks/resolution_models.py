@@ -49,7 +49,7 @@ from nemap.io.mrc import read_mrc
 from nemap.resolution import models, synthetic
 from nemap.resolution.classes import classify
 from nemap.resolution.edge import edge_resolution
-from nemap.resolution.estimate import estimate, model_voxel
+from nemap.resolution.estimate import estimate
 from nemap.resolution.fsc import fsc
 from nemap.resolution.locres import local_resolution
 from nemap.resolution.monogenic import monogenic_local_resolution
@@ -74,8 +74,7 @@ def simulated(names: list[str], count: int, seed_protocol: bool = False) -> dict
     out = {}
     for name in names:
         net, recipe = models.load(name)
-        voxel = model_voxel(recipe)
-        span = tuple(recipe["data"]["train"].get("resolution_range", (resolution_data.LOW, resolution_data.HIGH)))
+        voxel, span = models.model_voxel(recipe), models.training_range(recipe)
         if seed_protocol and voxel != 1.0:
             continue
         if (voxel, span) not in sets:
@@ -294,8 +293,9 @@ def timing(names: list[str], edge: int) -> list[dict]:
     """Seconds per estimate of each of ``timed_maps`` and what answered, for the models that read at 1 Å (``fine``
     reads the whole map at 0.5 Å when asked by name: 8× the voxels)."""
     out = []
+    at_one = [n for n in names if models.model_voxel(models.load(n)[1]) == 1.0]
     for kind, grid in timed_maps(edge).items():
-        for name in [n for n in names if model_voxel(models.load(n)[1]) == 1.0]:
+        for name in at_one:
             t0 = time.perf_counter()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")

@@ -118,8 +118,10 @@ def run_estimate(args: argparse.Namespace) -> int:
 
     if args.list_models:
         for name, recipe in resolution.shipped_models().items():
+            from nemap.resolution.models import model_voxel
+
             made = recipe.get("data", {}).get("train", {})
-            headline = {"voxel_size": made.get("voxel_size", 1.0), "resolution_range": made.get("resolution_range"),
+            headline = {"voxel_size": model_voxel(recipe), "resolution_range": made.get("resolution_range"),
                         **{k: v for k, v in recipe.get("test", {}).items() if k != "by"}}  # not the breakdown
             print(f"{name}: {json.dumps(headline)}")
         return 0

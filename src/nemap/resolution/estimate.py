@@ -68,7 +68,7 @@ from nemap.machine import native_bf16
 from nemap.resolution import spectral
 from nemap.resolution.classes import CLASS_CENTRES, CLASSES, classify
 from nemap.resolution.edge import EdgeResult, edge_resolution
-from nemap.resolution.models import CUBE, LOCAL_BINS, available, kind_of, load
+from nemap.resolution.models import CUBE, LOCAL_BINS, available, kind_of, load, model_voxel, training_range
 from nemap.resolution.noise import is_masked, solvent_voxels
 
 log = logging.getLogger("nemap")
@@ -305,11 +305,6 @@ class Reading:
     solvent: np.ndarray | None = None  # bool: the noisy solvent its noise was measured in (None: none measured)
 
 
-def model_voxel(recipe: dict[str, Any]) -> float:
-    """The voxel size (Å) a model reads and answers at: its training patches' (1 Å unless its recipe says)."""
-    return float(recipe.get("data", {}).get("train", {}).get("voxel_size", 1.0))
-
-
 def read(grid: Grid, net: Any, kind: str, voxel: float, flat: np.ndarray, masked: bool, name: str,
          notes: list[str], noise_given: tuple[np.ndarray | None, np.ndarray | None] | None = None) -> Reading:
     """``net``'s reading of ``grid`` at ``voxel`` Å per voxel (module docstring, 1–4); ``flat``: the map's voxels
@@ -375,13 +370,7 @@ def estimate(grid: Grid, model: str = DEFAULT_MODEL, name: str = "the map") -> E
                     source=source)
 
 
-FINE_MODEL = "fine"  # read where the default model is at its floor (module docstring, 7)
-
-
-def training_range(recipe: dict[str, Any]) -> tuple[float, float]:
-    """The base resolutions (Å) a model was trained on ((0, inf) when its recipe does not say)."""
-    span = recipe.get("data", {}).get("train", {}).get("resolution_range") or [0.0, float("inf")]
-    return float(span[0]), float(span[1])
+FINE_MODEL = "fine"  # reads again what the default model reads within its range (module docstring, 7)
 
 
 FINE_EDGE = 64.0  # Å: the fine model reads at most a cube of this edge around the molecule's centre (time)

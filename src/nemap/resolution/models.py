@@ -122,6 +122,17 @@ ARCHITECTURES = {"local": LocalResolutionNet, "dnn": SeedDense, "cnn3d": SeedCNN
 KINDS = {"local": "local", "dnn": "class", "cnn3d": "class", "unet10": "bins"}
 
 
+def model_voxel(recipe: dict[str, Any]) -> float:
+    """The voxel size (Å) a model reads and answers at: its training patches' (1 Å unless its recipe says)."""
+    return float(recipe.get("data", {}).get("train", {}).get("voxel_size", 1.0))
+
+
+def training_range(recipe: dict[str, Any]) -> tuple[float, float]:
+    """The base resolutions (Å) a model was trained on ((0, inf) when its recipe does not say)."""
+    span = recipe.get("data", {}).get("train", {}).get("resolution_range") or [0.0, float("inf")]
+    return float(span[0]), float(span[1])
+
+
 def kind_of(model: nn.Module) -> str:
     """What ``model``'s outputs are (KINDS) by its architecture, whatever its weight file is called."""
     return next(KINDS[name] for name, arch in ARCHITECTURES.items() if isinstance(model, arch))
