@@ -113,7 +113,7 @@ def test_no_cliff_where_the_spectrum_ends_in_a_cube_or_a_mask_spreads_it() -> No
     """A map Fourier-padded to finer voxels (its spectrum a cube: radially averaged, it also ends in a cliff, at
     √3× where it ends along the axes), a filtered map masked afterwards, white noise, and a noise-free molmap
     (a Gaussian decline, ever steeper) have no low-pass cliff."""
-    from nemap.resolution.estimate import fourier_resample
+    from nemap.resolution.reading import fourier_resample
 
     grid, _ = chain_map((32, 32, 32), voxel_size=2.0, resolution=6.0, atoms=150, margin=8.0, seed=4)
     noisy = grid.values + 0.03 * grid.values.max() * np.random.default_rng(6).standard_normal((32, 32, 32))
@@ -155,3 +155,27 @@ def test_the_learned_estimate_takes_a_filters_resolution_when_the_map_looks_it(t
     e = estimate(Grid(_low_passed(coarse.values.astype(np.float64), 4.0).astype(np.float32), coarse.geometry))
     assert e.global_resolution > 8.0 and not any(n.startswith("low-pass filtered at") for n in e.notes)
     assert e.source == "learned"
+
+
+def test_the_edge_fit_is_the_best_of_every_pair_of_breakpoints() -> None:
+    """fit_edge solves all breakpoint pairs at once: the same fit as one least-squares solve per pair."""
+    rng = np.random.default_rng(9)
+    s = np.linspace(0.04, 0.5, 40)
+    for _ in range(5):
+        y = -np.cumsum(rng.uniform(0, 0.3, s.size)) + 0.05 * rng.standard_normal(s.size)
+        half = (s[1] - s[0]) / 2
+        points = np.arange(s[2], s[-3] + half / 2, half)
+        best = None
+        for i, b1 in enumerate(points):
+            for b2 in points[i + 2:]:
+                x = np.stack([np.ones_like(s), s, np.maximum(s - b1, 0), np.maximum(s - b2, 0)], axis=1)
+                c = np.linalg.lstsq(x, y, rcond=None)[0]
+                slopes = np.cumsum(c[1:])
+                err = float(np.sum((y - x @ c) ** 2))
+                if slopes[1] < min(slopes[0], slopes[2]) and (best is None or err < best[0] - 1e-12):
+                    best = (err, b1, b2, slopes)
+        fit = fit_edge(s, y)
+        assert (fit is None) == (best is None)
+        if fit is not None:
+            np.testing.assert_allclose(fit[:2], best[1:3])
+            np.testing.assert_allclose(fit[2], best[3], atol=1e-9)

@@ -15,7 +15,8 @@ from fixtures.synthetic_maps import chain_map
 from nemap.errors import FormatError, NemapError
 from nemap.format.geometry import Geometry, Grid
 from nemap.resolution import models
-from nemap.resolution.estimate import CLASSES, estimate, fourier_resample
+from nemap.resolution.estimate import CLASSES, estimate
+from nemap.resolution.reading import fourier_resample
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -279,7 +280,8 @@ def _fake_fine(monkeypatch, answer: float) -> list:
     (1.5, 3.0, 2.1, "local", [])])  # 3 Å Nyquist: nothing finer than local's 2.5 Å to read
 def test_the_fine_model_reads_only_maps_within_its_range_that_hold_finer_detail(monkeypatch, voxel, first, answer,
                                                                                 model, calls) -> None:
-    from nemap.resolution.estimate import Reading, read_finer
+    from nemap.resolution.estimate import read_finer
+    from nemap.resolution.reading import Reading
 
     made = _fake_fine(monkeypatch, answer)
     grid = Grid(np.zeros((8, 8, 8), np.float32), Geometry((8, 8, 8), (voxel,) * 3, (0.0, 0.0, 0.0)))
@@ -296,7 +298,8 @@ def test_the_fine_model_reads_only_maps_within_its_range_that_hold_finer_detail(
 
 def test_the_fine_model_reads_a_cube_of_at_most_64_angstrom_around_the_molecule(monkeypatch) -> None:
     """Time: a 256³ map at 0.5 Å would cost the fine model 8× a 128³ one. The rest keeps local's reading."""
-    from nemap.resolution.estimate import Reading, fine_box, read_finer
+    from nemap.resolution.estimate import fine_box, read_finer
+    from nemap.resolution.reading import Reading
 
     _fake_fine(monkeypatch, 2.0)
     shape = (200, 100, 140)
@@ -315,17 +318,21 @@ def test_the_fine_model_reads_a_cube_of_at_most_64_angstrom_around_the_molecule(
     assert fine_box(small, Reading(3.0)) == (slice(0, 40),) * 3  # under 64 Å: all of it
 
 
-def test_flat_solvent_is_found_without_the_filters_only_where_there_is_none() -> None:
+def test_flat_solvent_is_what_the_3x3x3_filters_find_with_or_without_them() -> None:
     from scipy import ndimage
 
-    from nemap.resolution.estimate import flat_solvent
+    from nemap.resolution.reading import flat_solvent
 
     rng = np.random.default_rng(5)
     noisy = rng.standard_normal((20, 18, 16)).astype(np.float32)
     masked = noisy.copy()
     masked[:, :, :6] = 0.0
-    for values in (noisy, masked, np.round(noisy).astype(np.float32)):  # none, a masked slab, scattered levels
+    blocks = noisy.copy()  # few voxels equal their x-neighbours: only their neighbourhoods are compared
+    blocks[4:9, 5:10, 6:11] = 1.5
+    blocks[-3:, :4, -4:] = -2.0  # against the box's faces: edges replicated
+    for values in (noisy, masked, np.round(noisy).astype(np.float32), blocks):  # none, a slab, levels, blocks
         full = ndimage.maximum_filter(values, size=3, mode="nearest") == ndimage.minimum_filter(values, size=3,
                                                                                                  mode="nearest")
         np.testing.assert_array_equal(flat_solvent(values), full)
     assert flat_solvent(masked)[:, :, :5].all() and not flat_solvent(noisy).any()
+    assert flat_solvent(blocks)[5:8, 6:9, 7:10].all() and flat_solvent(blocks)[-2:, :3, -3:].all()

@@ -98,7 +98,7 @@ def test_the_monogenic_baseline_from_the_command_line(tmp_path) -> None:
 def test_noise_measured_on_a_maps_own_voxels_is_what_the_map_resampled_finer_holds(voxel) -> None:
     """The fine model's noise comes from the whole map at its own voxels (the map resampled whole to 0.5 Å has 8×
     the voxels of 1 Å): within 2 % inside the map's band, and what the band's corners hold beyond."""
-    from nemap.resolution.estimate import fourier_resample
+    from nemap.resolution.reading import fourier_resample
 
     rng = np.random.default_rng(3)
     d = np.broadcast_to(np.asarray(voxel, dtype=np.float64), (3,))
@@ -118,3 +118,24 @@ def test_noise_measured_on_a_maps_own_voxels_is_what_the_map_resampled_finer_hol
     beyond = slice(band + 1, len(converted))
     assert np.all(np.abs(converted[beyond] - direct[beyond]) <= 0.25 * direct[1:band].mean())
     assert converted[-1] == 0 and direct[-1] < 1e-3 * direct[1]
+
+
+def test_the_solvent_found_with_coarse_statistics_is_the_one_three_full_rounds_find() -> None:
+    """With smoothing, the first two rounds (median and SD only) run on voxels 2 Å apart: the solvent differs
+    from three rounds on every voxel in under 0.5 % of the box."""
+    from scipy import ndimage
+
+    from nemap.resolution import noise as nz
+
+    rng = np.random.default_rng(6)
+    grid, _ = chain_map((64, 64, 64), resolution=3.0, atoms=300, margin=16.0, seed=4)
+    noisy = (grid.values + 0.05 * float(grid.values.max()) * rng.standard_normal(grid.values.shape)).astype(
+        np.float32)
+    found = nz.solvent_voxels(noisy, 1.0, smooth=1.5)
+    v = ndimage.gaussian_filter(noisy, 1.5, mode="nearest")
+    centre, sd = float(np.median(v)), 1.4826 * float(np.median(np.abs(v - np.median(v))))
+    for _ in range(3):
+        keep = nz._away(v, noisy != 0, centre, sd, np.ones(3), True)
+        centre, sd = float(np.median(v[keep])), float(v[keep].std())
+    assert found is not None and 0.2 < found.mean() < 0.9
+    assert np.mean(found != keep) < 0.005

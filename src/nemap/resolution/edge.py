@@ -77,10 +77,10 @@ class EdgeResult:
 def spectra(grid: Grid) -> tuple[np.ndarray, list[np.ndarray]]:
     """(frequency Å⁻¹, [power of all directions, near the axes, near the diagonals (SECTORS)]) per shell from
     1/COARSEST Å⁻¹ to Nyquist, from one transform."""
-    v = np.asarray(grid.values, dtype=np.float64)
+    v = grid.values
     d = np.asarray(grid.geometry.voxel_size, dtype=np.float64)
     spacing = max(1.0 / float(np.max(np.asarray(v.shape) * d)), MIN_SPACING)
-    powers = sector_power(v, d, spacing, SECTORS)
+    powers = sector_power(v, d, spacing, SECTORS, precision=np.float32)
     s = np.arange(len(powers[0])) * spacing
     keep = (s >= 1.0 / COARSEST) & (s <= 0.5 / float(d.max()))
     return s[keep], [p[keep] for p in powers]
@@ -110,12 +110,14 @@ def low_pass_edge(s: np.ndarray, powers: list[np.ndarray]) -> tuple[float, float
     return 1.0 / found[0][0], found[0][1]
 
 
-def _hinge(s: np.ndarray, y: np.ndarray, b1: float, b2: float) -> tuple[float, tuple[float, float, float]]:
-    """Least-squares continuous three-segment line with breakpoints b1 < b2: (squared error, the slopes)."""
-    x = np.stack([np.ones_like(s), s, np.maximum(s - b1, 0.0), np.maximum(s - b2, 0.0)], axis=1)
-    c, *_ = np.linalg.lstsq(x, y, rcond=None)
-    r = y - x @ c
-    return float(r @ r), (float(c[1]), float(c[1] + c[2]), float(c[1] + c[2] + c[3]))
+def _hinges(s: np.ndarray, y: np.ndarray, b1: np.ndarray, b2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares continuous three-segment lines with breakpoints b1 < b2 (arrays, one line each): (squared
+    errors, slopes [lines, 3])."""
+    x = np.stack(np.broadcast_arrays(np.ones_like(s), s, np.maximum(s - b1[:, None], 0.0),
+                                     np.maximum(s - b2[:, None], 0.0)), axis=-1)
+    c = np.linalg.pinv(x) @ y
+    r = y - np.einsum("lsk,lk->ls", x, c)
+    return np.einsum("ls,ls->l", r, r), np.cumsum(c[:, 1:], axis=1)
 
 
 def fit_edge(s: np.ndarray, y: np.ndarray) -> tuple[float, float, tuple[float, float, float]] | None:
@@ -124,13 +126,14 @@ def fit_edge(s: np.ndarray, y: np.ndarray) -> tuple[float, float, tuple[float, f
         return None
     half = (s[1] - s[0]) / 2
     points = np.arange(s[2], s[-3] + half / 2, half)
-    best = None
-    for i, b1 in enumerate(points):
-        for b2 in points[i + 2:]:
-            err, slopes = _hinge(s, y, b1, b2)
-            if slopes[1] < min(slopes[0], slopes[2]) and (best is None or err < best[0]):
-                best = (err, float(b1), float(b2), slopes)
-    return None if best is None else best[1:]
+    i, j = np.triu_indices(len(points), k=2)
+    fits = [_hinges(s, y, points[i[k:k + 4096]], points[j[k:k + 4096]]) for k in range(0, len(i), 4096)]
+    err, slopes = np.concatenate([f[0] for f in fits]), np.concatenate([f[1] for f in fits])
+    steepest = slopes[:, 1] < np.minimum(slopes[:, 0], slopes[:, 2])
+    if not steepest.any():
+        return None
+    best = int(np.flatnonzero(steepest)[np.argmin(err[steepest])])
+    return float(points[i[best]]), float(points[j[best]]), tuple(float(x) for x in slopes[best])
 
 
 def edge_resolution(grid: Grid) -> EdgeResult:
