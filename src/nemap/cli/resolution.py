@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from nemap.errors import NemapError
+from nemap.machine import keep_freed_memory
 
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -127,6 +128,7 @@ def run_estimate(args: argparse.Namespace) -> int:
         return 0
     if args.map is None:
         raise NemapError("give a map (MRC or .nemap), or --list-models", code="BAD_ARGUMENT")
+    keep_freed_memory()  # the network's many large arrays, not page-faulted afresh (nemap.machine)
     result = resolution.estimate_file(args.map, model=args.model, local_out=args.output, mask_out=args.mask_out,
                                       force=args.force)
     summary = result.summary()
