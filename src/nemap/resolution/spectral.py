@@ -65,8 +65,9 @@ def sector_power(values: np.ndarray, voxel_size: Any, spacing: float | None = No
                  sectors: tuple[tuple[float, float], ...] = (), precision: type = np.float64) -> list[np.ndarray]:
     """The power per voxel of ``values`` (mean removed) in each shell (``spacing`` Å⁻¹ apart; default the box's)
     over all directions, then over each sector of directions whose ``axial_share`` lies in [low, high): float64
-    [shells] each, from one transform computed in ``precision`` (float32: 5× faster on a 256³ map, each shell's
-    power within 1e-5 of float64's)."""
+    [shells] each, from one transform computed in ``precision`` (float32: the transform 5× faster on a 256³ map;
+    each shell's power within 1e-5 of float64's, but in shells 10⁹ and more below the strongest, where float32's
+    rounding is a floor: within 0.2 % there on EMD-5168)."""
     v = np.asarray(values, dtype=precision)
     index, count = shell_index(v.shape, voxel_size, spacing)
     power = np.abs(scipy.fft.rfftn(v - v.mean(dtype=np.float64).astype(precision), workers=-1)) ** 2 / v.size
