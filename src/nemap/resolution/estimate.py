@@ -131,6 +131,11 @@ def estimate(grid: Grid, model: str = DEFAULT_MODEL, name: str = "the map") -> E
                     source=source)
 
 
+def nyquist_resolution(grid: Grid) -> float:
+    """The finest resolution (Å) ``grid``'s voxels hold: twice its largest voxel size."""
+    return 2.0 * float(np.max(grid.geometry.voxel_size))
+
+
 FINE_MODEL = "fine"  # reads again what the default model reads within its range (module docstring, 7)
 
 
@@ -155,7 +160,7 @@ def read_finer(grid: Grid, reading: Reading, recipe: dict[str, Any], flat: np.nd
     the default model's finest; kept when the fine reading lies within that range too (module docstring, 7). The
     reading (the default model's local map outside the box), its model's recipe and the name of what answered."""
     finest = training_range(recipe)[0]
-    nyquist = 2.0 * float(np.max(grid.geometry.voxel_size))
+    nyquist = nyquist_resolution(grid)
     if nyquist >= finest or FINE_MODEL not in available():
         return reading, recipe, DEFAULT_MODEL
     net, fine_recipe = load(FINE_MODEL)
@@ -224,7 +229,7 @@ def below_floor(resolution: float, span: tuple[float, float] | None, recipe: dic
     (Å) is at the floor of the model's training range (FLOOR_READ times its finest): the model reads every map
     finer than that floor about as the floor (module docstring, 6)."""
     finest = training_range(recipe)[0]
-    nyquist = 2.0 * float(np.max(grid.geometry.voxel_size))
+    nyquist = nyquist_resolution(grid)
     if span is None or resolution > FLOOR_READ * finest or nyquist >= span[0]:
         return span
     notes.append(f"{resolution:.2f} Å is at the floor of what the model tells apart (trained from {finest:g} Å; "
