@@ -13,7 +13,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 NEEDS_SHARED = {"graph_quality", "graph_speed", "interpolation", "region", "decimation", "whole_maps",
-                "resolution_models", "compression"}
+                "resolution_models", "resolution_noise", "compression"}
 TOY_RUNS = {
     "fidelity": ["--toy"],
     "convert_speed": ["region", "--toy"],
@@ -26,6 +26,7 @@ TOY_RUNS = {
     "queries": ["--toy"],
     "resolution": ["--toy"],
     "resolution_models": ["--toy"],
+    "resolution_noise": ["--toy"],
     "distributed": ["--toy"],
     "compression": ["--toy"],
 }
