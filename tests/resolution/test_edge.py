@@ -81,11 +81,31 @@ def test_the_learned_estimate_reports_the_spectrum_edge_and_points_it_out_when_f
     e = estimate(post_processed(4.0))
     assert e.spectrum_edge is not None and abs(e.spectrum_edge - 4.0) < 0.07 * 4.0 + 16 / 64
     assert e.summary()["spectrum_edge_resolution"] == e.spectrum_edge
-    assert any("power spectrum ends" in n for n in e.notes) == (e.spectrum_edge < 0.9 * e.global_resolution)
+    noted = e.global_resolution / 2 <= e.spectrum_edge < 0.9 * e.global_resolution
+    assert any("power spectrum ends" in n for n in e.notes) == noted
     flat = Grid(np.random.default_rng(0).standard_normal((40, 40, 40)).astype(np.float32),
                 Geometry((40, 40, 40), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0)))
     plain = estimate(flat, model="cnn3d")  # a classifier too; white noise has no edge
     assert plain.spectrum_edge is None and plain.summary()["spectrum_edge_resolution"] is None
+
+
+def test_an_edge_is_pointed_out_only_where_a_post_processed_map_could_look_that_coarse() -> None:
+    """A masked map's edge (no cliff) is noted when the learned estimate is 0.9-2x it: a post-processed map looks up
+    to twice as coarse as its filter. Further out it is something else (coloured noise's own fall ends near 2.4 A
+    on maps of 3-16 A); the edge is still reported."""
+    from nemap.resolution.estimate import with_spectrum_edge
+
+    grid = post_processed(4.0)
+    keep = ndimage.gaussian_filter(grid.values.astype(np.float64), 2.0) > 0.1 * float(grid.values.max())
+    masked = Grid((grid.values * keep).astype(np.float32), grid.geometry)
+    edge = edge_resolution(masked)
+    assert not edge.low_pass  # the mask spreads the cliff: no filter rule, the learned value stays
+    for ratio, noted in ((0.95, False), (0.8, True), (0.55, True), (0.45, False), (0.25, False)):
+        notes: list[str] = []
+        g, found, source = with_spectrum_edge(masked, edge.global_resolution / ratio, notes)
+        assert source == "learned" and g == edge.global_resolution / ratio
+        assert found is not None and found.global_resolution == edge.global_resolution
+        assert any("power spectrum ends" in n for n in notes) == noted, ratio
 
 
 def _low_passed(values: np.ndarray, resolution: float, voxel: float = 1.0) -> np.ndarray:

@@ -13,7 +13,9 @@ resolution and molecular mask, each on the map's own grid.
    nothing finer, and a map filtered at up to twice the resolution it looks was filtered at its resolution, as
    post-processing does (``local`` reads the deposited maps here at 0.9–1.6× their FSC resolution; they look like
    molmaps at 1.4–1.8× it, docs/resolution.md). A map filtered at under half the resolution it looks keeps the
-   learned estimate, with the note. ``source`` says which the global resolution is.
+   learned estimate, and gets no note: post-processing does not leave a map looking that much coarser than its
+   filter, and the steep fall of coloured noise makes such edges (3–16 Å maps with strong coloured noise end at
+   2.4 Å); ``spectrum_edge`` still reports it. ``source`` says which the global resolution is.
 6. The interval: the estimate divided by the 95th and 5th percentiles of estimate/truth on held-out simulated
    patches (models never trained on, calibrated by the training script and stored in the weight file's
    recipe): a 90 % interval for a 32³ patch, wider than needed for a whole map (tested in
@@ -195,14 +197,15 @@ def read_finer(grid: Grid, reading: Reading, recipe: dict[str, Any], flat: np.nd
     return Reading(finer.global_resolution, local, inside), fine_recipe, f"{DEFAULT_MODEL}+{FINE_MODEL}"
 
 
-EDGE_NOTE_BELOW = 0.9  # a spectrum edge finer than this times the learned estimate is pointed out
+EDGE_NOTE_BELOW = 0.9  # a spectrum edge finer than this × the learned estimate (down to 1/FILTER_LOOK ×) is noted
 FILTER_LOOK = 2.0  # a low-pass filter's cliff is the global resolution when the learned one is at most this × it
 
 
 def with_spectrum_edge(grid: Grid, learned: float, notes: list[str]) -> tuple[float, EdgeResult | None, str]:
     """The global resolution (Å), where ``grid``'s power spectrum ends its fall (``nemap.resolution.edge``, or None)
     and which it is: a low-pass filter's cliff when the ``learned`` estimate (Å) is at most FILTER_LOOK times it,
-    else the learned estimate, with a note when the edge is well finer (module docstring, 5)."""
+    else the learned estimate, with a note when the edge is well finer, but no more than FILTER_LOOK times (module
+    docstring, 5)."""
     try:
         edge = edge_resolution(grid)
     except NemapError:
@@ -213,7 +216,7 @@ def with_spectrum_edge(grid: Grid, learned: float, notes: list[str]) -> tuple[fl
                      f"every direction): the global resolution; the learned estimate of how it looks is "
                      f"{learned:.2f} Å (the local map)")
         return r, edge, "low-pass filter"
-    if r < EDGE_NOTE_BELOW * learned:
+    if learned / FILTER_LOOK <= r < EDGE_NOTE_BELOW * learned:
         notes.append(f"its power spectrum ends at {r:.2f} Å: if the map was post-processed (low-pass filtered "
                      "at its FSC resolution), that is its resolution (the edge estimator reads it); the learned "
                      "models read such maps coarse")
