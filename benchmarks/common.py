@@ -121,6 +121,15 @@ def write_json(path: Path, result: dict[str, Any], name: str) -> None:
     path.write_text(json.dumps({"run": run_record(name), **result}, indent=1))
 
 
+def write_results(out: Path | None, name: str, result: dict[str, Any], text: str) -> None:
+    """``result`` as OUT/NAME.json (with its run record) and ``text`` as OUT/NAME.md (OUT: ``results_dir``), the
+    text printed."""
+    folder = results_dir(name, out)
+    write_json(folder / f"{name}.json", result, name)
+    (folder / f"{name}.md").write_text(text)
+    print(text)
+
+
 def write_record(folder: Path, name: str) -> None:
     """run.json beside results that are not JSON themselves (tables, figures)."""
     (folder / "run.json").write_text(json.dumps(run_record(name), indent=1))

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from benchmarks.common import MAP_FILES, SHARED, results_dir, write_json
+from benchmarks.common import MAP_FILES, SHARED, write_results
 from fixtures.half_maps import zoned_half_maps
 from nemap.errors import NemapError
 from nemap.format.geometry import Geometry, Grid
@@ -440,11 +440,7 @@ def main(argv: list[str] | None = None) -> None:
               "against_locres": against_locres(args.models), "timing": timing(args.models, args.edge)}
     result["targets"] = targets(result, "local")
     result["targets_edge"] = targets(result, "edge")
-    out = results_dir("resolution_models", args.out)
-    write_json(out / "resolution_models.json", result, "resolution_models")
-    text = render(result)
-    (out / "resolution_models.md").write_text(text)
-    print(text)
+    write_results(args.out, "resolution_models", result, render(result))
 
 
 if __name__ == "__main__":

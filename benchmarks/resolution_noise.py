@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import require_shared, results_dir, write_json
+from benchmarks.common import require_shared, write_results
 from benchmarks.resolution_models import masked_fsc
 from nemap.resolution import models
 from nemap.resolution.classes import classify, resolution_class
@@ -148,11 +148,7 @@ def main(argv: list[str] | None = None) -> None:
     require_shared()
     rows = whole(args.toy)
     result = {"whole": rows, "whole_summary": whole_summary(rows), "patches": patches(16 if args.toy else args.count)}
-    out = results_dir("resolution_noise", args.out)
-    write_json(out / "resolution_noise.json", result, "resolution_noise")
-    text = render(result)
-    (out / "resolution_noise.md").write_text(text)
-    print(text)
+    write_results(args.out, "resolution_noise", result, render(result))
 
 
 if __name__ == "__main__":
