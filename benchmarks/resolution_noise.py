@@ -8,7 +8,8 @@ held-out simulated patches by their signal-to-noise ratio.
    ``resolution_models``'s. Each map's signal-to-noise ratio is the SD of the noise-free density inside the
    molecule over the noise's SD (EMD-5168, the unmasked real map: noise SD 3.1 % of its peak, SD of the density
    outside its solvent 4.1× the solvent's). Scored against the nominal resolution and, for unmasked maps, beside
-   what the FSC of simulated half maps reads inside the molecule's soft envelope (``resolution_models.masked_fsc``).
+   what the FSC of simulated half maps reads inside the molecule's soft envelope (``resolution_models.masked_fsc``),
+   and whether the estimate warned that the noise dominates the band it read (``estimate.noise_dominates``).
 2. The held-out patches of ``resolution_models`` (``training.resolution_data`` test split, seed 1) read by the
    default model's network, grouped by noise kind and SNR (the recipe's: signal SD inside the molecule over noise
    SD, log-uniform in 0.3–20; post-processed and clean patches apart).
@@ -59,6 +60,7 @@ def whole(toy: bool) -> list[dict]:
                      "snr": float(clean.values[near].std() / (case.level * clean.values.max())),
                      "global": e.global_resolution, "local_median": float(np.median(e.local.values[near])),
                      "class_right": e.global_class == classify(case.resolution), "answered_by": e.model,
+                     "noise_dominated": any(n.startswith("noise-dominated") for n in e.notes),
                      "fsc_halves": masked_fsc(halves, atoms[0]) if halves is not None else None})
         print(f"whole maps: {i + 1} {case.label}, level {case.level:g}", file=sys.stderr, flush=True)
     return rows
@@ -79,6 +81,7 @@ def whole_summary(rows: list[dict]) -> list[dict]:
                     "global_rmse": _rmse([r["global"] - r["resolution"] for r in rs]),
                     "local_rmse": _rmse([r["local_median"] - r["resolution"] for r in rs]),
                     "class_accuracy": float(np.mean([r["class_right"] for r in rs])),
+                    "warned": sum(r["noise_dominated"] for r in rs),
                     "fsc_rmse": _rmse([r["global"] - r["fsc_halves"] for r in rs if r["fsc_halves"]])})
     return out
 
@@ -122,15 +125,16 @@ def render(result: dict) -> str:
             "peak; SNR: the noise-free density's SD inside the molecule over the noise SD (median of the group); "
             "error against the nominal resolution, and the global error against the half maps' FSC (unmasked):", "",
             "| noise SD / peak | noise | mask | SNR | maps | global RMSE (Å) | local RMSE (Å) | class accuracy | "
-            "global RMSE vs half maps' FSC (Å) |", "|---|---|---|---|---|---|---|---|---|"]
+            "global RMSE vs half maps' FSC (Å) | warned noise-dominated |", "|---|---|---|---|---|---|---|---|---|---|"]
     rows += [f"| {r['level']:g} | {r['noise']} | {r['mask']} | {r['snr']:.2f} | {r['maps']} | "
              f"{_num(r['global_rmse'], '.2f')} | {_num(r['local_rmse'], '.2f')} | {r['class_accuracy']:.2f} | "
-             f"{_num(r['fsc_rmse'], '.2f')} |" for r in result["whole_summary"]]
+             f"{_num(r['fsc_rmse'], '.2f')} | {r['warned']} |" for r in result["whole_summary"]]
     rows += ["", "Every whole map (Å):", "",
-             "| noise SD / peak | noise | mask | nominal | SNR | estimate | answered by | half maps' FSC |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| noise SD / peak | noise | mask | nominal | SNR | estimate | answered by | half maps' FSC | warned |",
+             "|---|---|---|---|---|---|---|---|---|"]
     rows += [f"| {r['level']:g} | {r['noise']} | {r['mask']} | {r['resolution']:g} | {r['snr']:.2f} | "
-             f"{r['global']:.2f} | {r['answered_by']} | {_num(r['fsc_halves'], '.2f')} |" for r in result["whole"]]
+             f"{r['global']:.2f} | {r['answered_by']} | {_num(r['fsc_halves'], '.2f')} | "
+             f"{'yes' if r['noise_dominated'] else ''} |" for r in result["whole"]]
     rows += ["", "Held-out patches (32 Å; the default model's network), by noise kind and SNR:", "",
              "| noise | SNR | patches | global RMSE (Å) | class accuracy | local RMSE 2–8 Å (Å) |",
              "|---|---|---|---|---|---|"]

@@ -166,6 +166,30 @@ def patches(values: np.ndarray, solvent: np.ndarray, noise: np.ndarray | None = 
     return corners, np.asarray(share), batch
 
 
+BAND_PATCHES = 64  # the patches of most molecule whose power the signal-to-noise ratio is measured on
+
+
+def signal_to_noise(values: np.ndarray, solvent: np.ndarray, noise: np.ndarray, voxel: float = 1.0) -> np.ndarray:
+    """The signal-to-noise power ratio per patch shell (1/(CUBE·``voxel``) Å⁻¹ apart; shell 0 NaN) of the map
+    ``values`` (``voxel`` Å voxels) against its measured ``noise`` (per shell, ``measure_noise``): (P − N)/N, P the
+    mean power of the BAND_PATCHES patches (of the ``patches`` grid) with the most non-solvent voxels, at least
+    half."""
+    corners = [(f, (i, j, k)) for i in starts(values.shape[0]) for j in starts(values.shape[1])
+               for k in starts(values.shape[2])
+               if (f := 1.0 - float(solvent[i:i + CUBE, j:j + CUBE, k:k + CUBE].mean())) >= 0.5]
+    corners = [c for _, c in sorted(corners, reverse=True)[:BAND_PATCHES]]
+    n = np.full(CUBE, np.nan)
+    if not corners:
+        return n
+    power = np.mean([spectral.shell_power(values[i:i + CUBE, j:j + CUBE, k:k + CUBE], voxel, precision=np.float32)
+                     for i, j, k in corners], axis=0)
+    count = min(len(power), len(noise), CUBE)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        n[:count] = (power[:count] - noise[:count]) / noise[:count]
+    n[0] = np.nan
+    return n
+
+
 def _window() -> np.ndarray:
     tent = np.minimum(np.arange(CUBE) + 0.5, CUBE - np.arange(CUBE) - 0.5)
     return (tent[:, None, None] * tent[None, :, None] * tent[None, None, :]).astype(np.float32)
@@ -243,6 +267,7 @@ class Reading:
     inside: np.ndarray | None = None
     probabilities: np.ndarray | None = None
     solvent: np.ndarray | None = None  # bool: the noisy solvent its noise was measured in (None: none measured)
+    signal_to_noise: np.ndarray | None = None  # per patch shell (``signal_to_noise``; None: no noise measured)
 
 
 def read(grid: Grid, net: Any, kind: str, voxel: float, flat: np.ndarray, masked: bool, name: str,
@@ -279,4 +304,5 @@ def read(grid: Grid, net: Any, kind: str, voxel: float, flat: np.ndarray, masked
     inside &= ~flat
     g = float(np.median(local[inside] if inside.any() else local))
     local[_on_grid(covered.astype(np.float32), grid, zoom) < 0.5] = g  # solvent no patch reached: the global value
-    return Reading(g, local, inside if mask is not None else None, solvent=noisy)
+    ratio = signal_to_noise(values, solvent, noise, voxel) if noise is not None else None
+    return Reading(g, local, inside if mask is not None else None, solvent=noisy, signal_to_noise=ratio)
