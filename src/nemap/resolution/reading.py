@@ -11,7 +11,9 @@ answer from it.
 2. Its noise is measured: when the map has solvent (an unmasked box: ``nemap.resolution.noise.solvent_voxels``
    on the map smoothed by 1.5 Å, clusters under 50 Å³ beyond 3 SD taken as noise), the noise power per shell
    there (``nemap.resolution.spectral``); a masked map has none to measure (its solvent is 0; the models were
-   trained on masked maps as they are); a map with neither (cropped tight) gets a warning. Masked: half the
+   trained on masked maps as they are); a map with neither (cropped tight) gets a warning. Where it was measured,
+   so is the signal-to-noise power per patch shell of the patches of most molecule (``signal_to_noise``: the
+   estimate warns when the noise dominates the band it read). Masked: half the
    voxels exactly 0 (``noise.is_masked``), or a tenth of them in exactly constant 3³ neighbourhoods (MASKED_FLAT:
    a mask leaves whole regions constant, where a quantized map's zeros are scattered). Without the second rule,
    a box of molecule masked to 0 in its gaps (under half the box) had its molecule taken for solvent, its signal
@@ -172,22 +174,18 @@ BAND_PATCHES = 64  # the patches of most molecule whose power the signal-to-nois
 def signal_to_noise(values: np.ndarray, solvent: np.ndarray, noise: np.ndarray, voxel: float = 1.0) -> np.ndarray:
     """The signal-to-noise power ratio per patch shell (1/(CUBE·``voxel``) Å⁻¹ apart; shell 0 NaN) of the map
     ``values`` (``voxel`` Å voxels) against its measured ``noise`` (per shell, ``measure_noise``): (P − N)/N, P the
-    mean power of the BAND_PATCHES patches (of the ``patches`` grid) with the most non-solvent voxels, at least
-    half."""
-    corners = [(f, (i, j, k)) for i in starts(values.shape[0]) for j in starts(values.shape[1])
-               for k in starts(values.shape[2])
-               if (f := 1.0 - float(solvent[i:i + CUBE, j:j + CUBE, k:k + CUBE].mean())) >= 0.5]
-    corners = [c for _, c in sorted(corners, reverse=True)[:BAND_PATCHES]]
-    n = np.full(CUBE, np.nan)
-    if not corners:
-        return n
+    mean power of the BAND_PATCHES ``patches`` with the most non-solvent voxels, at least half."""
+    corners, share, _ = patches(values, solvent)
+    ratio = np.full(CUBE, np.nan)
+    most = [corners[i] for i in np.argsort(-share, kind="stable")[:BAND_PATCHES] if share[i] >= 0.5]
+    if not most:
+        return ratio
     power = np.mean([spectral.shell_power(values[i:i + CUBE, j:j + CUBE, k:k + CUBE], voxel, precision=np.float32)
-                     for i, j, k in corners], axis=0)
+                     for i, j, k in most], axis=0)
     count = min(len(power), len(noise), CUBE)
     with np.errstate(invalid="ignore", divide="ignore"):
-        n[:count] = (power[:count] - noise[:count]) / noise[:count]
-    n[0] = np.nan
-    return n
+        ratio[1:count] = (power[1:count] - noise[1:count]) / noise[1:count]
+    return ratio
 
 
 def _window() -> np.ndarray:
