@@ -121,6 +121,17 @@ def write_json(path: Path, result: dict[str, Any], name: str) -> None:
     path.write_text(json.dumps({"run": run_record(name), **result}, indent=1))
 
 
+def num(value: Any, spec: str) -> str:
+    """``value`` formatted, or — when there is none (a model that does not predict it)."""
+    return "—" if value is None else format(value, spec)
+
+
+def markdown_table(header: list[str], rows: list[list]) -> list[str]:
+    """A Markdown table's lines."""
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(map(str, r)) + " |"
+                                                                            for r in rows]
+
+
 def write_results(out: Path | None, name: str, result: dict[str, Any], text: str) -> None:
     """``result`` as OUT/NAME.json (with its run record) and ``text`` as OUT/NAME.md (OUT: ``results_dir``), the
     text printed."""

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from benchmarks.common import MAP_FILES, SHARED, write_results
+from benchmarks.common import MAP_FILES, SHARED, markdown_table, num, write_results
 from fixtures.half_maps import zoned_half_maps
 from nemap.errors import NemapError
 from nemap.format.geometry import Geometry, Grid
@@ -311,28 +311,18 @@ def timing(names: list[str], edge: int) -> list[dict]:
     return out
 
 
-def num(value, spec: str) -> str:
-    """``value`` formatted, or — when the model does not predict it."""
-    return "—" if value is None else format(value, spec)
-
-
-def _table(header: list[str], rows: list[list]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(map(str, r)) + " |"
-                                                                            for r in rows]
-
-
 def _patch_rows(result: dict) -> list[str]:
-    rows = _table(["model", "held-out set", "class accuracy", "global RMSE (Å)", "local RMSE 2–8 Å (Å)", "mask IoU",
-                   "90 % interval coverage", "maps"],
-                  [[m, r.get("set", "1 Å voxels, 2.5–20 Å"), num(r["class_accuracy"], ".3f"),
-                    num(r["global_rmse"], ".2f"), num(r["local_rmse_2_8"], ".2f"), num(r["mask_iou"], ".2f"),
-                    num(r.get("interval_coverage"), ".2f"), r["maps"]] for m, r in result["simulated"].items()])
+    rows = markdown_table(["model", "held-out set", "class accuracy", "global RMSE (Å)", "local RMSE 2–8 Å (Å)",
+                           "mask IoU", "90 % interval coverage", "maps"],
+                          [[m, r.get("set", "1 Å voxels, 2.5–20 Å"), num(r["class_accuracy"], ".3f"),
+                            num(r["global_rmse"], ".2f"), num(r["local_rmse_2_8"], ".2f"), num(r["mask_iou"], ".2f"),
+                            num(r.get("interval_coverage"), ".2f"), r["maps"]] for m, r in result["simulated"].items()])
     for m, r in result["simulated"].items():
         rows += ["", f"`{m}` by group (held-out patches):", ""]
-        rows += _table(["group", "class accuracy", "global RMSE (Å)", "local RMSE 2–8 Å (Å)", "maps"],
-                       [[f"{key} {g}", num(v["class_accuracy"], ".3f"), num(v["global_rmse"], ".2f"),
-                         num(v["local_rmse_2_8"], ".2f"), v["maps"]]
-                        for key, groups in r.get("by", {}).items() for g, v in groups.items()])
+        rows += markdown_table(["group", "class accuracy", "global RMSE (Å)", "local RMSE 2–8 Å (Å)", "maps"],
+                               [[f"{key} {g}", num(v["class_accuracy"], ".3f"), num(v["global_rmse"], ".2f"),
+                                 num(v["local_rmse_2_8"], ".2f"), v["maps"]]
+                                for key, groups in r.get("by", {}).items() for g, v in groups.items()])
     return rows
 
 
@@ -341,43 +331,46 @@ def render(result: dict) -> str:
     rows += _patch_rows(result)
     rows += ["", "The seed paper's protocol (002): held-out models at 2.5, 7.5 or 12.5 Å everywhere, noise-free, no "
              "mask (its CNN: 99.75 %, its DNN: 92.7 %):", ""]
-    rows += _table(["model", "class accuracy", "global RMSE (Å)", "maps"],
-                   [[m, num(r["class_accuracy"], ".3f"), num(r["global_rmse"], ".2f"), r["maps"]]
-                    for m, r in result.get("seed_protocol", {}).items()])
+    rows += markdown_table(["model", "class accuracy", "global RMSE (Å)", "maps"],
+                           [[m, num(r["class_accuracy"], ".3f"), num(r["global_rmse"], ".2f"), r["maps"]]
+                            for m, r in result.get("seed_protocol", {}).items()])
     rows += ["", "Whole simulated maps (a held-out molecule in a 64 Å box; error against the nominal resolution, and "
              "the global error against what the FSC of the simulated half maps reads inside the molecule's soft "
              "envelope; maps: answered / all — the edge estimator refuses a spectrum without an edge):", ""]
-    rows += _table(["estimator", "group", "maps", "global RMSE (Å)", "local RMSE (Å)", "class accuracy",
-                    "90 % interval coverage", "global RMSE vs half maps' FSC (Å)"],
-                   [[r["estimator"], r["group"], f"{r.get('answered', r['maps'])} / {r['maps']}",
-                     num(r["global_rmse"], ".2f"), num(r["local_rmse"], ".2f"), num(r["class_accuracy"], ".3f"),
-                     num(r["interval_coverage"], ".2f"), num(r.get("fsc_rmse"), ".2f")]
-                    for r in result.get("whole_summary", [])])
+    rows += markdown_table(["estimator", "group", "maps", "global RMSE (Å)", "local RMSE (Å)", "class accuracy",
+                            "90 % interval coverage", "global RMSE vs half maps' FSC (Å)"],
+                           [[r["estimator"], r["group"], f"{r.get('answered', r['maps'])} / {r['maps']}",
+                             num(r["global_rmse"], ".2f"), num(r["local_rmse"], ".2f"), num(r["class_accuracy"], ".3f"),
+                             num(r["interval_coverage"], ".2f"), num(r.get("fsc_rmse"), ".2f")]
+                            for r in result.get("whole_summary", [])])
     rows += ["", "Real maps:", ""]
-    rows += _table(["model", "map", "deposited (Å)", "estimate (Å)", "90 % interval (Å)", "class / deposited class",
-                    "seconds"],
-                   [[r["model"], r["map"], r["deposited"], f"{r['estimate']:.2f}",
-                     "—" if not r.get("interval") else f"{r['interval'][0]:.2f}–{r['interval'][1]:.2f}",
-                     f"{r['class']} / {r['deposited_class']}", num(r["seconds"], ".1f")] for r in result["real"]])
+    rows += markdown_table(["model", "map", "deposited (Å)", "estimate (Å)", "90 % interval (Å)",
+                            "class / deposited class", "seconds"],
+                           [[r["model"], r["map"], r["deposited"], f"{r['estimate']:.2f}",
+                             "—" if not r.get("interval") else f"{r['interval'][0]:.2f}–{r['interval'][1]:.2f}",
+                             f"{r['class']} / {r['deposited_class']}", num(r["seconds"], ".1f")]
+                            for r in result["real"]])
     rows += ["", "Real maps beside their simulated twins (the deposited model made into a map on the same grid and "
              "mask, as deposited maps are made, at the deposited resolution), and the molmap of the model that "
              "correlates best with the real map:", "",
-             *_table(["map", "deposited (Å)", "`local` on the map (Å)", "`local` on its twin (Å)",
-                      "edge on its twin (Å)", "looks like molmap at (Å)"],
-                     [[r["file"], r["deposited"], f"{r['map_local']:.2f}", f"{r['twin_local']:.2f}",
-                       num(r["twin_edge"], ".2f"), f"{r['looks_like']:.2f}"] for r in result.get("twins", [])])]
-    rows += ["", *_table(["model", "zone at 2.5 Å: learned / FSC", "zone at 6 Å: learned / FSC"],
-                         [[r["model"], f"{r['zone0_learned']:.2f} / {r['zone0_fsc']:.2f}",
-                           f"{r['zone1_learned']:.2f} / {r['zone1_fsc']:.2f}"] for r in result["against_locres"]])]
+             *markdown_table(["map", "deposited (Å)", "`local` on the map (Å)", "`local` on its twin (Å)",
+                              "edge on its twin (Å)", "looks like molmap at (Å)"],
+                             [[r["file"], r["deposited"], f"{r['map_local']:.2f}", f"{r['twin_local']:.2f}",
+                               num(r["twin_edge"], ".2f"), f"{r['looks_like']:.2f}"] for r in result.get("twins", [])])]
+    rows += ["", *markdown_table(["model", "zone at 2.5 Å: learned / FSC", "zone at 6 Å: learned / FSC"],
+                                 [[r["model"], f"{r['zone0_learned']:.2f} / {r['zone0_fsc']:.2f}",
+                                   f"{r['zone1_learned']:.2f} / {r['zone1_fsc']:.2f}"]
+                                  for r in result["against_locres"]])]
     rows += ["", "Seconds per estimate, with the process's own allocator and as `nemap resolution` runs "
              "(`kept`: nemap.machine.keep_freed_memory):", "",
-             *_table(["model", "map", "answered by", "allocator", "seconds"],
-                     [[t["model"], f"{t['edge']}³ {t.get('map', 'smooth')}", t.get("answered_by", t["model"]),
-                       t.get("allocator", "default"), f"{t['seconds']:.1f}"] for t in result["timing"]])]
-    rows += ["", "Targets (issue 30), default model:", "", *_table(["target", "figure", "met"], result["targets"])]
+             *markdown_table(["model", "map", "answered by", "allocator", "seconds"],
+                             [[t["model"], f"{t['edge']}³ {t.get('map', 'smooth')}", t.get("answered_by", t["model"]),
+                               t.get("allocator", "default"), f"{t['seconds']:.1f}"] for t in result["timing"]])]
+    rows += ["", "Targets (issue 30), default model:", "",
+             *markdown_table(["target", "figure", "met"], result["targets"])]
     if result.get("targets_edge"):
         rows += ["", "The real-map target for `--model edge` (global only; no simulated-patch figures):", "",
-                 *_table(["target", "figure", "met"], result["targets_edge"])]
+                 *markdown_table(["target", "figure", "met"], result["targets_edge"])]
     return "\n".join(rows) + "\n"
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import require_shared, write_results
+from benchmarks.common import markdown_table, num, require_shared, write_results
 from benchmarks.resolution_models import masked_fsc
 from nemap.resolution import models
 from nemap.resolution.classes import classify, resolution_class
@@ -116,30 +116,25 @@ def patches(count: int) -> list[dict]:
     return out
 
 
-def _num(value: float | None, spec: str) -> str:
-    return "—" if value is None else format(value, spec)
-
-
 def render(result: dict) -> str:
     rows = ["Whole maps (the held-out molecule in a 64 Å box, 1 Å voxels, 3–16 Å) by noise SD over the density's "
             "peak; SNR: the noise-free density's SD inside the molecule over the noise SD (median of the group); "
-            "error against the nominal resolution, and the global error against the half maps' FSC (unmasked):", "",
-            "| noise SD / peak | noise | mask | SNR | maps | global RMSE (Å) | local RMSE (Å) | class accuracy | "
-            "global RMSE vs half maps' FSC (Å) | warned noise-dominated |", "|---|---|---|---|---|---|---|---|---|---|"]
-    rows += [f"| {r['level']:g} | {r['noise']} | {r['mask']} | {r['snr']:.2f} | {r['maps']} | "
-             f"{_num(r['global_rmse'], '.2f')} | {_num(r['local_rmse'], '.2f')} | {r['class_accuracy']:.2f} | "
-             f"{_num(r['fsc_rmse'], '.2f')} | {r['warned']} |" for r in result["whole_summary"]]
-    rows += ["", "Every whole map (Å):", "",
-             "| noise SD / peak | noise | mask | nominal | SNR | estimate | answered by | half maps' FSC | warned |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    rows += [f"| {r['level']:g} | {r['noise']} | {r['mask']} | {r['resolution']:g} | {r['snr']:.2f} | "
-             f"{r['global']:.2f} | {r['answered_by']} | {_num(r['fsc_halves'], '.2f')} | "
-             f"{'yes' if r['noise_dominated'] else ''} |" for r in result["whole"]]
-    rows += ["", "Held-out patches (32 Å; the default model's network), by noise kind and SNR:", "",
-             "| noise | SNR | patches | global RMSE (Å) | class accuracy | local RMSE 2–8 Å (Å) |",
-             "|---|---|---|---|---|---|"]
-    rows += [f"| {r['noise']} | {r['snr']} | {r['patches']} | {r['global_rmse']:.2f} | {r['class_accuracy']:.3f} | "
-             f"{_num(r['local_rmse_2_8'], '.2f')} |" for r in result["patches"]]
+            "error against the nominal resolution, and the global error against the half maps' FSC (unmasked):", ""]
+    rows += markdown_table(["noise SD / peak", "noise", "mask", "SNR", "maps", "global RMSE (Å)", "local RMSE (Å)",
+                            "class accuracy", "global RMSE vs half maps' FSC (Å)", "warned noise-dominated"],
+                           [[f"{r['level']:g}", r["noise"], r["mask"], f"{r['snr']:.2f}", r["maps"],
+                             num(r["global_rmse"], ".2f"), num(r["local_rmse"], ".2f"), f"{r['class_accuracy']:.2f}",
+                             num(r["fsc_rmse"], ".2f"), r["warned"]] for r in result["whole_summary"]])
+    rows += ["", "Every whole map (Å):", ""]
+    rows += markdown_table(["noise SD / peak", "noise", "mask", "nominal", "SNR", "estimate", "answered by",
+                            "half maps' FSC", "warned"],
+                           [[f"{r['level']:g}", r["noise"], r["mask"], f"{r['resolution']:g}", f"{r['snr']:.2f}",
+                             f"{r['global']:.2f}", r["answered_by"], num(r["fsc_halves"], ".2f"),
+                             "yes" if r["noise_dominated"] else ""] for r in result["whole"]])
+    rows += ["", "Held-out patches (32 Å; the default model's network), by noise kind and SNR:", ""]
+    rows += markdown_table(["noise", "SNR", "patches", "global RMSE (Å)", "class accuracy", "local RMSE 2–8 Å (Å)"],
+                           [[r["noise"], r["snr"], r["patches"], f"{r['global_rmse']:.2f}",
+                             f"{r['class_accuracy']:.3f}", num(r["local_rmse_2_8"], ".2f")] for r in result["patches"]])
     return "\n".join(rows) + "\n"
 
 
