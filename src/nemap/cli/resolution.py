@@ -118,9 +118,9 @@ def run_estimate(args: argparse.Namespace) -> int:
     from nemap.tools import resolution
 
     if args.list_models:
-        for name, recipe in resolution.shipped_models().items():
-            from nemap.resolution.models import model_voxel
+        from nemap.resolution.models import model_voxel
 
+        for name, recipe in resolution.shipped_models().items():
             made = recipe.get("data", {}).get("train", {})
             headline = {"voxel_size": model_voxel(recipe), "resolution_range": made.get("resolution_range"),
                         **{k: v for k, v in recipe.get("test", {}).items() if k != "by"}}  # not the breakdown

@@ -265,7 +265,7 @@ class Reading:
     inside: np.ndarray | None = None
     probabilities: np.ndarray | None = None
     solvent: np.ndarray | None = None  # bool: the noisy solvent its noise was measured in (None: none measured)
-    signal_to_noise: np.ndarray | None = None  # per patch shell (``signal_to_noise``; None: no noise measured)
+    signal_to_noise: np.ndarray | None = None  # per patch shell (``signal_to_noise``; None: no noise measured here)
 
 
 def read(grid: Grid, net: Any, kind: str, voxel: float, flat: np.ndarray, masked: bool, name: str,
@@ -302,5 +302,6 @@ def read(grid: Grid, net: Any, kind: str, voxel: float, flat: np.ndarray, masked
     inside &= ~flat
     g = float(np.median(local[inside] if inside.any() else local))
     local[_on_grid(covered.astype(np.float32), grid, zoom) < 0.5] = g  # solvent no patch reached: the global value
-    ratio = signal_to_noise(values, solvent, noise, voxel) if noise is not None else None
+    measured = noise is not None and noise_given is None  # the fine pass is given the first reading's noise
+    ratio = signal_to_noise(values, solvent, noise, voxel) if measured else None
     return Reading(g, local, inside if mask is not None else None, solvent=noisy, signal_to_noise=ratio)
