@@ -12,6 +12,7 @@ import pytest
 
 import nemap
 from fixtures.half_maps import half_maps
+from fixtures.synthetic_mrc import write_raw_mrc
 from nemap.format.geometry import Geometry
 from nemap.io.mrc import read_mrc, write_mrc
 
@@ -113,3 +114,29 @@ def test_fsc_of_a_neural_map_against_its_source(maps, tmp_path) -> None:
         stored = m.provenance["fidelity"]["fsc"]
     assert res["resolution_05"] == pytest.approx(stored["resolution_05"], rel=1e-3)
     assert res["resolution_05"] > 2.2  # 30 steps of a small network: not faithful to Nyquist
+
+
+def test_a_crystallographic_cell_is_read_with_ignore_cell_angles(maps, tmp_path) -> None:
+    """A monoclinic cell (a MicroED map's, as EMD-3001's) is refused in one line that names the flag, and read with
+    --ignore-cell-angles as the same voxels on a 90° cell: the same FSC, local resolution and estimate."""
+    skewed = {}
+    for name in ("h1", "h2", "map"):
+        grid = read_mrc(maps[name])
+        skewed[name] = tmp_path / f"{name}_p21.mrc"
+        write_raw_mrc(skewed[name], grid.values, voxel_size=grid.geometry.voxel_size, cellb=(90.0, 94.3, 90.0), ispg=4)
+    refused = run("fsc", skewed["h1"], skewed["h2"])
+    assert refused.returncode == 1 and len(refused.stderr.strip().splitlines()) == 1
+    assert "non-orthogonal" in refused.stderr and "--ignore-cell-angles" in refused.stderr
+    assert str(skewed["h1"]) in refused.stderr and "Traceback" not in refused.stderr
+    fsc = [json.loads(run("fsc", *pair, "--json", *flag).stdout)["resolution_0143"] for pair, flag in (
+        ((maps["h1"], maps["h2"]), ()), ((skewed["h1"], skewed["h2"]), ("--ignore-cell-angles",)))]
+    assert fsc[0] == pytest.approx(fsc[1])
+    out = tmp_path / "locres.mrc"
+    r = run("locres", skewed["h1"], skewed["h2"], "-o", out, "--ignore-cell-angles")
+    assert r.returncode == 0, r.stderr
+    assert read_mrc(out).values.max() > 0
+    assert run("resolution", skewed["map"]).returncode == 1
+    pytest.importorskip("torch")
+    estimates = [json.loads(run("resolution", path, "--json", *flag).stdout)["global_resolution"]
+                 for path, flag in ((maps["map"], ()), (skewed["map"], ("--ignore-cell-angles",)))]
+    assert estimates[0] == pytest.approx(estimates[1])

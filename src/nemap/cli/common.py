@@ -46,6 +46,13 @@ def common_options(top: bool = False) -> argparse.ArgumentParser:
     return common
 
 
+def add_cell_angles_option(parser: Any) -> None:
+    """--ignore-cell-angles, for every command that reads MRC maps into a grid (``ignore_cell_angles``)."""
+    parser.add_argument("--ignore-cell-angles", action="store_true",
+                        help="read a non-orthogonal (crystallographic) cell, as MicroED maps have, as if its angles "
+                             "were 90°")
+
+
 def floats(text: str) -> list[float]:
     """'1,2,3' or '1 2 3' → [1.0, 2.0, 3.0] (an argparse type)."""
     try:

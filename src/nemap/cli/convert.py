@@ -7,7 +7,7 @@ import argparse
 import sys
 from typing import Any
 
-from nemap.cli.common import floats
+from nemap.cli.common import add_cell_angles_option, floats
 from nemap.errors import NemapError
 from nemap.fit.options import PRESETS, RENAMED_PRESETS
 from nemap.io.mrc import ORIGIN_CONVENTIONS
@@ -71,8 +71,7 @@ def _add_fitting(fit: Any) -> None:
     fit.add_argument("--scheduler", default=None, metavar="ADDRESS",
                      help="fit the regions on a Dask cluster: a running scheduler (tcp://host:8786) or local:N "
                           "(N single-thread worker processes on this machine); needs dask.distributed")
-    fit.add_argument("--ignore-cell-angles", action="store_true",
-                     help="read a non-orthogonal (crystallographic) cell as if its angles were 90°")
+    add_cell_angles_option(fit)
 
 
 def run(args: argparse.Namespace) -> int:

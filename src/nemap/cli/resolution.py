@@ -8,6 +8,7 @@ import json
 import sys
 from typing import Any
 
+from nemap.cli.common import add_cell_angles_option
 from nemap.errors import NemapError
 from nemap.machine import keep_freed_memory
 
@@ -27,6 +28,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="the result as JSON on stdout")
     p.add_argument("--plot", default=None, metavar="PNG", help="draw the curves to a PNG file")
     p.add_argument("--force", action="store_true", help="overwrite the plot if it exists")
+    add_cell_angles_option(p)
     p.set_defaults(func=run_fsc)
 
     est = sub.add_parser("resolution", parents=[common], help="resolution of one map by a learned estimator",
@@ -47,6 +49,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
                      help="for a .nemap MAP: store the local resolution in it (format 0.2 evidence); nemap graph "
                           "then links peaks by it")
     est.add_argument("--force", action="store_true", help="overwrite outputs that exist")
+    add_cell_angles_option(est)
     est.set_defaults(func=run_estimate)
 
     lr = sub.add_parser("locres", parents=[common], help="local resolution of two half maps, as an MRC map in Å",
@@ -61,6 +64,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     lr.add_argument("--step", type=int, default=None, metavar="VOXELS", help="spacing of window centres")
     lr.add_argument("--threshold", type=float, default=0.143, help="FSC threshold (default 0.143)")
     lr.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
+    add_cell_angles_option(lr)
     lr.set_defaults(func=run_locres)
 
 
@@ -70,11 +74,12 @@ def run_fsc(args: argparse.Namespace) -> int:
     if args.against is not None:
         if len(args.maps) != 1:
             raise NemapError("--against compares one .nemap file with its source: give one MAP", code="BAD_ARGUMENT")
-        curve = resolution.fsc_against(args.maps[0], args.against)
+        curve = resolution.fsc_against(args.maps[0], args.against, args.ignore_cell_angles)
     else:
         if len(args.maps) != 2:
             raise NemapError(f"give two half maps, got {len(args.maps)}", code="BAD_ARGUMENT")
-        curve = resolution.fsc_files(args.maps[0], args.maps[1], args.mask, args.randomize_below)
+        curve = resolution.fsc_files(args.maps[0], args.maps[1], args.mask, args.randomize_below,
+                                     args.ignore_cell_angles)
     summary = curve.summary()
     if args.plot:
         from nemap.tools.plot import fsc_plot
@@ -102,7 +107,7 @@ def run_locres(args: argparse.Namespace) -> int:
     try:
         result = resolution.locres_files(args.half1, args.half2, args.output, args.mask, window=args.window,
                                          step=args.step, threshold=args.threshold, force=args.force,
-                                         progress=bar.update)
+                                         progress=bar.update, ignore_cell_angles=args.ignore_cell_angles)
     finally:
         bar.close()
     values = result.grid.values[result.grid.values > 0]
@@ -130,7 +135,7 @@ def run_estimate(args: argparse.Namespace) -> int:
         raise NemapError("give a map (MRC or .nemap), or --list-models", code="BAD_ARGUMENT")
     keep_freed_memory()  # the network's many large arrays, not page-faulted afresh (nemap.machine)
     result = resolution.estimate_file(args.map, model=args.model, local_out=args.output, mask_out=args.mask_out,
-                                      force=args.force)
+                                      force=args.force, ignore_cell_angles=args.ignore_cell_angles)
     summary = result.summary()
     if args.store:
         from nemap.files import is_nemap

@@ -140,7 +140,8 @@ def _cell_angles(header: Any, path: str, ignore_cell_angles: bool) -> tuple[list
     if not any(not math.isfinite(a) or abs(a - 90.0) > _ANGLE_TOL_DEG for a in cellb):
         return cellb, False
     if not ignore_cell_angles:
-        raise _fail(path, f"non-orthogonal cell (angles {_fmt(cellb)}°) is unsupported; nemap needs 90° cells",
+        raise _fail(path, f"non-orthogonal cell (angles {_fmt(cellb)}°) is unsupported; nemap needs 90° cells "
+                    "('ignore_cell_angles' reads it as if they were 90°)",
                     "MRC_NONORTHOGONAL")
     _warn("%s: cell angles %s° treated as 90° (ignore_cell_angles): positions are approximate", path, _fmt(cellb))
     return cellb, True

@@ -22,35 +22,37 @@ from nemap.resolution.locres import LocalResolution, local_resolution
 log = logging.getLogger("nemap")
 
 
-def load_map(path: str | os.PathLike) -> Grid:
-    """An MRC map, or a .nemap file sampled on its own grid."""
+def load_map(path: str | os.PathLike, ignore_cell_angles: bool = False) -> Grid:
+    """An MRC map, or a .nemap file sampled on its own grid. ``ignore_cell_angles``: read an MRC map's
+    non-orthogonal (crystallographic) cell as if its angles were 90° (``read_mrc``)."""
     if is_nemap(path):
         with open_nemap(path) as m:
             grid = m.sample()
         return Grid(np.nan_to_num(grid.values), grid.geometry)
-    return read_mrc(path)
+    return read_mrc(path, ignore_cell_angles=ignore_cell_angles)
 
 
-def load_maps(paths: list[Any]) -> list[Grid | None]:
-    return [None if p is None else _named(load_map, p) for p in paths]
+def load_maps(paths: list[Any], ignore_cell_angles: bool = False) -> list[Grid | None]:
+    return [None if p is None else _named(load_map, p, ignore_cell_angles=ignore_cell_angles) for p in paths]
 
 
-def _named(load: Any, path: Any) -> Any:
+def _named(load: Any, path: Any, **options: Any) -> Any:
     try:
-        return load(path)
+        return load(path, **options)
     except NemapError as exc:
         raise exc.with_path(path) from exc
 
 
-def fsc_files(half1: Any, half2: Any, mask: Any = None, randomize_below: float = 0.143) -> FscCurve:
+def fsc_files(half1: Any, half2: Any, mask: Any = None, randomize_below: float = 0.143,
+              ignore_cell_angles: bool = False) -> FscCurve:
     """The FSC of two map files (and the masked, corrected curves with a mask file)."""
-    a, b, m = load_maps([half1, half2, mask])
+    a, b, m = load_maps([half1, half2, mask], ignore_cell_angles)
     return fsc(a, b, m, randomize_below=randomize_below, names=(str(half1), str(half2)), mask_name=str(mask))
 
 
-def fsc_against(neural: Any, source: Any) -> FscCurve:
+def fsc_against(neural: Any, source: Any, ignore_cell_angles: bool = False) -> FscCurve:
     """The FSC of a neural map, sampled on its source map's grid, against that source."""
-    src = _named(read_mrc, source)
+    src = _named(read_mrc, source, ignore_cell_angles=ignore_cell_angles)
     with open_nemap(neural) as m:
         sampled = m.sample(voxel_size=src.geometry.voxel_size, origin=src.geometry.origin,
                            shape=src.geometry.grid_shape)
@@ -62,12 +64,12 @@ def fsc_against(neural: Any, source: Any) -> FscCurve:
 
 def locres_files(half1: Any, half2: Any, out: Any, mask: Any = None, *, window: float | None = None,
                  step: int | None = None, threshold: float = 0.143, force: bool = False,
-                 progress: Any = None) -> LocalResolution:
+                 progress: Any = None, ignore_cell_angles: bool = False) -> LocalResolution:
     """Local resolution of two half-map files, written to ``out`` (MRC, Å on the half maps' grid)."""
     from nemap.files import check_output_path
 
     check_output_path(out, force)
-    a, b, m = load_maps([half1, half2, mask])
+    a, b, m = load_maps([half1, half2, mask], ignore_cell_angles)
     result = local_resolution(a, b, m, window=window, step=step, threshold=threshold,
                               names=(str(half1), str(half2)), progress=progress, mask_name=str(mask))
     write_mrc(out, result.grid.values, result.grid.geometry, label="nemap locres (Å)", force=force)
@@ -124,9 +126,10 @@ EDGE = "edge"  # the power spectrum's low-pass edge (NumPy; nemap.resolution.edg
 
 
 def estimate_file(path: Any, *, model: str = "local", local_out: Any = None, mask_out: Any = None,
-                  force: bool = False) -> Any:
+                  force: bool = False, ignore_cell_angles: bool = False) -> Any:
     """The resolution estimate of a map file (MRC or .nemap) by a learned model or, with ``model="monogenic"``
-    or ``"edge"``, a classical one (no torch needed), optionally written as MRC maps."""
+    or ``"edge"``, a classical one (no torch needed), optionally written as MRC maps. ``ignore_cell_angles``:
+    read a crystallographic cell as if its angles were 90° (a MicroED map's)."""
     from nemap.files import check_output_path
 
     if model not in (MONOGENIC, EDGE):
@@ -134,7 +137,7 @@ def estimate_file(path: Any, *, model: str = "local", local_out: Any = None, mas
     for out in (local_out, mask_out):
         if out is not None:
             check_output_path(out, force)
-    grid = _named(load_map, path)
+    grid = _named(load_map, path, ignore_cell_angles=ignore_cell_angles)
     try:
         if model == MONOGENIC:
             from nemap.resolution.monogenic import monogenic_local_resolution
