@@ -299,7 +299,7 @@ def timing(names: list[str], edge: int) -> list[dict]:
     reads the whole map at 0.5 Å when asked by name: 8× the voxels): first with the process's own allocator, then
     as ``nemap resolution`` runs (``machine.keep_freed_memory``, where the platform has it)."""
     out = []
-    at_one = [n for n in names if models.model_voxel(models.load(n)[1]) == 1.0]
+    at_one = [n for n in names if models.model_voxel(models.recipe_of(n)) == 1.0]
     maps = timed_maps(edge)
     for allocator in ("default", "kept"):
         if allocator == "kept" and not keep_freed_memory():

@@ -651,3 +651,16 @@ def test_nsymbt_beyond_the_file_is_refused_before_reading(tmp_path):
     with pytest.raises(FormatError, match="extended header") as ei:
         read_mrc_header(path)
     assert ei.value.code == "MRC_TRUNCATED"
+
+
+def test_a_quiet_header_read_logs_nothing_and_gives_the_same_geometry(tmp_path, caplog):
+    path = tmp_path / "m.mrc"
+    write_raw_mrc(path, xyz_array((6, 5, 4)), nstart_xyz=(2, 0, 0), cellb=(90.0, 95.0, 90.0))
+    with caplog.at_level(logging.INFO, logger="nemap"):
+        loud = read_mrc_header(path, ignore_cell_angles=True)
+        assert any("cell angles" in r.getMessage() for r in caplog.records)
+        caplog.clear()
+        assert read_mrc_header(path, ignore_cell_angles=True, quiet=True) == loud
+        assert caplog.records == []
+        read_mrc(path, ignore_cell_angles=True)
+        assert any("origin" in r.getMessage() for r in caplog.records)  # the level is restored

@@ -54,6 +54,7 @@ def test_shipped_weights_are_small_and_recorded() -> None:
     for name in models.available():
         _, recipe = models.load(name)
         assert recipe["seed"] == 0 and recipe["data"]["train"]["seed"] == 0 and "test" in recipe
+        assert models.recipe_of(name) == recipe  # read without the weights
 
 
 def test_unknown_model_is_refused_by_name() -> None:
@@ -61,6 +62,34 @@ def test_unknown_model_is_refused_by_name() -> None:
     with pytest.raises(FormatError, match="no resolution model 'nope'") as err:
         estimate(grid, model="nope")
     assert err.value.code == "NO_MODEL"
+    with pytest.raises(FormatError, match="no resolution model 'nope'"):
+        models.recipe_of("nope")
+
+
+def test_a_map_too_large_for_memory_is_refused_from_its_header(tmp_path, monkeypatch) -> None:
+    """The learned estimate's memory is checked before the map is read: a truncated data block is not reached. A
+    map read at the fine model's 0.5 Å voxels needs 8× the voxels of one read at 1 Å."""
+    import nemap.fit.memory
+    from nemap.io.mrc import write_mrc
+    from nemap.tools.resolution import ESTIMATE_BASE_BYTES, check_estimate_memory, estimate_file
+
+    path = tmp_path / "big.mrc"
+    write_mrc(path, np.zeros((64, 64, 64), np.float32), Geometry((64, 64, 64), (2.0, 2.0, 2.0)))
+    with open(path, "r+b") as f:
+        f.truncate(1024 + 4 * 64 ** 3 // 2)
+    enough = ESTIMATE_BASE_BYTES + 128 ** 3 * 46  # 64³ at 2 Å is 128³ at 1 Å and 256³ at 0.5 Å
+    monkeypatch.setattr(nemap.fit.memory, "available_memory_bytes", lambda: enough)
+    check_estimate_memory(path, "local")
+    with pytest.raises(NemapError, match=r"64×64×64 map read at 0.5 Å voxels needs about 1.1 GiB") as err:
+        check_estimate_memory(path, "fine")
+    assert err.value.code == "OUT_OF_MEMORY" and str(path) in str(err.value)
+    with pytest.raises(NemapError) as err:
+        estimate_file(path)  # the header passes: the data block is then found short
+    assert err.value.code != "OUT_OF_MEMORY"
+    monkeypatch.setattr(nemap.fit.memory, "available_memory_bytes", lambda: 2**20)
+    with pytest.raises(NemapError, match="GiB to estimate its resolution, but only 0.0 GiB") as err:
+        estimate_file(path)
+    assert err.value.code == "OUT_OF_MEMORY"
 
 
 def test_constant_and_nan_maps_are_refused() -> None:

@@ -275,9 +275,17 @@ def read_mrc_header(
     origin_convention: str = "auto",
     *,
     ignore_cell_angles: bool = False,
+    quiet: bool = False,
 ) -> Geometry:
-    """The :class:`Geometry` that :func:`read_mrc` would give (Å, x, y, z), reading only the header."""
-    hdr, _ = _read(path, origin_convention, ignore_cell_angles, with_data=False)
+    """The :class:`Geometry` that :func:`read_mrc` would give (Å, x, y, z), reading only the header. ``quiet``:
+    log nothing (a check before the full read, which logs the geometry)."""
+    previous = log.level
+    if quiet:
+        log.setLevel(logging.ERROR)
+    try:
+        hdr, _ = _read(path, origin_convention, ignore_cell_angles, with_data=False)
+    finally:
+        log.setLevel(previous)
     return hdr.geometry
 
 

@@ -168,14 +168,27 @@ def available() -> list[str]:
     return sorted(p.stem for p in WEIGHTS.glob("*.h5"))
 
 
-def load(name: str) -> tuple[nn.Module, dict[str, Any]]:
-    """The model ``name`` with its shipped weights, in eval mode, and its recipe; FormatError when the name is
-    unknown, the file is missing or its digest does not match."""
+def weight_file(name: str) -> Path:
+    """The shipped weight file of the model ``name``; FormatError (NO_MODEL) when there is none."""
     path = WEIGHTS / f"{name}.h5"
     if not path.is_file():
         raise FormatError(f"no resolution model {name!r}; shipped: {', '.join(available()) or 'none'}",
                           path=path, code="NO_MODEL")
-    return read(path)
+    return path
+
+
+def load(name: str) -> tuple[nn.Module, dict[str, Any]]:
+    """The model ``name`` with its shipped weights, in eval mode, and its recipe; FormatError when the name is
+    unknown, the file is missing or its digest does not match."""
+    return read(weight_file(name))
+
+
+def recipe_of(name: str) -> dict[str, Any]:
+    """The recipe stored with the model ``name`` (training data, seed, figures), its weights left unread."""
+    import h5py
+
+    with h5py.File(weight_file(name), "r") as f:
+        return json.loads(f.attrs["recipe"])
 
 
 def config_of(path: Path) -> dict[str, Any]:

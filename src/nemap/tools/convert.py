@@ -102,12 +102,7 @@ def start_conversion(src: str | os.PathLike, dst: str | os.PathLike, options: Fi
         check_number("resolution", resolution, above=0, unit="Å")
     if contour is not None:
         check_number("contour", contour)
-    previous = log.level
-    log.setLevel(logging.ERROR)  # the full read below logs the geometry; say it once
-    try:
-        geometry = read_mrc_header(src, origin_convention, ignore_cell_angles=ignore_cell_angles)
-    finally:
-        log.setLevel(previous)
+    geometry = read_mrc_header(src, origin_convention, ignore_cell_angles=ignore_cell_angles, quiet=True)
     check_memory(geometry.grid_shape, options, str(src))
     grid = read_mrc(src, origin_convention, ignore_cell_angles=ignore_cell_angles)
     evidence = _evidence(half_maps, mask, grid.geometry)

@@ -137,6 +137,8 @@ def estimate_file(path: Any, *, model: str = "local", local_out: Any = None, mas
     for out in (local_out, mask_out):
         if out is not None:
             check_output_path(out, force)
+    if model not in (MONOGENIC, EDGE):
+        check_estimate_memory(path, model, ignore_cell_angles)
     grid = _named(load_map, path, ignore_cell_angles=ignore_cell_angles)
     try:
         if model == MONOGENIC:
@@ -165,11 +167,40 @@ def estimate_file(path: Any, *, model: str = "local", local_out: Any = None, mas
     return result
 
 
+ESTIMATE_BASE_BYTES = 400 * 2**20  # a learned estimate's peak memory: torch and the model, and per voxel of
+ESTIMATE_VOXEL_BYTES = 45  # the map's grid or the model's, the larger (measured: 0.45-1.70 GB for 128³-320³ maps)
+
+
+def check_estimate_memory(path: Any, model: str, ignore_cell_angles: bool = False) -> None:
+    """Refuse, from the header alone, a map whose learned estimate by ``model`` cannot fit in the memory at hand:
+    the map is read on its grid and resampled to the model's voxels (1 Å; 0.5 Å for ``fine``), and each voxel of
+    the larger of the two costs about ESTIMATE_VOXEL_BYTES."""
+    from nemap.fit.memory import available_memory_bytes
+    from nemap.io.mrc import read_mrc_header
+    from nemap.resolution.models import model_voxel, recipe_of
+
+    if is_nemap(path):
+        with open_nemap(path) as m:
+            geometry = m.geometry
+    else:
+        geometry = _named(read_mrc_header, path, ignore_cell_angles=ignore_cell_angles, quiet=True)
+    voxel = model_voxel(recipe_of(model))
+    shape = np.asarray(geometry.grid_shape, dtype=np.float64)
+    at_model = shape * np.asarray(geometry.voxel_size) / voxel
+    need = ESTIMATE_BASE_BYTES + ESTIMATE_VOXEL_BYTES * max(float(np.prod(shape)), float(np.prod(np.round(at_model))))
+    have = available_memory_bytes()
+    if have is not None and need > have:
+        n = geometry.grid_shape
+        raise NemapError(f"a {n[0]}×{n[1]}×{n[2]} map read at {voxel:g} Å voxels needs about {need / 2**30:.1f} GiB "
+                         f"to estimate its resolution, but only {have / 2**30:.1f} GiB is available", path=path,
+                         code="OUT_OF_MEMORY")
+
+
 def shipped_models() -> dict[str, Any]:
     """Name → recipe (training data, seed, test figures) of every shipped estimator."""
     from nemap.resolution import models
 
-    return {name: models.load(name)[1] for name in models.available()}
+    return {name: models.recipe_of(name) for name in models.available()}
 
 
 STORE_STEP = 4  # voxels between the nodes of a stored learned local-resolution grid
