@@ -233,8 +233,11 @@ def predict(model: Any, kind: str, values: np.ndarray, solvent: np.ndarray, nois
                 acc_w[box] += window
     if kind == "class":
         return None, None, (share @ np.concatenate(probabilities)) / share.sum()
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return voxel * np.exp(acc_r / acc_w), (np.nan_to_num(acc_m / acc_w) if kind == "local" else None), None
+    with np.errstate(invalid="ignore", divide="ignore"):  # in place: three map-sized arrays at most
+        local = np.exp(np.divide(acc_r, acc_w, out=acc_r), out=acc_r)
+        local *= voxel
+        mask = np.nan_to_num(np.divide(acc_m, acc_w, out=acc_m), copy=False) if kind == "local" else None
+    return local, mask, None
 
 
 def _on_grid(values: np.ndarray, grid: Grid, zoom: np.ndarray) -> np.ndarray:
