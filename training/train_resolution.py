@@ -81,8 +81,8 @@ def predictions(model: torch.nn.Module, kind: str, x: torch.Tensor) -> tuple[np.
         centres = np.sqrt(np.asarray(models.LOCAL_BINS[:-1]) * np.asarray(models.LOCAL_BINS[1:]))
         local = centres[model(x[:, None]).argmax(1).numpy()]
         return np.median(local.reshape(len(local), -1), axis=1), local, None
-    pl, pm, _ = model(x[:, None])
-    local, mask = np.exp(pl.numpy()), pm.numpy() > 0
+    pl, pm, pg = model(x[:, None])
+    local, mask = np.exp(models.local_map(pl.numpy(), pg.numpy())), pm.numpy() > 0
     glob = [np.median(local[i][mask[i]] if mask[i].any() else local[i]) for i in range(len(local))]
     return np.asarray(glob), local, mask
 

@@ -57,6 +57,21 @@ def test_shipped_weights_are_small_and_recorded() -> None:
         assert models.recipe_of(name) == recipe  # read without the weights
 
 
+def test_the_reported_local_map_is_the_smoothed_local_head_halfway_to_the_global_head() -> None:
+    from scipy import ndimage
+
+    rng = np.random.default_rng(3)
+    head = rng.standard_normal((2, 20, 24, 28)).astype(np.float32)
+    glob = np.array([1.0, 2.5], np.float32)
+    out = models.local_map(head, glob)
+    smoothed = np.stack([ndimage.gaussian_filter(h, models.LOCAL_SMOOTH, mode="nearest") for h in head])
+    expected = (1 - models.LOCAL_TO_GLOBAL) * smoothed + models.LOCAL_TO_GLOBAL * glob[:, None, None, None]
+    np.testing.assert_allclose(out, expected, atol=1e-5)
+    flat = models.local_map(np.full((1, 32, 32, 32), 2.0), np.array([2.0]))
+    np.testing.assert_allclose(flat, 2.0, atol=1e-6)  # a patch read as one resolution keeps it
+    assert out.std() < 0.5 * head.std()  # voxel-to-voxel variation is damped
+
+
 def test_unknown_model_is_refused_by_name() -> None:
     grid, _ = chain_map((32, 32, 32), resolution=4.0)
     with pytest.raises(FormatError, match="no resolution model 'nope'") as err:

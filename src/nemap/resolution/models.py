@@ -60,6 +60,27 @@ class LocalResolutionNet(nn.Module):
         return self.local(d1)[:, 0] + self.offset, self.mask(d1)[:, 0], g + self.offset
 
 
+LOCAL_SMOOTH = 2.0  # voxels (the model's): SD of the Gaussian a patch's local log-resolution is smoothed by
+LOCAL_TO_GLOBAL = 0.5  # then taken this far (in log Å) towards the patch's global head
+
+
+def local_map(log_local: np.ndarray, log_global: np.ndarray) -> np.ndarray:
+    """The local log-resolution a ``LocalResolutionNet`` reports: its local head, [B, n, n, n] patches or one map's
+    field of them (the last three axes x, y, z), smoothed by a Gaussian of LOCAL_SMOOTH voxels (edges replicated),
+    then blended halfway with its global head ([B], or the map's field of patch heads; log Å both; float32). The
+    local head's voxel-to-voxel detail is mostly error: chosen on 400 fresh patches of the training models (local
+    RMSE 1.08 → 0.97 Å), the rule takes the held-out patches' from 0.91 to 0.81 Å, where the global head alone
+    would give 0.88 Å (docs/resolution.md)."""
+    from scipy import ndimage
+
+    values = np.asarray(log_local, dtype=np.float32)
+    smooth = ndimage.gaussian_filter(values, (0,) * (values.ndim - 3) + (LOCAL_SMOOTH,) * 3, mode="nearest")
+    head = np.asarray(log_global, dtype=np.float32)
+    smooth *= 1 - LOCAL_TO_GLOBAL
+    smooth += LOCAL_TO_GLOBAL * head.reshape(head.shape + (1,) * (smooth.ndim - head.ndim))
+    return smooth
+
+
 LOCAL_BINS = (2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 7.0, 8.5, 10.0, 12.0, 15.0)  # Å: the ten classes of ``unet10``
 
 

@@ -46,7 +46,7 @@ from nemap.format.geometry import Grid
 from nemap.machine import native_bf16
 from nemap.resolution import spectral
 from nemap.resolution.classes import CLASS_CENTRES
-from nemap.resolution.models import CUBE, LOCAL_BINS
+from nemap.resolution.models import CUBE, LOCAL_BINS, local_map
 from nemap.resolution.noise import solvent_voxels
 
 SOLVENT_SMOOTH = 1.5  # Å: the solvent is found on the map smoothed by a Gaussian of this SD (noise.solvent_voxels)
@@ -212,6 +212,7 @@ def predict(model: Any, kind: str, values: np.ndarray, solvent: np.ndarray, nois
 
     window = _window()
     acc_r, acc_m, acc_w = (np.zeros(values.shape, np.float32) for _ in range(3))
+    acc_g = np.zeros(values.shape, np.float32) if kind == "local" else None  # the patches' global heads
     probabilities = []
     corners, share, batch_of = patches(values, solvent, noise, voxel)
     centres = np.log(np.sqrt(np.asarray(LOCAL_BINS[:-1]) * np.asarray(LOCAL_BINS[1:])))
@@ -223,21 +224,41 @@ def predict(model: Any, kind: str, values: np.ndarray, solvent: np.ndarray, nois
                 probabilities.append(torch.softmax(out, 1).numpy())
                 continue
             if kind == "bins":
-                logr, m = centres[out.argmax(1).numpy()], np.ones((len(cs),) + (CUBE,) * 3, np.float32)
+                logr, m, heads = centres[out.argmax(1).numpy()], np.ones((len(cs),) + (CUBE,) * 3, np.float32), None
             else:
-                logr, m = out[0].numpy(), torch.sigmoid(out[1]).numpy()
-            for (i, j, k), r, mm in zip(cs, logr, m):
+                logr, m, heads = out[0].numpy(), torch.sigmoid(out[1]).numpy(), out[2].numpy()
+            for p, ((i, j, k), r, mm) in enumerate(zip(cs, logr, m)):
                 box = (slice(i, i + CUBE), slice(j, j + CUBE), slice(k, k + CUBE))
                 acc_r[box] += window * r
                 acc_m[box] += window * mm
                 acc_w[box] += window
+                if acc_g is not None:
+                    acc_g[box] += window * heads[p]
     if kind == "class":
         return None, None, (share @ np.concatenate(probabilities)) / share.sum()
-    with np.errstate(invalid="ignore", divide="ignore"):  # in place: three map-sized arrays at most
-        local = np.exp(np.divide(acc_r, acc_w, out=acc_r), out=acc_r)
+    with np.errstate(invalid="ignore", divide="ignore"):  # in place: four map-sized arrays at most
+        logr = np.divide(acc_r, acc_w, out=acc_r)
+        if acc_g is not None:
+            logr = _reported(logr, np.divide(acc_g, acc_w, out=acc_g))
+        local = np.exp(logr, out=logr)
         local *= voxel
         mask = np.nan_to_num(np.divide(acc_m, acc_w, out=acc_m), copy=False) if kind == "local" else None
     return local, mask, None
+
+
+def _reported(log_local: np.ndarray, log_global: np.ndarray) -> np.ndarray:
+    """``models.local_map`` of a whole map's tent-blended local and global heads (log Å); voxels no patch reached
+    (NaN) are filled with the median of the rest for the smoothing and stay NaN."""
+    missed = ~np.isfinite(log_local)
+    if missed.all():
+        return log_local
+    if missed.any():
+        fill = float(np.median(log_local[~missed]))
+        log_local[missed] = fill
+        log_global[missed] = fill
+    out = local_map(log_local, log_global)
+    out[missed] = np.nan
+    return out
 
 
 def _on_grid(values: np.ndarray, grid: Grid, zoom: np.ndarray) -> np.ndarray:
