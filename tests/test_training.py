@@ -222,6 +222,15 @@ def test_fine_tuning_starts_from_a_weight_file_and_records_it(tmp_path, shared_d
     assert recipe["init"]["recipe"]["data"]["train"]["count"] == 4
     assert models.config_of(tmp_path / "b.h5") == {"width": 4}  # the starting file's architecture
     models.read(tmp_path / "b.h5")  # and it loads
+    again = run("training.train_resolution", "--recalibrate", str(tmp_path / "b.h5"), "--out", str(tmp_path / "c.h5"))
+    assert again["sha256"] == second["sha256"]  # the same parameters, measured again as the estimator reports
+    _, remade = models.read(tmp_path / "c.h5")
+    assert remade["recalibrated"]["replaced"]["test"] == {k: v for k, v in recipe["test"].items() if k != "by"}
+    assert remade["recalibrated"]["reported"]["local_to_global"] == models.LOCAL_TO_GLOBAL
+    assert remade["test"]["maps"] == 4 and remade["interval"]["calibration"]["count"] == 4
+    assert remade["init"] == recipe["init"] and models.config_of(tmp_path / "c.h5") == {"width": 4}
+    bare = subprocess.run([sys.executable, "-m", "training.train_resolution"], capture_output=True, text=True, cwd=REPO)
+    assert bare.returncode == 2 and "--data is required" in bare.stderr
 
 
 def test_a_twin_is_made_on_the_real_maps_grid_frame_and_mask() -> None:

@@ -2,6 +2,7 @@
 
     python -m training.train_resolution --data DIR [--model local] [--minutes 20] [--seed 0] [--lr 2e-3] [--out PATH]
                                         [--calibration-count 300] [--init WEIGHTS]
+    python -m training.train_resolution --recalibrate WEIGHTS [--out PATH]
 
 DIR holds train.npz and test.npz from ``python -m training.resolution_data`` (the recipe of each is stored
 in the weight file). Adam (lr 2e-3 unless --lr, cosine to 0 over the time budget), batches of 16 patches with random
@@ -14,6 +15,8 @@ recipe.
 With --init, training starts from a weight file (fine-tuning); its parameter digest and its whole recipe are kept
 under "init" in the new file's recipe, so the chain of data and runs that made the weights is on record.
 Default output: src/nemap/resolution/weights/MODEL.h5.
+With --recalibrate, a weight file's interval and test figures are measured again, as the estimator reports them
+(``models.local_map``), on the sets its recipe names; its parameters, and so its digest, are unchanged.
 """
 
 from __future__ import annotations
@@ -243,9 +246,31 @@ def train(data_dir: Path, name: str, minutes: float, seed: int, width: int = 8, 
     return model, recipe
 
 
+def recalibrate(path: Path) -> tuple[torch.nn.Module, str, dict]:
+    """The model of the weight file ``path`` with its interval calibrated and its test figures measured again as the
+    estimator now reports them (``models.local_map``), on the calibration and test sets its recipe names, rebuilt;
+    its parameters unchanged. The figures replaced are kept under "recalibrated"."""
+    import h5py
+
+    from training.resolution_data import build
+
+    model, recipe = models.read(path)
+    with h5py.File(path, "r") as f:
+        name = str(f.attrs["model"])
+    test, kind = recipe["data"]["test"], models.KINDS[name]
+    voxel, span = float(test.get("voxel_size", 1.0)), tuple(test["resolution_range"])
+    test_set = build(test["count"], test["seed"], test["split"], voxel=voxel, resolution_range=span)
+    interval = calibrate(model, kind, recipe["interval"]["calibration"]["count"], voxel, span)
+    figures = evaluate(model, test_set, kind, calibration=interval, voxel=voxel)
+    replaced = {"test": {k: v for k, v in recipe["test"].items() if k != "by"}, "interval": recipe["interval"]}
+    reported = {"local_smooth_voxels": models.LOCAL_SMOOTH, "local_to_global": models.LOCAL_TO_GLOBAL}
+    return model, name, {**recipe, "test": figures, "interval": interval, "recalibrated": {
+        "reported": reported, "replaced": replaced, "commit": commit(), "torch": torch.__version__}}
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--data", type=Path, default=None, help="train.npz and test.npz (required unless --recalibrate)")
     ap.add_argument("--model", default="local", choices=list(models.ARCHITECTURES))
     ap.add_argument("--minutes", type=float, default=20.0)
     ap.add_argument("--seed", type=int, default=0)
@@ -256,7 +281,19 @@ def main(argv: list[str] | None = None) -> None:
                     help="fine-tune: start from this weight file (its digest and recipe are kept in the new one)")
     ap.add_argument("--calibration-count", type=int, default=CALIBRATION["count"],
                     help="held-out samples that calibrate the 90 %% interval")
+    ap.add_argument("--recalibrate", type=Path, default=None, metavar="WEIGHTS",
+                    help="no training: calibrate the interval of this weight file and measure its test figures again "
+                         "as the estimator now reports them (written to --out, default the file itself)")
     args = ap.parse_args(argv)
+    if args.recalibrate is not None:
+        model, name, recipe = recalibrate(args.recalibrate)
+        recipe["recalibrated"]["command"] = " ".join(["python -m training.train_resolution", *sys.argv[1:]])
+        out = args.out or args.recalibrate
+        digest = models.save(model, name, models.config_of(args.recalibrate), recipe, out)
+        print(json.dumps({"weights": str(out), "sha256": digest, "test": recipe["test"]}, indent=1))
+        return
+    if args.data is None:
+        ap.error("--data is required (or --recalibrate WEIGHTS)")
     model, recipe = train(args.data, args.model, args.minutes, args.seed, args.width, args.lr, args.calibration_count,
                           args.init)
     recipe["command"] = " ".join(["python -m training.train_resolution", *(sys.argv[1:] if argv is None else argv)])
