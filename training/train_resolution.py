@@ -250,13 +250,10 @@ def recalibrate(path: Path) -> tuple[torch.nn.Module, str, dict]:
     """The model of the weight file ``path`` with its interval calibrated and its test figures measured again as the
     estimator now reports them (``models.local_map``), on the calibration and test sets its recipe names, rebuilt;
     its parameters unchanged. The figures replaced are kept under "recalibrated"."""
-    import h5py
-
     from training.resolution_data import build
 
     model, recipe = models.read(path)
-    with h5py.File(path, "r") as f:
-        name = str(f.attrs["model"])
+    name = models.name_of(model)
     test, kind = recipe["data"]["test"], models.KINDS[name]
     voxel, span = float(test.get("voxel_size", 1.0)), tuple(test["resolution_range"])
     test_set = build(test["count"], test["seed"], test["split"], voxel=voxel, resolution_range=span)

@@ -240,9 +240,9 @@ def noise_dominates(ratio: np.ndarray | None, voxel: float, resolution: float, n
         return
     band = ratio[1:int(CUBE * voxel / resolution) + 1]
     band = band[np.isfinite(band)]
-    if band.size == 0 or float(np.median(band)) >= NOISE_DOMINATES:
+    median = float(np.median(band)) if band.size else np.inf
+    if median >= NOISE_DOMINATES:
         return
-    median = float(np.median(band))
     warn(f"{name}: the noise measured in the solvent is as strong as the signal up to {resolution:.2f} Å (median "
          f"signal/noise power {median:.2f} per shell): the estimate reads the noise as much as the map and may be "
          "far off")

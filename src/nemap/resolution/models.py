@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy import ndimage
 from torch import nn
 
 from nemap.errors import FormatError
@@ -71,8 +72,6 @@ def local_map(log_local: np.ndarray, log_global: np.ndarray) -> np.ndarray:
     local head's voxel-to-voxel detail is mostly error: chosen on 400 fresh patches of the training models (local
     RMSE 1.08 → 0.97 Å), the rule takes the held-out patches' from 0.91 to 0.81 Å, where the global head alone
     would give 0.88 Å (docs/resolution.md)."""
-    from scipy import ndimage
-
     values = np.asarray(log_local, dtype=np.float32)
     smooth = ndimage.gaussian_filter(values, (0,) * (values.ndim - 3) + (LOCAL_SMOOTH,) * 3, mode="nearest")
     head = np.asarray(log_global, dtype=np.float32)
@@ -154,9 +153,14 @@ def training_range(recipe: dict[str, Any]) -> tuple[float, float]:
     return float(span[0]), float(span[1])
 
 
+def name_of(model: nn.Module) -> str:
+    """``model``'s architecture name (ARCHITECTURES), whatever its weight file is called."""
+    return next(name for name, arch in ARCHITECTURES.items() if isinstance(model, arch))
+
+
 def kind_of(model: nn.Module) -> str:
-    """What ``model``'s outputs are (KINDS) by its architecture, whatever its weight file is called."""
-    return next(KINDS[name] for name, arch in ARCHITECTURES.items() if isinstance(model, arch))
+    """What ``model``'s outputs are (KINDS) by its architecture."""
+    return KINDS[name_of(model)]
 
 
 def parameters_digest(state: dict[str, torch.Tensor]) -> str:
