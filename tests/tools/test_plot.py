@@ -65,3 +65,21 @@ def test_plot_command_line_errors_are_one_line(fitted: Path, tmp_path: Path) -> 
     r = run(str(fitted), "--slice", "y=0", "-o", str(png))
     assert r.returncode == 1 and "use --force" in r.stderr
     assert parse_slice("X = 1.5".replace(" ", "")) == (0, 1.5)
+
+
+def test_a_crystallographic_source_is_read_with_ignore_cell_angles(fitted: Path, tmp_path: Path) -> None:
+    """A source on a monoclinic cell (as MicroED maps have) is refused in one line naming the flag, and with
+    --ignore-cell-angles drawn as the same voxels on a 90° cell: the same plane error."""
+    from fixtures.synthetic_mrc import write_raw_mrc
+
+    grid = read_mrc(EXAMPLE)
+    skewed = tmp_path / "p21.mrc"
+    write_raw_mrc(skewed, grid.values, voxel_size=grid.geometry.voxel_size,
+                  nstart_xyz=[int(o) for o in grid.geometry.origin], cellb=(90.0, 94.3, 90.0), ispg=4)
+    args = [sys.executable, "-m", "nemap", "plot", str(fitted), "--slice", "z=12", "--source", str(skewed), "-o"]
+    r = subprocess.run([*args, str(tmp_path / "a.png")], capture_output=True, text=True)
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and "--ignore-cell-angles" in r.stderr
+    r = subprocess.run([*args, str(tmp_path / "b.png"), "--ignore-cell-angles"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    same = slice_plot(fitted, tmp_path / "c.png", 2, 12.0, source=EXAMPLE)
+    assert f"RMSE {same['rmse']:.4g}" in r.stdout

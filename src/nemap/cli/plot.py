@@ -6,6 +6,7 @@ import argparse
 import importlib.util
 from typing import Any
 
+from nemap.cli.common import add_cell_angles_option
 from nemap.errors import NemapError
 
 
@@ -22,6 +23,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--within", type=float, default=None, metavar="Å",
                    help="overlay points this close to the plane (default half a voxel, at least 0.5 Å)")
     p.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
+    add_cell_angles_option(p)
     p.set_defaults(func=run)
 
 
@@ -32,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("matplotlib") is None:
         raise NemapError("nemap plot needs matplotlib: pip install matplotlib", code="MISSING_DEPENDENCY")
     drawn = plot.slice_plot(args.file, args.output, axis, value, source=args.source, points=args.points,
-                            within=args.within, force=args.force)
+                            within=args.within, force=args.force, ignore_cell_angles=args.ignore_cell_angles)
     extra = (f"; on this plane RMSE {drawn['rmse']:.4g}, max |error| {drawn['max_abs_error']:.4g} (source units)"
              if "rmse" in drawn else "")
     print(f"{args.output}: {drawn['axis']} = {drawn['position']:.2f} Å (voxel plane {drawn['index']}){extra}")

@@ -52,9 +52,10 @@ def load_points(path: str | os.PathLike) -> np.ndarray:
 
 def slice_plot(nemap_path: str | os.PathLike, out: str | os.PathLike, axis: int, value: float, *,
                source: str | os.PathLike | None = None, points: str | os.PathLike | None = None,
-               within: float | None = None, force: bool = False) -> dict:
+               within: float | None = None, force: bool = False, ignore_cell_angles: bool = False) -> dict:
     """Write the PNG; returns what was drawn (plane index, Å, RMSE and max |error| on it).
-    axis: 0, 1, 2 for x, y, z; value: the plane's position in Å (the nearest voxel plane is drawn)."""
+    axis: 0, 1, 2 for x, y, z; value: the plane's position in Å (the nearest voxel plane is drawn);
+    ignore_cell_angles: read a non-orthogonal source cell as if its angles were 90° (``read_mrc``)."""
     from nemap.files import check_output_path
     from nemap.io.mrc import read_mrc
     from nemap.map.neuralmap import open as open_nemap
@@ -63,7 +64,7 @@ def slice_plot(nemap_path: str | os.PathLike, out: str | os.PathLike, axis: int,
     if within is not None:
         check_number("within", within, at_least=0, unit="Å")
     with open_nemap(nemap_path) as m:
-        grid = read_mrc(source) if source is not None else None
+        grid = read_mrc(source, ignore_cell_angles=ignore_cell_angles) if source is not None else None
         g = grid.geometry if grid is not None else m.geometry
         k = _plane_index(g, axis, value, nemap_path)
         neural = _neural_plane(m, g, axis, k)
