@@ -157,6 +157,54 @@ def test_a_model_answers_in_its_voxels_and_is_scored_in_angstrom() -> None:
     np.testing.assert_allclose(per_sample(Four(), data)["global"], 4.0, rtol=1e-6)
 
 
+def test_the_sampling_interval_says_how_far_a_figure_moves_with_the_draw_of_its_samples() -> None:
+    """Equal errors everywhere: no spread. One sample far off among 100: its figure moves with whether it is drawn."""
+    from training.train_resolution import sampling_interval, scores
+
+    truth = np.linspace(3.0, 15.0, 100)
+    even = {"global": truth * 1.1, "sq": np.full(100, 4.0), "n": np.full(100, 4.0), "inter": np.ones(100),
+            "union": np.ones(100)}
+    spans = sampling_interval(even, truth)
+    assert spans["local_rmse_2_8"] == pytest.approx([1.0, 1.0])
+    assert spans["global_rmse"][1] - spans["global_rmse"][0] < 0.3 * scores(even, truth)["global_rmse"]
+    odd = {**even, "global": truth.copy()}
+    odd["global"][7] = 40.0
+    low, high = sampling_interval(odd, truth)["global_rmse"]
+    assert low < scores(odd, truth)["global_rmse"] < high and low < 0.5 * high
+    assert sampling_interval(odd, truth) == sampling_interval(odd, truth)  # a fixed seed
+    assert sampling_interval({**even, "n": np.zeros(100)}, truth)["local_rmse_2_8"] is None
+
+
+def test_the_reported_loss_scores_the_local_map_the_estimator_reports() -> None:
+    """``--reported-loss``: the torch local map is ``models.local_map`` (smoothing with replicated edges, the blend),
+    gradients reach both heads, and a local head that is right only after smoothing costs (almost) nothing."""
+    import torch
+
+    from nemap.resolution import models
+    from training.train_resolution import losses, reported_local
+
+    rng = np.random.default_rng(4)
+    head = torch.tensor(rng.normal(1.5, 0.3, (2, 12, 13, 14)).astype(np.float32), requires_grad=True)
+    glob = torch.tensor([1.2, 2.0], requires_grad=True)
+    out = reported_local(head, glob)
+    np.testing.assert_allclose(out.detach().numpy(), models.local_map(head.detach().numpy(), glob.detach().numpy()),
+                               atol=1e-6)
+    out.sum().backward()
+    assert float(head.grad.abs().min()) > 0 and np.allclose(glob.grad.numpy(), 0.5 * 12 * 13 * 14)
+
+    class Fixed(torch.nn.Module):  # local head +0.2 and -0.2 in alternate planes, global head right: smoothed, right
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            shape = (x.shape[0],) + tuple(x.shape[2:])
+            wiggle = 0.2 * (1 - 2 * (torch.arange(shape[1]) % 2)).float().view(1, -1, 1, 1)
+            return np.log(4.0) + wiggle.expand(shape), torch.full(shape, 10.0), torch.full((x.shape[0],), np.log(4.0))
+
+    maps, local = torch.zeros(2, 16, 16, 16), torch.full((2, 16, 16, 16), 4.0)
+    masks, truth = torch.ones(2, 16, 16, 16, dtype=torch.bool), torch.full((2,), 4.0)
+    plain = losses(Fixed(), "local", maps, local, masks, truth)[1]["local"]
+    reported = losses(Fixed(), "local", maps, local, masks, truth, reported=True)[1]["local"]
+    assert plain == pytest.approx(0.04, rel=1e-5) and reported < plain / 50  # what is left: the replicated edges
+
+
 @pytest.mark.parametrize("resolution", [4.0, 8.0])
 def test_a_postprocessed_simulation_has_half_maps_whose_masked_fsc_crosses_0143_at_its_resolution(
         resolution: float, shared_data) -> None:

@@ -1,17 +1,18 @@
 """Train a learned resolution estimator on simulated maps and write its shipped weight file.
 
     python -m training.train_resolution --data DIR [--model local] [--minutes 20] [--seed 0] [--lr 2e-3] [--out PATH]
-                                        [--calibration-count 300] [--init WEIGHTS]
+                                        [--calibration-count 300] [--init WEIGHTS] [--reported-loss]
     python -m training.train_resolution --recalibrate WEIGHTS [--out PATH]
 
 DIR holds train.npz and test.npz from ``python -m training.resolution_data`` (the recipe of each is stored
 in the weight file). Adam (lr 2e-3 unless --lr, cosine to 0 over the time budget), batches of 16 patches with random
 flips and axis permutations; loss L_global + L_local + L_mask: squared error of the global log-resolution,
-squared error of the local log-resolution inside the mask, binary cross-entropy of the mask. At the end, the
-90 % interval is calibrated on held-out models (another seed than the test set's: the 5th and 95th percentiles
-of log(estimate/truth)), and every figure of the held-out test set (models never used in training) — overall
-and by noise kind, mask kind, voxel size and resolution band, with the interval's coverage — is stored in the
-recipe.
+squared error of the local log-resolution inside the mask (with --reported-loss, of the local map as the estimator
+reports it, ``models.local_map``: smoothed and blended towards the global head), binary cross-entropy of the mask.
+At the end, the 90 % interval is calibrated on held-out models (another seed than the test set's: the 5th and 95th
+percentiles of log(estimate/truth)), and every figure of the held-out test set (models never used in training) —
+overall and by noise kind, mask kind, voxel size and resolution band, with the interval's coverage — is stored in
+the recipe.
 With --init, training starts from a weight file (fine-tuning); its parameter digest and its whole recipe are kept
 under "init" in the new file's recipe, so the chain of data and runs that made the weights is on record.
 Default output: src/nemap/resolution/weights/MODEL.h5.
@@ -48,10 +49,29 @@ def augment(x: torch.Tensor, *labels: torch.Tensor, rng: np.random.Generator) ->
     return out
 
 
+def reported_local(pred_local: torch.Tensor, pred_glob: torch.Tensor) -> torch.Tensor:
+    """``models.local_map`` in torch, differentiable: the local head [B, n, n, n] (log, x, y, z) smoothed by a
+    Gaussian of LOCAL_SMOOTH voxels (edges replicated, truncated at 4 SD as SciPy's) and blended LOCAL_TO_GLOBAL of
+    the way towards the global head [B] (log)."""
+    radius = int(4 * models.LOCAL_SMOOTH + 0.5)
+    x = torch.arange(-radius, radius + 1, dtype=pred_local.dtype)
+    kernel = torch.exp(-0.5 * (x / models.LOCAL_SMOOTH) ** 2)
+    kernel = kernel / kernel.sum()
+    out = pred_local[:, None]
+    for axis in range(3):
+        pad = [0] * 6
+        pad[4 - 2 * axis: 6 - 2 * axis] = [radius, radius]
+        shape = [1, 1, 1, 1, 1]
+        shape[2 + axis] = len(kernel)
+        out = torch.nn.functional.conv3d(torch.nn.functional.pad(out, pad, mode="replicate"), kernel.view(shape))
+    return (1 - models.LOCAL_TO_GLOBAL) * out[:, 0] + models.LOCAL_TO_GLOBAL * pred_glob.view(-1, 1, 1, 1)
+
+
 def losses(model: torch.nn.Module, kind: str, maps: torch.Tensor, local: torch.Tensor, masks: torch.Tensor,
-           glob: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-    """The loss of one batch: ``local`` models L_global + L_local + L_mask; ``class`` models cross-entropy of the
-    global class; ``bins`` models per-voxel cross-entropy of the ten resolution bins."""
+           glob: torch.Tensor, reported: bool = False) -> tuple[torch.Tensor, dict[str, float]]:
+    """The loss of one batch: ``local`` models L_global + L_local + L_mask (with ``reported``, L_local of the local
+    map as the estimator reports it, ``reported_local``, instead of the local head's); ``class`` models
+    cross-entropy of the global class; ``bins`` models per-voxel cross-entropy of the ten resolution bins."""
     if kind == "class":
         target = torch.as_tensor(resolution_class(glob.numpy()), dtype=torch.long)
         loss = torch.nn.functional.cross_entropy(model(maps[:, None]), target)
@@ -61,6 +81,8 @@ def losses(model: torch.nn.Module, kind: str, maps: torch.Tensor, local: torch.T
         loss = torch.nn.functional.cross_entropy(model(maps[:, None]), target)
         return loss, {"bins": loss.item()}
     pred_local, pred_mask, pred_glob = model(maps[:, None])
+    if reported:
+        pred_local = reported_local(pred_local, pred_glob)
     inside = masks.float()
     l_local = (((pred_local - torch.log(local)) ** 2) * inside).sum() / inside.sum().clamp(min=1)
     l_mask = torch.nn.functional.binary_cross_entropy_with_logits(pred_mask, inside)
@@ -125,6 +147,20 @@ def scores(p: dict[str, np.ndarray], truth: np.ndarray, pick: np.ndarray | None 
             "mask_iou": float(p["inter"][pick].sum() / union) if union else None, "maps": int(pick.sum())}
 
 
+def sampling_interval(p: dict[str, np.ndarray], truth: np.ndarray, rounds: int = 2000,
+                      seed: int = 0) -> dict[str, list[float] | None]:
+    """90 % bootstrap intervals of the class accuracy, global RMSE (Å) and local RMSE 2–8 Å (Å) of ``per_sample``'s
+    figures: the set's samples drawn again with replacement ``rounds`` times (a fixed seed), so how far the
+    figures of a set of this size move with the draw of its samples."""
+    idx = np.random.default_rng(seed).integers(len(truth), size=(rounds, len(truth)))
+    right = (resolution_class(p["global"]) == resolution_class(truth)).astype(np.float64)
+    figures = {"class_accuracy": right[idx].mean(1),
+               "global_rmse": np.sqrt(((p["global"] - truth) ** 2)[idx].mean(1))}
+    n = p["n"][idx].sum(1)
+    figures["local_rmse_2_8"] = np.sqrt(p["sq"][idx].sum(1) / n) if n.min() > 0 else None
+    return {k: None if v is None else [float(x) for x in np.percentile(v, [5, 95])] for k, v in figures.items()}
+
+
 BANDS = ((1.0, 2.0), (2.0, 2.5), (2.5, 4.0), (4.0, 6.0), (6.0, 10.0), (10.0, 15.0), (15.0, 30.0))  # Å, true global
 
 
@@ -155,10 +191,11 @@ def breakdown(p: dict[str, np.ndarray], data: dict[str, np.ndarray]) -> dict[str
 
 def evaluate(model: torch.nn.Module, data: dict[str, np.ndarray], kind: str = "local", batch: int = 32,
              calibration: dict[str, Any] | None = None, voxel: float = 1.0) -> dict[str, Any]:
-    """``scores`` of all samples, with the ``breakdown``, and the coverage of a calibrated ``interval`` (a model
-    reading patches of ``voxel`` Å)."""
+    """``scores`` of all samples with their ``sampling_interval`` and ``breakdown``, and the coverage of a
+    calibrated ``interval`` (a model reading patches of ``voxel`` Å)."""
     p = per_sample(model, data, kind, batch, voxel)
-    out: dict[str, Any] = {**scores(p, data["global"]), "by": breakdown(p, data)}
+    out: dict[str, Any] = {**scores(p, data["global"]), "sampling_90": sampling_interval(p, data["global"]),
+                           "by": breakdown(p, data)}
     if calibration:
         ratio = np.log(p["global"] / data["global"])
         out["interval_coverage"] = float(np.mean((ratio >= calibration["log_ratio_low"])
@@ -195,7 +232,8 @@ def _sha256(path: Path) -> str:
 
 
 def train(data_dir: Path, name: str, minutes: float, seed: int, width: int = 8, lr: float = 2e-3,
-          calibration_count: int = CALIBRATION["count"], init: Path | None = None) -> tuple[torch.nn.Module, dict]:
+          calibration_count: int = CALIBRATION["count"], init: Path | None = None,
+          reported: bool = False) -> tuple[torch.nn.Module, dict]:
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     train_set = dict(np.load(data_dir / "train.npz"))
@@ -226,7 +264,7 @@ def train(data_dir: Path, name: str, minutes: float, seed: int, width: int = 8, 
         x, loc, msk = augment(*(torch.as_tensor(train_set[k][idx].astype(np.float32 if k != "masks" else bool))
                                 for k in ("maps", "local", "masks")), rng=rng)
         model.train()
-        loss, parts = losses(model, kind, x, loc, msk, torch.as_tensor(train_set["global"][idx]))
+        loss, parts = losses(model, kind, x, loc, msk, torch.as_tensor(train_set["global"][idx]), reported)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -240,7 +278,8 @@ def train(data_dir: Path, name: str, minutes: float, seed: int, width: int = 8, 
     recipe = {"data": {k: json.loads((data_dir / f"{k}.json").read_text()) for k in ("train", "test")},
               "data_sha256": {k: _sha256(data_dir / f"{k}.npz") for k in ("train", "test")},
               "seed": seed, "steps": step, "minutes": minutes, "batch": 16, "optimizer": f"Adam {lr:g}, cosine to 0",
-              "loss": "L_global + L_local + L_mask", "init": start, "test": figures, "interval": interval,
+              "loss": "L_global + L_local (of the reported local map) + L_mask" if reported
+              else "L_global + L_local + L_mask", "init": start, "test": figures, "interval": interval,
               "log_tail": log[-5:],
               "torch": torch.__version__, "threads": torch.get_num_threads(), "commit": commit()}
     return model, recipe
@@ -276,6 +315,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--init", type=Path, default=None, metavar="WEIGHTS",
                     help="fine-tune: start from this weight file (its digest and recipe are kept in the new one)")
+    ap.add_argument("--reported-loss", action="store_true",
+                    help="local models: L_local of the local map as the estimator reports it (models.local_map)")
     ap.add_argument("--calibration-count", type=int, default=CALIBRATION["count"],
                     help="held-out samples that calibrate the 90 %% interval")
     ap.add_argument("--recalibrate", type=Path, default=None, metavar="WEIGHTS",
@@ -292,7 +333,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.data is None:
         ap.error("--data is required (or --recalibrate WEIGHTS)")
     model, recipe = train(args.data, args.model, args.minutes, args.seed, args.width, args.lr, args.calibration_count,
-                          args.init)
+                          args.init, args.reported_loss)
     recipe["command"] = " ".join(["python -m training.train_resolution", *(sys.argv[1:] if argv is None else argv)])
     out = args.out or models.WEIGHTS / f"{args.model}.h5"
     if args.init is not None:  # a fine-tuned model has its starting file's architecture, whatever --width says
