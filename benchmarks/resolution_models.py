@@ -1,14 +1,15 @@
 """The resolution estimators — learned, the classical monogenic baseline, and FSC local resolution of half maps —
 scored against simulated ground truth, on real maps, and timed.
 
-    python -m benchmarks.resolution_models [--count 400] [--models local ...] [--maps 6272 5778 0093 21457 5168 3001]
+    python -m benchmarks.resolution_models [--count 2000] [--models local ...] [--maps 6272 5778 0093 21457 5168 3001]
                                            [--out DIR] [--toy]
 
 1. Held-out simulated patches: ``training.resolution_data`` test split (atomic models never used in training,
-   seed 1; every noise kind, mask kind, voxel size, B-factor): class accuracy, global RMSE (Å), local RMSE over
-   2–8 Å (Å), mask IoU, per model, and the same by noise kind, mask kind, voxel size and resolution band; the
-   coverage of the calibrated 90 % interval; and the models under the seed paper's protocol (2.5, 7.5 or
-   12.5 Å everywhere, noise-free, unmasked).
+   seed 1, ``--count`` patches, whose first 400 are the set the weight files record figures for; every noise
+   kind, mask kind, voxel size, B-factor): class accuracy, global RMSE (Å), local RMSE over 2–8 Å (Å), mask IoU,
+   per model, each with the 90 % interval of its redraws, and the same by noise kind, mask kind, voxel size and
+   resolution band; the coverage of the calibrated 90 % interval; and the models under the seed paper's protocol
+   (2.5, 7.5 or 12.5 Å everywhere, noise-free, unmasked; PROTOCOL_COUNT patches).
 2. Whole simulated maps (``training.whole_maps``: a held-out molecule in a 64 Å box of solvent, at 3–16 Å, white,
    coloured, filtered or no noise or post-processed as deposited maps are, no mask, a soft one or a zone, voxels
    of 0.5–3 Å): ``nemap resolution``'s estimate (each model), the monogenic baseline (unmasked maps) and ``nemap
@@ -67,6 +68,7 @@ TWIN_FILES = {  # real map and its deposited model, in the map's frame (INDEX.md
     "5778": (MAP_FILES["5778"], "emd5778_trpv1_chainA/pdb3j5p.pdb"),
     "0093": (MAP_FILES["0093-crop"], "emd0093_hcn4/6gyn_in_chainA_crop.pdb"),
     "21457": (MAP_FILES["21457"], "emd21457_spike_ntd_segment/6vyb_Ndom.pdb")}
+PROTOCOL_COUNT = 400  # seed-protocol patches: the set its "no worse than before" figure (0.995) was read on
 LOOKS = (0.8, 1.0, 1.2, 1.4, 1.6, 1.8, 2.0, 2.4)  # × the deposited resolution: molmaps a real map is compared with
 
 
@@ -386,6 +388,19 @@ def _ratio(by: dict, key: str, clean: str) -> dict[str, float]:
     return {g: v["global_rmse"] / groups[clean]["global_rmse"] for g, v in groups.items() if g != clean}
 
 
+def _ratio_target(sim: dict) -> list:
+    """The worst noise-kind / mask-kind ratio to clean / unmasked, with its 90 % redraw interval where recorded."""
+    ratios = {**_ratio(sim["by"], "noise", "clean"), **_ratio(sim["by"], "mask", "none")}
+    if not ratios:
+        return ["each noise kind / mask kind: RMSE ≤ 1.5× clean / unmasked", "—", False]
+    spans = {**sim.get("ratio_90", {}).get("noise", {}), **sim.get("ratio_90", {}).get("mask", {})}
+    worst, value = max(ratios.items(), key=lambda kv: kv[1])
+    span = f" (90 % of redraws {spans[worst][0]:.2f}–{spans[worst][1]:.2f}×)" if worst in spans else ""
+    others = ", ".join(f"{g} {v:.2f}×" for g, v in sorted(ratios.items(), key=lambda kv: -kv[1])[1:])
+    return ["each noise kind / mask kind: RMSE ≤ 1.5× clean / unmasked",
+            f"worst {worst}: {value:.2f}×{span}; {others}", value <= 1.5]
+
+
 def _drawn(sim: dict, key: str, fmt: str) -> str:
     """A held-out figure with its 90 % bootstrap interval (``train_resolution.sampling_interval``) where recorded."""
     span = (sim.get("sampling_90") or {}).get(key)
@@ -402,10 +417,7 @@ def targets(result: dict, model: str) -> list[list]:
                   sim["class_accuracy"] >= 0.97],
                  ["global RMSE ≤ 0.7 Å", _drawn(sim, "global_rmse", ".2f"), sim["global_rmse"] <= 0.7],
                  ["local RMSE ≤ 0.8 Å", _drawn(sim, "local_rmse_2_8", ".2f"), (sim["local_rmse_2_8"] or 9) <= 0.8]]
-        ratios = {**_ratio(sim["by"], "noise", "clean"), **_ratio(sim["by"], "mask", "none")}
-        worst = max(ratios.items(), key=lambda kv: kv[1]) if ratios else ("—", 0.0)
-        rows.append(["each noise kind / mask kind: RMSE ≤ 1.5× clean / unmasked",
-                     f"worst {worst[0]}: {worst[1]:.2f}×", worst[1] <= 1.5])
+        rows.append(_ratio_target(sim))
     real = [r for r in result["real"] if r["model"] == model]
     if real:
         ok = [r["class"] == r["deposited_class"] and r["error"] <= max(1.0, 0.15 * r["deposited"] if r["deposited"] > 6
@@ -427,7 +439,8 @@ def targets(result: dict, model: str) -> list[list]:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--count", type=int, default=400)
+    ap.add_argument("--count", type=int, default=2000, help="held-out patches (default 2000; a set of 400 moves its "
+                    "global RMSE by ±0.3 Å between draws)")
     ap.add_argument("--models", nargs="+", default=models.available())
     ap.add_argument("--edge", type=int, default=256)
     ap.add_argument("--out", type=Path, default=None)
@@ -437,9 +450,10 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if args.toy:
         args.count, args.edge, args.maps = 16, 48, ["21457"]
+    protocol = 16 if args.toy else PROTOCOL_COUNT
     rows = whole(args.models, args.toy)
     result = {"simulated": simulated(args.models, args.count),
-              "seed_protocol": simulated(args.models, args.count, seed_protocol=True),
+              "seed_protocol": simulated(args.models, protocol, seed_protocol=True),
               "whole": rows, "whole_summary": whole_summary(rows), "real": real(args.models, args.maps),
               "twins": twins(args.maps),
               "against_locres": against_locres(args.models), "timing": timing(args.models, args.edge)}

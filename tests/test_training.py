@@ -176,6 +176,32 @@ def test_the_sampling_interval_says_how_far_a_figure_moves_with_the_draw_of_its_
     assert sampling_interval({**even, "n": np.zeros(100)}, truth)["local_rmse_2_8"] is None
 
 
+def test_the_ratio_interval_says_how_far_a_group_ratio_moves_with_the_draw() -> None:
+    """Errors of 2 Å in one group and 1 Å in the reference: 2× on every redraw. One reference sample far off: the ratio
+    moves with whether it is drawn, around the figure of the whole set. Every noise kind against the clean ones, every
+    mask kind against the unmasked ones; an absent group has none, and a redraw without a rare group counts for
+    nothing."""
+    from training.resolution_data import MASK_KINDS, NOISE_KINDS
+    from training.train_resolution import ratio_interval, ratio_intervals
+
+    truth = np.linspace(3.0, 15.0, 120)
+    group = np.arange(120) % 2 == 0
+    p = {"global": truth + np.where(group, 2.0, 1.0)}
+    assert ratio_interval(p, truth, group, ~group) == pytest.approx([2.0, 2.0])
+    p["global"][1] = truth[1] + 12.0  # a reference sample
+    low, high = ratio_interval(p, truth, group, ~group)
+    whole = 2.0 / np.sqrt((59 + 144) / 60)
+    assert low < whole < high and high > 1.3 * low
+    assert ratio_interval(p, truth, np.zeros(120, bool), ~group) is None
+    few = np.arange(120) < 2  # redraws without any of them count for nothing, not as 0 or NaN
+    assert np.isfinite(ratio_interval(p, truth, ~few, few)).all()
+    noise = np.where(group, NOISE_KINDS.index("coloured"), NOISE_KINDS.index("clean")).astype(np.int8)
+    mask = np.full(120, MASK_KINDS.index("zone"), np.int8)
+    spans = ratio_intervals(p, {"global": truth, "noise_kind": noise, "mask_kind": mask})
+    assert set(spans["noise"]) == {"coloured"} and spans["noise"]["coloured"] == [low, high]
+    assert spans["mask"] == {}  # no unmasked patch to compare with
+
+
 def test_the_reported_loss_scores_the_local_map_the_estimator_reports() -> None:
     """``--reported-loss``: the torch local map is ``models.local_map`` (smoothing with replicated edges, the blend),
     gradients reach both heads, and a local head that is right only after smoothing costs (almost) nothing."""
