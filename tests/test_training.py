@@ -304,6 +304,10 @@ def test_fine_tuning_starts_from_a_weight_file_and_records_it(tmp_path, shared_d
     assert remade["recalibrated"]["reported"]["local_to_global"] == models.LOCAL_TO_GLOBAL
     assert remade["test"]["maps"] == 4 and remade["interval"]["calibration"]["count"] == 4
     assert remade["init"] == recipe["init"] and models.config_of(tmp_path / "c.h5") == {"width": 4}
+    wider = run("training.train_resolution", "--recalibrate", str(tmp_path / "c.h5"), "--calibration-count", "6",
+                "--out", str(tmp_path / "d.h5"))
+    assert wider["sha256"] == second["sha256"]
+    assert models.read(tmp_path / "d.h5")[1]["interval"]["calibration"]["count"] == 6  # more calibration patches
     bare = subprocess.run([sys.executable, "-m", "training.train_resolution"], capture_output=True, text=True, cwd=REPO)
     assert bare.returncode == 2 and "--data is required" in bare.stderr
 

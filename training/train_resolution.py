@@ -2,7 +2,7 @@
 
     python -m training.train_resolution --data DIR [--model local] [--minutes 20] [--seed 0] [--lr 2e-3] [--out PATH]
                                         [--calibration-count 300] [--init WEIGHTS] [--reported-loss]
-    python -m training.train_resolution --recalibrate WEIGHTS [--out PATH]
+    python -m training.train_resolution --recalibrate WEIGHTS [--calibration-count N] [--out PATH]
 
 DIR holds train.npz and test.npz from ``python -m training.resolution_data`` (the recipe of each is stored
 in the weight file). Adam (lr 2e-3 unless --lr, cosine to 0 over the time budget), batches of 16 patches with random
@@ -17,7 +17,8 @@ With --init, training starts from a weight file (fine-tuning); its parameter dig
 under "init" in the new file's recipe, so the chain of data and runs that made the weights is on record.
 Default output: src/nemap/resolution/weights/MODEL.h5.
 With --recalibrate, a weight file's interval and test figures are measured again, as the estimator reports them
-(``models.local_map``), on the sets its recipe names; its parameters, and so its digest, are unchanged.
+(``models.local_map``), on the sets its recipe names (the calibration set of --calibration-count patches where
+given); its parameters, and so its digest, are unchanged.
 """
 
 from __future__ import annotations
@@ -318,10 +319,11 @@ def train(data_dir: Path, name: str, minutes: float, seed: int, width: int = 8, 
     return model, recipe
 
 
-def recalibrate(path: Path) -> tuple[torch.nn.Module, str, dict]:
+def recalibrate(path: Path, calibration_count: int | None = None) -> tuple[torch.nn.Module, str, dict]:
     """The model of the weight file ``path`` with its interval calibrated and its test figures measured again as the
-    estimator now reports them (``models.local_map``), on the calibration and test sets its recipe names, rebuilt;
-    its parameters unchanged. The figures replaced are kept under "recalibrated"."""
+    estimator now reports them (``models.local_map``), on the calibration and test sets its recipe names, rebuilt
+    (``calibration_count`` calibration samples where given: the first ones are the recipe's); its parameters
+    unchanged. The figures replaced are kept under "recalibrated"."""
     from training.resolution_data import build
 
     model, recipe = models.read(path)
@@ -329,7 +331,7 @@ def recalibrate(path: Path) -> tuple[torch.nn.Module, str, dict]:
     test, kind = recipe["data"]["test"], models.KINDS[name]
     voxel, span = float(test.get("voxel_size", 1.0)), tuple(test["resolution_range"])
     test_set = build(test["count"], test["seed"], test["split"], voxel=voxel, resolution_range=span)
-    interval = calibrate(model, kind, recipe["interval"]["calibration"]["count"], voxel, span)
+    interval = calibrate(model, kind, calibration_count or recipe["interval"]["calibration"]["count"], voxel, span)
     figures = evaluate(model, test_set, kind, calibration=interval, voxel=voxel)
     replaced = {"test": {k: v for k, v in recipe["test"].items() if k != "by"}, "interval": recipe["interval"]}
     reported = {"local_smooth_voxels": models.LOCAL_SMOOTH, "local_to_global": models.LOCAL_TO_GLOBAL}
@@ -350,14 +352,15 @@ def main(argv: list[str] | None = None) -> None:
                     help="fine-tune: start from this weight file (its digest and recipe are kept in the new one)")
     ap.add_argument("--reported-loss", action="store_true",
                     help="local models: L_local of the local map as the estimator reports it (models.local_map)")
-    ap.add_argument("--calibration-count", type=int, default=CALIBRATION["count"],
-                    help="held-out samples that calibrate the 90 %% interval")
+    ap.add_argument("--calibration-count", type=int, default=None,
+                    help="held-out samples that calibrate the 90 %% interval (training: 300; --recalibrate: the "
+                         "weight file's count)")
     ap.add_argument("--recalibrate", type=Path, default=None, metavar="WEIGHTS",
                     help="no training: calibrate the interval of this weight file and measure its test figures again "
                          "as the estimator now reports them (written to --out, default the file itself)")
     args = ap.parse_args(argv)
     if args.recalibrate is not None:
-        model, name, recipe = recalibrate(args.recalibrate)
+        model, name, recipe = recalibrate(args.recalibrate, args.calibration_count)
         recipe["recalibrated"]["command"] = " ".join(["python -m training.train_resolution", *sys.argv[1:]])
         out = args.out or args.recalibrate
         digest = models.save(model, name, models.config_of(args.recalibrate), recipe, out)
@@ -365,8 +368,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.data is None:
         ap.error("--data is required (or --recalibrate WEIGHTS)")
-    model, recipe = train(args.data, args.model, args.minutes, args.seed, args.width, args.lr, args.calibration_count,
-                          args.init, args.reported_loss)
+    model, recipe = train(args.data, args.model, args.minutes, args.seed, args.width, args.lr,
+                          args.calibration_count or CALIBRATION["count"], args.init, args.reported_loss)
     recipe["command"] = " ".join(["python -m training.train_resolution", *(sys.argv[1:] if argv is None else argv)])
     out = args.out or models.WEIGHTS / f"{args.model}.h5"
     if args.init is not None:  # a fine-tuned model has its starting file's architecture, whatever --width says
