@@ -166,13 +166,13 @@ def ratio_interval(p: dict[str, np.ndarray], truth: np.ndarray, group: np.ndarra
                    rounds: int = 2000, seed: int = 0) -> list[float] | None:
     """90 % bootstrap interval of the global RMSE of the samples ``group`` over that of the samples ``reference``
     (boolean picks): the set drawn again with replacement ``rounds`` times (a fixed seed), both groups from the same
-    draw, over the redraws that hold both); None where either group is empty."""
-    if not group.any() or not reference.any():
-        return None
+    draw, over the redraws that hold both; None where no redraw holds both."""
     idx = np.random.default_rng(seed).integers(len(truth), size=(rounds, len(truth)))
     err = ((p["global"] - truth) ** 2)[idx]
     mine, theirs = group[idx], reference[idx]
     both = (mine.sum(1) > 0) & (theirs.sum(1) > 0)
+    if not both.any():
+        return None
     mean_sq = [(err * chosen)[both].sum(1) / chosen[both].sum(1) for chosen in (mine, theirs)]
     with np.errstate(divide="ignore"):  # a redraw of errorless reference samples: an infinite ratio
         ratio = np.sqrt(mean_sq[0] / mean_sq[1])
