@@ -398,7 +398,7 @@ def _ratio_target(sim: dict) -> list:
     span = f" (90 % of redraws {spans[worst][0]:.2f}–{spans[worst][1]:.2f}×)" if worst in spans else ""
     others = ", ".join(f"{g} {v:.2f}×" for g, v in sorted(ratios.items(), key=lambda kv: -kv[1])[1:])
     return ["each noise kind / mask kind: RMSE ≤ 1.5× clean / unmasked",
-            f"worst {worst}: {value:.2f}×{span}; {others}", value <= 1.5]
+            f"worst {worst}: {value:.2f}×{span}" + (f"; {others}" if others else ""), value <= 1.5]
 
 
 def _drawn(sim: dict, key: str, fmt: str) -> str:

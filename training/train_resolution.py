@@ -168,8 +168,11 @@ def ratio_interval(p: dict[str, np.ndarray], truth: np.ndarray, group: np.ndarra
     (boolean picks): the set drawn again with replacement ``rounds`` times (a fixed seed), both groups from the same
     draw, over the redraws that hold both; None where no redraw holds both."""
     idx = np.random.default_rng(seed).integers(len(truth), size=(rounds, len(truth)))
-    err = ((p["global"] - truth) ** 2)[idx]
-    mine, theirs = group[idx], reference[idx]
+    return _ratio_span(((p["global"] - truth) ** 2)[idx], group[idx], reference[idx])
+
+
+def _ratio_span(err: np.ndarray, mine: np.ndarray, theirs: np.ndarray) -> list[float] | None:
+    """``ratio_interval`` from the redrawn squared errors and group picks [rounds, samples]."""
     both = (mine.sum(1) > 0) & (theirs.sum(1) > 0)
     if not both.any():
         return None
@@ -179,18 +182,23 @@ def ratio_interval(p: dict[str, np.ndarray], truth: np.ndarray, group: np.ndarra
     return [float(x) for x in np.percentile(ratio, [5, 95])]
 
 
-def ratio_intervals(p: dict[str, np.ndarray], data: dict[str, np.ndarray]) -> dict[str, dict[str, list[float]]]:
+def ratio_intervals(p: dict[str, np.ndarray], data: dict[str, np.ndarray], rounds: int = 2000,
+                    seed: int = 0) -> dict[str, dict[str, list[float]]]:
     """``ratio_interval`` of each noise kind against the clean patches and each mask kind against the unmasked ones
-    (the issue's "RMSE ≤ 1.5× clean" targets)."""
+    (the issue's "RMSE ≤ 1.5× clean" targets), every ratio from the same redraws."""
     from training.resolution_data import MASK_KINDS, NOISE_KINDS
 
+    truth = data["global"]
+    idx = np.random.default_rng(seed).integers(len(truth), size=(rounds, len(truth)))
+    err = ((p["global"] - truth) ** 2)[idx]
     out: dict[str, dict[str, list[float]]] = {}
     for key, kinds, reference in (("noise", NOISE_KINDS, "clean"), ("mask", MASK_KINDS, "none")):
         codes = data.get(f"{key}_kind")
         if codes is None:
             continue
-        ref = codes == kinds.index(reference)
-        spans = {k: ratio_interval(p, data["global"], codes == i, ref) for i, k in enumerate(kinds) if k != reference}
+        drawn = codes[idx]
+        ref = drawn == kinds.index(reference)
+        spans = {k: _ratio_span(err, drawn == i, ref) for i, k in enumerate(kinds) if k != reference}
         out[key] = {k: v for k, v in spans.items() if v is not None}
     return out
 
