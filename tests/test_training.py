@@ -64,8 +64,9 @@ def test_patches_at_finer_voxels_are_the_recipe_in_voxels_with_labels_in_angstro
         inside = local[i][fine["masks"][i]] if fine["masks"][i].any() else local[i]
         assert abs(fine["global"][i] - np.median(inside)) < 1e-2
     seen = []
-    monkeypatch.setattr(rd, "make_sample", lambda models, rng, protocol, low, high: seen.append((models, low, high)))
-    rd._samples((rd.TEST_MODELS, 7, range(1), False, 0.5, 2.5, 8.0))
+    monkeypatch.setattr(rd, "make_sample", lambda models, rng, protocol, low, high, edge, keep:
+                        seen.append((models, low, high)))
+    rd._samples((rd.TEST_MODELS, 7, range(1), False, 0.5, 2.5, 8.0, rd.CUBE, False))
     (models, low, high), = seen
     for (xyz, z), (xyz1, z1) in zip(models, rd.load_models(rd.TEST_MODELS)):
         np.testing.assert_allclose(xyz, 2 * xyz1)
@@ -89,6 +90,29 @@ def test_a_low_passed_patch_is_cut_from_a_low_passed_box_not_wrapped_around(shar
         m = rd.make_sample(models, np.random.default_rng([7, i]))[0]
         alike += [np.corrcoef(np.take(m, 0, a).ravel(), np.take(m, -1, a).ravel())[0, 1] for a in range(3)]
     assert np.mean(alike) < 0.5
+
+
+def test_a_wider_sample_is_the_same_draw_at_a_wider_field_of_view_with_its_noise_kept_if_asked(shared_data,
+                                                                                              monkeypatch) -> None:
+    """``edge`` widens the box around the same centre (its middle is the patch's molecule, not another draw's), and
+    ``keep_noise`` leaves an unmasked map's noise in instead of subtracting it as the estimator would."""
+    from training import resolution_data as rd
+
+    monkeypatch.setattr(rd, "NOISE_ODDS", tuple(float(k == "clean") for k in rd.NOISE_KINDS))
+    monkeypatch.setattr(rd, "MASK_ODDS", tuple(float(k == "none") for k in rd.MASK_KINDS))
+    monkeypatch.setattr(rd, "COARSE_FRACTION", 0.0)
+    models = rd.load_models(rd.TEST_MODELS)
+    patch, _, mask, info = rd.make_sample(models, np.random.default_rng([5, 0]))
+    wide, _, wide_mask, wide_info = rd.make_sample(models, np.random.default_rng([5, 0]), edge=48)
+    assert wide.shape == (48,) * 3 and info["base"] == wide_info["base"]
+    middle = (slice(8, 40),) * 3
+    assert np.array_equal(wide_mask[middle], mask)  # the same molecule, centred alike
+    assert np.corrcoef(wide[middle].ravel(), patch.ravel())[0, 1] > 0.95
+    monkeypatch.setattr(rd, "NOISE_ODDS", tuple(float(k == "white") for k in rd.NOISE_KINDS))
+    subtracted = rd.make_sample(models, np.random.default_rng([5, 1]), edge=48)[0]
+    kept = rd.make_sample(models, np.random.default_rng([5, 1]), edge=48, keep_noise=True)[0]
+    solvent = ~rd.make_sample(models, np.random.default_rng([5, 1]), edge=48)[2]
+    assert kept[solvent].std() > 2 * subtracted[solvent].std()  # white noise left in the solvent
 
 
 @pytest.mark.parametrize("model", ["local", "cnn3d"])

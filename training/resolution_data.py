@@ -38,7 +38,8 @@ Voxel sizes: the set is at 1 Å; the estimator resamples any map to 1 Å in Four
 finest resolution it can see: LOW; a map of coarser voxels is the COARSE_FRACTION case). With ``--voxel v`` (the
 ``fine`` model's set: 0.5 Å, 1.25–4 Å) the whole recipe above is in voxels and the molecules are magnified 1/v
 times: a patch is then exactly the patch of that many Å at v Å per voxel, resolutions, B-factors, zones and
-distances scaled with it (labels stored in Å). Writes DIR/SPLIT.npz
+distances scaled with it (labels stored in Å). ``build(edge=64, keep_noise=True)`` draws the same recipe as
+64³ maps with their noise left in (``benchmarks/resolution_models.py`` reads them end to end). Writes DIR/SPLIT.npz
 (float16 maps, float16 labels, bool masks, and per sample its noise and mask kind, voxel size, base
 resolution, SNR (NaN for post-processed maps), B-factor and look (0 unless post-processed)) and DIR/SPLIT.json
 (recipe).
@@ -67,7 +68,6 @@ TRAIN_MODELS = ["1hvr.pdb", "4E43.pdb", "19hc.pdb.gz", "6msm.pdb.bz2", "6z6u.pdb
 TEST_MODELS = ["1a28.pdb.gz", "3KPR.cif.gz"]
 CUBE = 32
 MARGIN = 8  # voxels around the patch in which its Fourier-space steps are done (``make_sample``)
-WORK = CUBE + 2 * MARGIN
 LOW, HIGH = 2.5, 20.0
 VARIATION = 0.35
 
@@ -128,15 +128,17 @@ SHARPEN_FRACTION, BLUR_FRACTION = 0.3, 0.2  # B-factors of −(0–100) / +(0–
 
 
 def make_sample(models: list[tuple[np.ndarray, np.ndarray]], rng: np.random.Generator, seed_protocol: bool = False,
-                low: float = LOW, high: float = HIGH) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-    """(map, local resolution, mask, what was done), each array CUBE³, every length in voxels (Å for models at their
-    own size; ``build`` magnifies them for finer voxels); base resolutions log-uniform in [``low``, ``high``]
-    voxels. ``seed_protocol``: as the seed paper
-    simulated its maps — one of SEED_RESOLUTIONS everywhere, no noise, no B-factor, no mask, 1 Å voxels. Every
-    step in Fourier space (low-pass, post-processing, B-factor, coarse voxels) is done on a WORK³ box around the
-    patch and the patch cut from its middle: done on the patch itself, it wraps around its edges, and the ringing
-    made a low-passed patch look sharper than a low-passed map does (the model trained on it read low-passed maps
-    1.2–1.3× coarse)."""
+                low: float = LOW, high: float = HIGH, edge: int = CUBE, keep_noise: bool = False
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    """(map, local resolution, mask, what was done), each array ``edge``³ (default CUBE³: a patch), every length in
+    voxels (Å for models at their own size; ``build`` magnifies them for finer voxels); base resolutions
+    log-uniform in [``low``, ``high``] voxels. ``keep_noise``: an unmasked map keeps its noise (a map as a user
+    has it, for the estimator to measure) instead of having it subtracted as the estimator would. ``seed_protocol``:
+    as the seed paper simulated its maps — one of SEED_RESOLUTIONS everywhere, no noise, no B-factor, no mask, 1 Å
+    voxels. Every step in Fourier space (low-pass, post-processing, B-factor, coarse voxels) is done on a box MARGIN
+    voxels wider each side than the patch and the patch cut from its middle: done on the patch itself, it wraps
+    around its edges, and the ringing made a low-passed patch look sharper than a low-passed map does (the model
+    trained on it read low-passed maps 1.2–1.3× coarse)."""
     xyz, z = models[rng.integers(len(models))]
     xyz = Rotation.random(random_state=rng.integers(2**31)).apply(xyz)
     centre = xyz[rng.integers(len(xyz))] + rng.normal(0, 3.0, 3)
@@ -146,17 +148,18 @@ def make_sample(models: list[tuple[np.ndarray, np.ndarray]], rng: np.random.Gene
         step = rng.normal(size=3)
         centre = centre + step / np.linalg.norm(step) * rng.uniform(*OFF_CENTRE_A)
     if seed_protocol:
-        origin, near = _around(xyz, centre, CUBE)
+        origin, near = _around(xyz, centre, edge)
         r = float(rng.choice(SEED_RESOLUTIONS))
-        m, f, k = _seed_sample(xyz[near], z[near], r, (CUBE,) * 3, origin)
+        m, f, k = _seed_sample(xyz[near], z[near], r, (edge,) * 3, origin)
         return m, f, k, {"noise": "clean", "mask": "none", "voxel": 1.0, "base": r, "snr": float("inf")}
-    origin, near = _around(xyz, centre)
-    shape = (WORK,) * 3
+    work = edge + 2 * MARGIN
+    origin, near = _around(xyz, centre, work)
+    shape = (work,) * 3
     base = float(np.exp(rng.uniform(np.log(low), np.log(high))))
     kind = NOISE_KINDS[rng.choice(len(NOISE_KINDS), p=NOISE_ODDS)]
     mask = synthetic.atom_mask(xyz[near], shape, origin, 1.0)
     if kind == "postprocessed":
-        field, signal, noise, info = _postprocessed(xyz, z, near, origin, home, base, rng, off_centre)
+        field, signal, noise, info = _postprocessed(xyz, z, near, origin, home, base, rng, off_centre, work)
     else:
         spread = float(np.exp(rng.uniform(0, VARIATION)))
         field = synthetic.smooth_field(shape, rng, max(low, base / spread), min(high * 1.3, base * spread),
@@ -165,45 +168,44 @@ def make_sample(models: list[tuple[np.ndarray, np.ndarray]], rng: np.random.Gene
         used = steps[max(0, np.searchsorted(steps, field.min()) - 1):np.searchsorted(steps, field.max()) + 1]
         levels = synthetic.levels(xyz[near], z[near], shape, origin, 1.0, used)
         signal = synthetic.follow_field(levels, used, field)
-        reference = _signal_sd(xyz, z, home) if off_centre else None  # the SD the noise is scaled by
+        reference = _signal_sd(xyz, z, home, work) if off_centre else None  # the SD the noise is scaled by
         signal, noise, info = _noise(kind, signal, mask, base, rng, reference)
         signal, noise, info["bfactor"] = _bfactor(signal, noise, base, rng)
     info["voxel"] = 1.0
     if rng.uniform() < COARSE_FRACTION and base > 2.0:
         info["voxel"] = float(rng.uniform(1.0, min(COARSE_MAX, base / 2)))
         signal, noise = nyquist_cut(signal, info["voxel"]), nyquist_cut(noise, info["voxel"])
-    patch = (slice(MARGIN, MARGIN + CUBE),) * 3
+    patch = (slice(MARGIN, MARGIN + edge),) * 3
     signal, noise, field, mask = signal[patch], noise[patch], field[patch], mask[patch]
     origin = origin + MARGIN
     info["mask"] = MASK_KINDS[rng.choice(len(MASK_KINDS), p=MASK_ODDS)]
     noisy = signal + noise
-    if info["mask"] == "none":  # the estimator's first step on a map with solvent: its noise subtracted
+    if info["mask"] != "none":
+        noisy = noisy * solvent_mask(xyz[near], mask, (edge,) * 3, origin, rng, info["mask"])
+    elif not keep_noise:  # the estimator's first step on a map with solvent: its noise subtracted
         noisy = spectral.subtract_noise(noisy, spectral.shell_power(noise, 1.0), 1.0)
-    else:
-        noisy = noisy * solvent_mask(xyz[near], mask, (CUBE,) * 3, origin, rng, info["mask"])
     info["base"] = base
     return noisy.astype(np.float32), field.astype(np.float32), mask, info
 
 
-def _around(xyz: np.ndarray, centre: np.ndarray, edge: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The origin (Å) of the box of ``edge`` (default WORK) voxels centred at ``centre`` and the atoms (bool) that
-    reach into it."""
-    edge = WORK if edge is None else edge
+def _around(xyz: np.ndarray, centre: np.ndarray, edge: int) -> tuple[np.ndarray, np.ndarray]:
+    """The origin (Å) of the box of ``edge`` voxels centred at ``centre`` and the atoms (bool) that reach into it."""
     return centre - (edge - 1) / 2, np.all(np.abs(xyz - centre) < edge / 2 + 20, axis=1)
 
 
-def _centre_signal(xyz: np.ndarray, z: np.ndarray, centre: np.ndarray, resolution: float = 6.0) -> np.ndarray:
-    """The signal (molmap at ``resolution`` Å) of the WORK³ box centred at ``centre`` (Å, x, y, z)."""
-    origin, near = _around(xyz, centre)
-    return synthetic.levels(xyz[near], z[near], (WORK,) * 3, origin, 1.0, np.array([resolution]))[0]
+def _centre_signal(xyz: np.ndarray, z: np.ndarray, centre: np.ndarray, work: int, resolution: float = 6.0
+                   ) -> np.ndarray:
+    """The signal (molmap at ``resolution`` Å) of the ``work``³ box centred at ``centre`` (Å, x, y, z)."""
+    origin, near = _around(xyz, centre, work)
+    return synthetic.levels(xyz[near], z[near], (work,) * 3, origin, 1.0, np.array([resolution]))[0]
 
 
-def _signal_sd(xyz: np.ndarray, z: np.ndarray, centre: np.ndarray) -> float:
-    """The SD inside the molecular mask of the WORK³ box centred at ``centre`` at 6 Å (a scale for the noise of a
-    patch that holds little or no molecule)."""
-    signal = _centre_signal(xyz, z, centre)
-    origin, near = _around(xyz, centre)
-    mask = synthetic.atom_mask(xyz[near], (WORK,) * 3, origin, 1.0)
+def _signal_sd(xyz: np.ndarray, z: np.ndarray, centre: np.ndarray, work: int) -> float:
+    """The SD inside the molecular mask of the ``work``³ box centred at ``centre`` at 6 Å (a scale for the noise of
+    a patch that holds little or no molecule)."""
+    signal = _centre_signal(xyz, z, centre, work)
+    origin, near = _around(xyz, centre, work)
+    mask = synthetic.atom_mask(xyz[near], (work,) * 3, origin, 1.0)
     return float(signal[mask].std()) if mask.any() else float(signal.std())
 
 
@@ -225,16 +227,16 @@ def _noise(kind: str, signal: np.ndarray, mask: np.ndarray, base: float, rng: np
 
 
 def _postprocessed(xyz: np.ndarray, z: np.ndarray, near: np.ndarray, origin: np.ndarray, home: np.ndarray,
-                   base: float, rng: np.random.Generator, off_centre: bool
+                   base: float, rng: np.random.Generator, off_centre: bool, work: int
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
     """A patch of a post-processed map (``post_processed``) at ``base`` Å everywhere: molmap at base × LOOK (how
     sharp the density looks once sharpened); an off-centre patch gets the noise of the patch at ``home`` (on the
-    molecule), and the mask share of that patch. Arrays WORK³."""
-    shape = (WORK,) * 3
+    molecule), and the mask share of that patch. Arrays ``work``³."""
+    shape = (work,) * 3
     look = float(rng.uniform(*LOOK))
     signal = synthetic.levels(xyz[near], z[near], shape, origin, 1.0, np.array([base * look]))[0].astype(np.float64)
-    reference = _centre_signal(xyz, z, home, base * look) if off_centre else None
-    at, atoms = (origin, near) if not off_centre else _around(xyz, home)
+    reference = _centre_signal(xyz, z, home, work, base * look) if off_centre else None
+    at, atoms = (origin, near) if not off_centre else _around(xyz, home, work)
     signal, noise, _ = post_processed(signal, envelope(xyz[atoms], shape, at, 1.0), base, 1.0, rng, reference)
     info = {"noise": "postprocessed", "snr": float("nan"), "bfactor": 0.0, "look": look}
     return np.full(shape, base, np.float32), signal, noise, info
@@ -350,26 +352,29 @@ def _apply_bfactor(values: np.ndarray, bfactor: float, resolution: float) -> np.
 
 
 def build(count: int, seed: int, split: str, extra: list[Path] | None = None, seed_protocol: bool = False,
-          voxel: float = 1.0, resolution_range: tuple[float, float] = (LOW, HIGH)) -> dict[str, np.ndarray]:
+          voxel: float = 1.0, resolution_range: tuple[float, float] = (LOW, HIGH), edge: int = CUBE,
+          keep_noise: bool = False) -> dict[str, np.ndarray]:
     """``count`` samples of the split (sample i drawn from the generator seeded by (seed, i), on every core);
     ``extra`` model files join the training models; ``seed_protocol``: see ``make_sample``. Patches of ``voxel`` Å
     (the recipe is in voxels: a finer voxel is the molecule magnified, so every length the recipe draws is that
-    many voxels) with base resolutions in ``resolution_range`` Å; labels, base resolutions and voxel sizes in Å."""
+    many voxels) with base resolutions in ``resolution_range`` Å; labels, base resolutions and voxel sizes in Å.
+    ``edge``, ``keep_noise``: see ``make_sample`` (the benchmark's maps drawn by this recipe: 64³, noise left
+    in)."""
     import contextlib
     from concurrent.futures import ProcessPoolExecutor
 
     from nemap.machine import cores
 
     names = TRAIN_MODELS + [str(p) for p in extra or []] if split == "train" else TEST_MODELS
-    maps = np.empty((count,) + (CUBE,) * 3, np.float16)
+    maps = np.empty((count,) + (edge,) * 3, np.float16)
     local = np.empty_like(maps)
-    masks = np.empty((count,) + (CUBE,) * 3, bool)
+    masks = np.empty((count,) + (edge,) * 3, bool)
     infos = []
     t0 = time.perf_counter()
     chunks = [range(a, min(count, a + 100)) for a in range(0, count, 100)]
     workers = min(cores(), len(chunks))
     low, high = (r / voxel for r in resolution_range)
-    jobs = [(names, seed, chunk, seed_protocol, voxel, low, high) for chunk in chunks]
+    jobs = [(names, seed, chunk, seed_protocol, voxel, low, high, edge, keep_noise) for chunk in chunks]
     with ProcessPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
         for chunk, samples in zip(chunks, (pool.map if pool else map)(_samples, jobs)):
             for i, (m, r, k, info) in zip(chunk, samples):
@@ -392,12 +397,13 @@ UNITS = {"voxel": 1, "base": 1, "bfactor": 2}  # info keys in voxels (or voxels�
 _MODELS: dict[tuple[str, ...], list] = {}  # per process: the models of a split, loaded once
 
 
-def _samples(job: tuple[list[str], int, range, bool, float, float, float]) -> list:
-    names, seed, chunk, seed_protocol, voxel, low, high = job
+def _samples(job: tuple[list[str], int, range, bool, float, float, float, int, bool]) -> list:
+    names, seed, chunk, seed_protocol, voxel, low, high, edge, keep_noise = job
     if tuple(names) not in _MODELS:
         _MODELS[tuple(names)] = load_models(names)
     models = [(xyz / voxel, z) for xyz, z in _MODELS[tuple(names)]] if voxel != 1.0 else _MODELS[tuple(names)]
-    return [make_sample(models, np.random.default_rng([seed, i]), seed_protocol, low, high) for i in chunk]
+    return [make_sample(models, np.random.default_rng([seed, i]), seed_protocol, low, high, edge, keep_noise)
+            for i in chunk]
 
 
 def normalize(values: np.ndarray) -> np.ndarray:

@@ -113,27 +113,34 @@ def predictions(model: torch.nn.Module, kind: str, x: torch.Tensor) -> tuple[np.
     return np.asarray(glob), local, mask
 
 
+def sample_errors(local: np.ndarray | None, mask: np.ndarray | None, true_local: np.ndarray, true_mask: np.ndarray
+                  ) -> dict[str, np.ndarray]:
+    """Per sample of [B, n, n, n] local resolutions (Å; None: a model without) and predicted masks (bool; None)
+    against the true ones: the sum and count of squared local errors (Å², inside the true mask, true resolution
+    2–8 Å) and the mask's intersection and union with the true mask."""
+    b = len(true_local)
+    band = true_mask & (true_local >= 2) & (true_local <= 8)
+    err = ((local - true_local) ** 2 * band) if local is not None else np.zeros(band.shape)
+    m = mask if mask is not None else np.zeros_like(true_mask)
+    return {"sq": err.reshape(b, -1).sum(1), "n": band.reshape(b, -1).sum(1) if local is not None else np.zeros(b),
+            "inter": (m & true_mask).reshape(b, -1).sum(1),
+            "union": (m | true_mask).reshape(b, -1).sum(1) if mask is not None else np.zeros(b)}
+
+
 def per_sample(model: torch.nn.Module, data: dict[str, np.ndarray], kind: str = "local", batch: int = 32,
                voxel: float = 1.0) -> dict[str, np.ndarray]:
-    """Per sample: the global estimate (Å, as the estimator reports it), the sum and count of squared local
-    errors (Å², inside the true mask, true resolution 2–8 Å) and the mask's intersection and union. The model
-    reads patches of ``voxel`` Å and answers in voxels."""
+    """Per sample: the global estimate (Å, as the estimator reports it) and ``sample_errors``. The model reads
+    patches of ``voxel`` Å and answers in voxels."""
     model.eval()
     out: dict[str, list] = {"global": [], "sq": [], "n": [], "inter": [], "union": []}
     with torch.inference_mode():
         for s in range(0, len(data["maps"]), batch):
             glob, local, mask = predictions(model, kind, torch.as_tensor(data["maps"][s:s + batch].astype(np.float32)))
-            glob, local = glob * voxel, (local * voxel if local is not None else None)
-            out["global"].append(glob)
-            true_local, true_mask = data["local"][s:s + batch].astype(np.float32), data["masks"][s:s + batch]
-            band = true_mask & (true_local >= 2) & (true_local <= 8)
-            err = ((local - true_local) ** 2 * band) if local is not None else np.zeros(band.shape)
-            out["sq"].append(err.reshape(len(glob), -1).sum(1))
-            out["n"].append(band.reshape(len(glob), -1).sum(1) if local is not None else np.zeros(len(glob)))
-            m = mask if mask is not None else np.zeros_like(true_mask)
-            out["inter"].append((m & true_mask).reshape(len(glob), -1).sum(1))
-            out["union"].append((m | true_mask).reshape(len(glob), -1).sum(1) if mask is not None
-                                else np.zeros(len(glob)))
+            out["global"].append(glob * voxel)
+            errors = sample_errors(local * voxel if local is not None else None, mask,
+                                   data["local"][s:s + batch].astype(np.float32), data["masks"][s:s + batch])
+            for key, value in errors.items():
+                out[key].append(value)
     return {k: np.concatenate(v).astype(np.float64) for k, v in out.items()}
 
 
@@ -233,16 +240,22 @@ def breakdown(p: dict[str, np.ndarray], data: dict[str, np.ndarray]) -> dict[str
 
 def evaluate(model: torch.nn.Module, data: dict[str, np.ndarray], kind: str = "local", batch: int = 32,
              calibration: dict[str, Any] | None = None, voxel: float = 1.0) -> dict[str, Any]:
-    """``scores`` of all samples with their ``sampling_interval``, ``breakdown`` and ``ratio_intervals``, and the
-    coverage of a calibrated ``interval`` (a model reading patches of ``voxel`` Å)."""
+    """``summary`` of ``per_sample`` and the coverage of a calibrated ``interval`` (a model reading patches of
+    ``voxel`` Å)."""
     p = per_sample(model, data, kind, batch, voxel)
-    out: dict[str, Any] = {**scores(p, data["global"]), "sampling_90": sampling_interval(p, data["global"]),
-                           "by": breakdown(p, data), "ratio_90": ratio_intervals(p, data)}
+    out = summary(p, data)
     if calibration:
         ratio = np.log(p["global"] / data["global"])
         out["interval_coverage"] = float(np.mean((ratio >= calibration["log_ratio_low"])
                                                  & (ratio <= calibration["log_ratio_high"])))
     return out
+
+
+def summary(p: dict[str, np.ndarray], data: dict[str, np.ndarray]) -> dict[str, Any]:
+    """``scores`` of every sample of ``per_sample``'s figures ``p`` with their ``sampling_interval``, ``breakdown``
+    and ``ratio_intervals``."""
+    return {**scores(p, data["global"]), "sampling_90": sampling_interval(p, data["global"]),
+            "by": breakdown(p, data), "ratio_90": ratio_intervals(p, data)}
 
 
 COVERAGE = 0.9  # of the calibrated interval

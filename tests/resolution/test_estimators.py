@@ -380,3 +380,34 @@ def test_flat_solvent_is_what_the_3x3x3_filters_find_with_or_without_them() -> N
         np.testing.assert_array_equal(flat_solvent(values), full)
     assert flat_solvent(masked)[:, :, :5].all() and not flat_solvent(noisy).any()
     assert flat_solvent(blocks)[5:8, 6:9, 7:10].all() and flat_solvent(blocks)[-2:, :3, -3:].all()
+
+
+def test_the_recipe_maps_are_scored_against_their_own_labels(shared_data, monkeypatch) -> None:
+    """``benchmarks.resolution_models.recipe_maps`` scores what the estimator answers against each drawn map's own
+    labels: an estimator answering the truth scores perfectly, one answering twice it scores its error."""
+    import benchmarks.resolution_models as rm
+    from nemap.resolution.estimate import Estimate
+    from training import resolution_data
+
+    monkeypatch.setattr(rm, "RECIPE_EDGE", 40)
+    data = resolution_data.build(3, 1, "test", edge=40, keep_noise=True)
+    order = iter(range(3))
+
+    def answer(factor: float):
+        def fake(grid: Grid, name: str = "the map") -> Estimate:
+            i = next(order)
+            g = float(data["global"][i]) * factor
+            local = Grid(data["local"][i].astype(np.float32) * factor, grid.geometry)
+            mask = Grid(data["masks"][i].astype(np.float32), grid.geometry)
+            return Estimate(g, "high", local, mask, "local", interval=(g / 1.1, g * 1.1))
+        return fake
+
+    monkeypatch.setattr(rm, "estimate", answer(1.0))
+    right = rm.recipe_maps(3)
+    assert right["global_rmse"] < 1e-2 and right["class_accuracy"] == 1.0 and right["interval_coverage"] == 1.0
+    assert right["mask_iou"] == 1.0 and (right["local_rmse_2_8"] or 0) < 1e-2 and right["answered_by"] == {"local": 3}
+    order = iter(range(3))
+    monkeypatch.setattr(rm, "estimate", answer(2.0))
+    wrong = rm.recipe_maps(3)
+    assert abs(wrong["global_rmse"] - np.sqrt(np.mean(data["global"].astype(np.float64) ** 2))) < 1e-2
+    assert wrong["interval_coverage"] == 0.0
