@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from fixtures.synthetic_maps import chain_map
 from nemap.errors import FormatError, NemapError
 from nemap.format.geometry import Geometry, Grid
 from nemap.resolution import models
-from nemap.resolution.estimate import CLASSES, estimate
+from nemap.resolution.estimate import CLASSES, estimate, interval
 from nemap.resolution.reading import fourier_resample
 
 REPO = Path(__file__).resolve().parents[2]
@@ -298,9 +299,21 @@ def test_a_2_angstrom_map_is_read_again_by_the_fine_model_and_its_interval_holds
     assert e.model == "local+fine" and any("read again by fine at 0.5 Å voxels" in n for n in e.notes)
     assert abs(e.global_resolution - 2.0) < 0.5  # `local` alone reads it 2.9-3.0 Å (its floor)
     assert e.interval[0] <= 2.0 <= e.interval[1]
+    first = float(re.search(r"local reads ([0-9.]+) Å, within fine's range", " ".join(e.notes)).group(1))
+    lo, hi = interval(first, models.recipe_of("local"))  # the first reading's interval is held too (the note
+    assert e.interval[0] <= lo * 1.01 and e.interval[1] >= hi * 0.99  # gives that reading to 0.01 Å)
     alone = estimate(grid, model="fine")  # on its own, its noise measured at 0.5 Å, not carried from 1 Å
     assert alone.model == "fine" and alone.global_resolution == pytest.approx(e.global_resolution, rel=0.01)
     assert alone.local.values.shape == grid.values.shape
+
+
+def test_a_reading_read_again_has_an_interval_that_holds_both_readings_intervals() -> None:
+    from nemap.resolution.estimate import spanning_both
+
+    assert spanning_both((2.0, 3.0), (2.6, 4.1)) == (2.0, 4.1)  # fine's reading finer than local's
+    assert spanning_both((2.0, 3.0), (1.8, 2.9)) == (1.8, 3.0)
+    assert spanning_both((2.0, 3.0), None) == (2.0, 3.0)  # not read again: its own interval
+    assert spanning_both(None, (2.6, 4.1)) is None  # weights without an interval
 
 
 def _fake_fine(monkeypatch, answer: float) -> list:
