@@ -38,7 +38,8 @@ resolution and molecular mask, each on the map's own grid.
    answer's model is then ``local+fine``, its interval ``fine``'s widened to hold the first reading's interval too
    (``spanning_both``): on 64³ maps drawn by the held-out recipe at 1 Å voxels, ``fine``'s own interval held 0.70
    and 0.76 of the truths it answered (two draws of 400 maps, 90 and 104 such maps; it reads unfiltered maps of
-   1 Å voxels 8–22 % too fine on average), both together 0.93 and 0.96 (``benchmarks/resolution_models.py``, docs/resolution.md).
+   1 Å voxels 8–22 % too fine on average), both together 0.93 and 0.96 (``benchmarks/resolution_models.py``,
+   docs/resolution.md).
 """
 
 from __future__ import annotations
@@ -128,7 +129,7 @@ def estimate(grid: Grid, model: str = DEFAULT_MODEL, name: str = "the map") -> E
         return Estimate(g, cls, None, None, model, notes, [float(x) for x in p], interval(g, recipe),
                         edge.global_resolution if edge is not None else None, source)
     ratio, band_voxel = reading.signal_to_noise, model_voxel(recipe)
-    first = interval(reading.global_resolution, recipe)
+    first = interval(reading.global_resolution, recipe) if model == DEFAULT_MODEL else None  # before a second reading
     if model == DEFAULT_MODEL:
         reading, recipe, model = read_finer(grid, reading, recipe, flat, masked, name, notes)
     g, edge, source = with_spectrum_edge(grid, reading.global_resolution, notes)
