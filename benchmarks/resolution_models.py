@@ -40,6 +40,7 @@ import argparse
 import sys
 import time
 import warnings
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +105,7 @@ def recipe_maps(count: int) -> dict:
     model answered how often."""
     data = resolution_data.build(count, 1, "test", edge=RECIPE_EDGE, keep_noise=True)
     p: dict[str, list] = {"global": [], "sq": [], "n": [], "inter": [], "union": []}
-    covered, answered = [], {}
+    covered, answered = [], Counter()
     for i, values in enumerate(data["maps"]):
         v = values.astype(np.float32)
         with warnings.catch_warnings():
@@ -112,13 +113,13 @@ def recipe_maps(count: int) -> dict:
             e = estimate(Grid(v, Geometry(v.shape, (1.0,) * 3, (0.0,) * 3)), name=f"recipe map {i}")
         p["global"].append(e.global_resolution)
         covered.append(e.interval[0] <= data["global"][i] <= e.interval[1])
-        answered[e.model] = answered.get(e.model, 0) + 1
+        answered[e.model] += 1
         errors = sample_errors(e.local.values[None], (e.mask.values > 0)[None],
                                data["local"][i:i + 1].astype(np.float32), data["masks"][i:i + 1])
         for key, value in errors.items():
             p[key].append(value[0])
     figures = {k: np.asarray(v, np.float64) for k, v in p.items()}
-    return {**summary(figures, data), "interval_coverage": float(np.mean(covered)), "answered_by": answered,
+    return {**summary(figures, data), "interval_coverage": float(np.mean(covered)), "answered_by": dict(answered),
             "set": f"{RECIPE_EDGE} Å maps, 1 Å voxels, 2.5–20 Å, read end to end"}
 
 
