@@ -62,7 +62,7 @@ from nemap.resolution.fsc import fsc
 from nemap.resolution.locres import local_resolution
 from nemap.resolution.monogenic import monogenic_local_resolution
 from training import resolution_data, whole_maps
-from training.train_resolution import BANDS, evaluate, sample_errors, summary
+from training.train_resolution import BANDS, evaluate, sample_errors, scores, summary
 
 DEPOSITED = {"6272": 2.6, "5778": 3.27, "0093": 3.4, "21457": 3.2, "5168": 6.6, "3001": 1.4}  # Å, INDEX.md
 REAL_FILES = {**MAP_FILES,  # EMD-3001: a MicroED map of one monoclinic unit cell (β = 94.3°), read as if 90°
@@ -105,7 +105,7 @@ def recipe_maps(count: int) -> dict:
     model answered how often."""
     data = resolution_data.build(count, 1, "test", edge=RECIPE_EDGE, keep_noise=True)
     p: dict[str, list] = {"global": [], "sq": [], "n": [], "inter": [], "union": []}
-    covered, answered = [], Counter()
+    covered, answered, ratio = [], Counter(), []
     for i, values in enumerate(data["maps"]):
         v = values.astype(np.float32)
         with warnings.catch_warnings():
@@ -114,13 +114,35 @@ def recipe_maps(count: int) -> dict:
         p["global"].append(e.global_resolution)
         covered.append(e.interval[0] <= data["global"][i] <= e.interval[1])
         answered[e.model] += 1
+        ratio.append(np.nan if e.signal_to_noise is None else e.signal_to_noise)
         errors = sample_errors(e.local.values[None], (e.mask.values > 0)[None],
                                data["local"][i:i + 1].astype(np.float32), data["masks"][i:i + 1])
         for key, value in errors.items():
             p[key].append(value[0])
     figures = {k: np.asarray(v, np.float64) for k, v in p.items()}
-    return {**summary(figures, data), "interval_coverage": float(np.mean(covered)), "answered_by": dict(answered),
+    out = summary(figures, data)
+    out["by"].update(by_signal_to_noise(figures, data, np.asarray(ratio)))
+    return {**out, "interval_coverage": float(np.mean(covered)), "answered_by": dict(answered),
             "set": f"{RECIPE_EDGE} Å maps, 1 Å voxels, 2.5–20 Å, read end to end"}
+
+
+SIGNAL_TO_NOISE_BINS = ((0.0, 10.0), (10.0, 100.0), (100.0, 1e3), (1e3, np.inf))
+
+
+def by_signal_to_noise(figures: dict[str, np.ndarray], data: dict[str, np.ndarray], ratio: np.ndarray
+                       ) -> dict[str, dict[str, dict]]:
+    """``scores`` of the recipe maps by the signal/noise power the estimate measured in its band
+    (``Estimate.signal_to_noise``, NaN: not measured), all maps and the coloured-noise ones."""
+    from training.resolution_data import NOISE_KINDS
+
+    truth, out = data["global"], {}
+    for name, among in (("all", np.ones(len(truth), bool)),
+                        ("coloured", data["noise_kind"] == NOISE_KINDS.index("coloured"))):
+        picks = {"not measured": among & np.isnan(ratio)}
+        picks.update({f"{lo:g}–{hi:g}": among & (ratio >= lo) & (ratio < hi) for lo, hi in SIGNAL_TO_NOISE_BINS})
+        out[f"measured signal/noise, {name}"] = {k: scores(figures, truth, pick) for k, pick in picks.items()
+                                                 if pick.any()}
+    return out
 
 
 def whole_cases(toy: bool) -> list[whole_maps.Case]:
@@ -231,10 +253,12 @@ def whole_summary(rows: list[dict]) -> list[dict]:
     return out
 
 
-def _real_row(model: str, key: str, value: float, interval: Any, cls: str, seconds: float | None) -> dict:
+def _real_row(model: str, key: str, value: float, interval: Any, cls: str, seconds: float | None,
+              signal_to_noise: float | None = None) -> dict:
     deposited = DEPOSITED[key]
     return {"model": model, "map": key, "deposited": deposited, "estimate": value, "interval": interval,
-            "class": cls, "deposited_class": classify(deposited), "error": abs(value - deposited), "seconds": seconds}
+            "class": cls, "deposited_class": classify(deposited), "error": abs(value - deposited), "seconds": seconds,
+            "band_signal_to_noise": signal_to_noise}
 
 
 def real(names: list[str], maps: list[str]) -> list[dict]:
@@ -252,7 +276,7 @@ def real(names: list[str], maps: list[str]) -> list[dict]:
             t0 = time.perf_counter()
             e = estimate(grid, model=model)
             rows.append(_real_row(model, key, e.global_resolution, e.interval, e.global_class,
-                                  time.perf_counter() - t0))
+                                  time.perf_counter() - t0, e.signal_to_noise))
             print(rows[-1], file=sys.stderr, flush=True)
     for key, grid in grids.items():
         t0 = time.perf_counter()
@@ -406,10 +430,11 @@ def render(result: dict) -> str:
                             for r in result.get("whole_summary", [])])
     rows += ["", "Real maps:", ""]
     rows += markdown_table(["model", "map", "deposited (Å)", "estimate (Å)", "90 % interval (Å)",
-                            "class / deposited class", "seconds"],
+                            "class / deposited class", "band signal/noise", "seconds"],
                            [[r["model"], r["map"], r["deposited"], f"{r['estimate']:.2f}",
                              "—" if not r.get("interval") else f"{r['interval'][0]:.2f}–{r['interval'][1]:.2f}",
-                             f"{r['class']} / {r['deposited_class']}", num(r["seconds"], ".1f")]
+                             f"{r['class']} / {r['deposited_class']}", num(r.get("band_signal_to_noise"), ".3g"),
+                             num(r["seconds"], ".1f")]
                             for r in result["real"]])
     rows += ["", "Real maps beside their simulated twins (the deposited model made into a map on the same grid and "
              "mask, as deposited maps are made, at the deposited resolution), and the molmap of the model that "

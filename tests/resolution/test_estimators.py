@@ -228,10 +228,15 @@ def test_a_map_without_solvent_is_estimated_with_a_warning_and_an_unmasked_one_h
     with pytest.warns(NemapWarning, match="noise could not be measured"):
         e = estimate(tight, name="tight.mrc")
     assert e.global_class in CLASSES and any("no solvent" in n for n in e.notes)
+    assert e.signal_to_noise is None and e.summary()["band_signal_to_noise"] is None  # nothing measured
     grid, _ = chain_map((48, 48, 48), resolution=6.0, atoms=200, margin=12.0, seed=4)
-    noisy = grid.values + 0.03 * float(grid.values.max()) * np.random.default_rng(1).standard_normal(grid.values.shape)
-    e = estimate(Grid(noisy.astype(np.float32), grid.geometry))
+    noise = float(grid.values.max()) * np.random.default_rng(1).standard_normal(grid.values.shape)
+    e = estimate(Grid((grid.values + 0.03 * noise).astype(np.float32), grid.geometry))
     assert any("noise measured in the solvent" in n for n in e.notes)
+    grid, _ = chain_map((48, 48, 48), resolution=6.0, atoms=600, margin=8.0, seed=4)  # patches of most molecule
+    ratios = [estimate(Grid((grid.values + a * noise).astype(np.float32), grid.geometry)).summary()[
+        "band_signal_to_noise"] for a in (0.03, 0.1, 0.3)]
+    assert ratios[0] > 5 * ratios[1] > 25 * ratios[2] > 0  # 11× the noise power each: about 11× lower
 
 
 def test_the_estimate_comes_with_its_calibrated_interval() -> None:
@@ -412,13 +417,16 @@ def test_the_recipe_maps_are_scored_against_their_own_labels(shared_data, monkey
             g = float(data["global"][i]) * factor
             local = Grid(data["local"][i].astype(np.float32) * factor, grid.geometry)
             mask = Grid(data["masks"][i].astype(np.float32), grid.geometry)
-            return Estimate(g, "high", local, mask, "local", interval=(g / 1.1, g * 1.1))
+            return Estimate(g, "high", local, mask, "local", interval=(g / 1.1, g * 1.1),
+                            signal_to_noise=(None, 5.0, 500.0)[i])
         return fake
 
     monkeypatch.setattr(rm, "estimate", answer(1.0))
     right = rm.recipe_maps(3)
     assert right["global_rmse"] < 1e-2 and right["class_accuracy"] == 1.0 and right["interval_coverage"] == 1.0
     assert right["mask_iou"] == 1.0 and (right["local_rmse_2_8"] or 0) < 1e-2 and right["answered_by"] == {"local": 3}
+    by_ratio = right["by"]["measured signal/noise, all"]  # grouped by what each estimate measured
+    assert {k: v["maps"] for k, v in by_ratio.items()} == {"not measured": 1, "0–10": 1, "100–1000": 1}
     order = iter(range(3))
     monkeypatch.setattr(rm, "estimate", answer(2.0))
     wrong = rm.recipe_maps(3)

@@ -9,7 +9,7 @@ from scipy import ndimage
 
 from nemap.errors import NemapWarning
 from nemap.resolution import spectral
-from nemap.resolution.estimate import noise_dominates
+from nemap.resolution.estimate import band_signal_to_noise, noise_dominates
 from nemap.resolution.models import CUBE
 from nemap.resolution.reading import signal_to_noise
 
@@ -38,6 +38,8 @@ def test_a_warning_when_the_median_shell_up_to_the_estimate_is_noise_dominated()
     ratio = np.full(CUBE, 0.2)
     ratio[0], ratio[1:5] = np.nan, 20.0
     notes: list[str] = []
+    assert band_signal_to_noise(ratio, 1.0, 8.0) == 20.0 and band_signal_to_noise(ratio, 1.0, 3.0) == 0.2
+    assert band_signal_to_noise(None, 1.0, 3.0) is None and band_signal_to_noise(ratio * np.nan, 1.0, 3.0) is None
     noise_dominates(ratio, 1.0, 8.0, "map.mrc", notes)
     assert notes == []
     with pytest.warns(NemapWarning, match="map.mrc: the noise measured in the solvent is as strong as the signal"):

@@ -8,7 +8,8 @@ resolution and molecular mask, each on the map's own grid.
    strong as the signal in the shells up to the learned estimate (the median shell's signal/noise power of the
    patches of most molecule under NOISE_DOMINATES): such an estimate reads the noise as much as the map (whole
    simulated maps: a 3 Å map with white noise of SD 0.3× the peak read 4.35 Å, with coloured noise of 0.1×
-   2.40 Å; none of the benchmark's 90 whole maps, nor EMD-5168, warned).
+   2.40 Å; none of the benchmark's 90 whole maps, nor EMD-5168, warned). That median is reported whether or not
+   it warns (``signal_to_noise``; None where no noise was measured: a masked map, one without solvent).
 5. Beside it, where the power spectrum's fall ends (``nemap.resolution.edge``; ``spectrum_edge``), with a note
    when that is well finer than the estimate: a post-processed map's resolution, which the networks read coarse.
    Where that end is a low-pass filter's cliff (an unmasked map filtered with nothing left beyond, in every
@@ -77,6 +78,7 @@ class Estimate:
     interval: tuple[float, float] | None = None  # Å, (low, high): a 90 % interval (module docstring, 6)
     spectrum_edge: float | None = None  # Å: where the power spectrum's fall ends (nemap.resolution.edge), if it has one
     source: str = "learned"  # of the global resolution: "learned", or "low-pass filter" (module docstring, 5)
+    signal_to_noise: float | None = None  # median signal/noise power per shell up to it (None: noise not measured)
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {"model": self.model, "global_class": self.global_class,
@@ -84,6 +86,7 @@ class Estimate:
         if self.interval is not None:
             out["global_resolution_interval"] = [float(self.interval[0]), float(self.interval[1])]
         out["spectrum_edge_resolution"] = self.spectrum_edge
+        out["band_signal_to_noise"] = self.signal_to_noise
         if self.class_probabilities is not None:
             out["class_probabilities"] = dict(zip(CLASSES, self.class_probabilities))
         if self.local is not None:
@@ -142,7 +145,7 @@ def estimate(grid: Grid, model: str = DEFAULT_MODEL, name: str = "the map") -> E
     return Estimate(g, classify(g), Grid(reading.local, grid.geometry),
                     Grid(inside.astype(np.float32), grid.geometry) if inside is not None else None, model, notes,
                     interval=span, spectrum_edge=edge.global_resolution if edge is not None else None,
-                    source=source)
+                    source=source, signal_to_noise=band_signal_to_noise(ratio, band_voxel, g))
 
 
 def nyquist_resolution(grid: Grid) -> float:
@@ -238,16 +241,22 @@ def with_spectrum_edge(grid: Grid, learned: float, notes: list[str]) -> tuple[fl
 NOISE_DOMINATES = 1.0  # signal over noise power (median shell up to the estimate) under which the estimate is doubted
 
 
-def noise_dominates(ratio: np.ndarray | None, voxel: float, resolution: float, name: str, notes: list[str]) -> None:
-    """A warning and a note when the measured noise is as strong as the signal in the band the map was read to:
-    the median of ``ratio`` (signal over noise power per patch shell, ``reading.signal_to_noise``, of patches of
-    ``voxel`` Å) over the shells up to 1/``resolution`` Å⁻¹ under NOISE_DOMINATES (module docstring, 1–4)."""
+def band_signal_to_noise(ratio: np.ndarray | None, voxel: float, resolution: float) -> float | None:
+    """The median of ``ratio`` (signal over noise power per patch shell, ``reading.signal_to_noise``, of patches of
+    ``voxel`` Å) over the shells up to 1/``resolution`` Å⁻¹; None when the noise was not measured (``ratio`` None)
+    or no patch held molecule (every shell NaN)."""
     if ratio is None:
-        return
+        return None
     band = ratio[1:int(CUBE * voxel / resolution) + 1]
     band = band[np.isfinite(band)]
-    median = float(np.median(band)) if band.size else np.inf
-    if median >= NOISE_DOMINATES:
+    return float(np.median(band)) if band.size else None
+
+
+def noise_dominates(ratio: np.ndarray | None, voxel: float, resolution: float, name: str, notes: list[str]) -> None:
+    """A warning and a note when the measured noise is as strong as the signal in the band the map was read to:
+    ``band_signal_to_noise`` under NOISE_DOMINATES (module docstring, 1–4)."""
+    median = band_signal_to_noise(ratio, voxel, resolution)
+    if median is None or median >= NOISE_DOMINATES:
         return
     warn(f"{name}: the noise measured in the solvent is as strong as the signal up to {resolution:.2f} Å (median "
          f"signal/noise power {median:.2f} per shell): the estimate reads the noise as much as the map and may be "
