@@ -78,7 +78,8 @@ class Estimate:
     interval: tuple[float, float] | None = None  # Å, (low, high): a 90 % interval (module docstring, 6)
     spectrum_edge: float | None = None  # Å: where the power spectrum's fall ends (nemap.resolution.edge), if it has one
     source: str = "learned"  # of the global resolution: "learned", or "low-pass filter" (module docstring, 5)
-    signal_to_noise: float | None = None  # median signal/noise power per shell up to it (None: noise not measured)
+    signal_to_noise: float | None = None  # median signal/noise power per shell up to it (band_signal_to_noise;
+    # None: no noise measured, or no patch half molecule)
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {"model": self.model, "global_class": self.global_class,
