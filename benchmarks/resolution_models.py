@@ -133,11 +133,9 @@ def by_signal_to_noise(figures: dict[str, np.ndarray], data: dict[str, np.ndarra
                        ) -> dict[str, dict[str, dict]]:
     """``scores`` of the recipe maps by the signal/noise power the estimate measured in its band
     (``Estimate.signal_to_noise``, NaN: not measured), all maps and the coloured-noise ones."""
-    from training.resolution_data import NOISE_KINDS
-
     truth, out = data["global"], {}
     for name, among in (("all", np.ones(len(truth), bool)),
-                        ("coloured", data["noise_kind"] == NOISE_KINDS.index("coloured"))):
+                        ("coloured", data["noise_kind"] == resolution_data.NOISE_KINDS.index("coloured"))):
         picks = {"not measured": among & np.isnan(ratio)}
         picks.update({f"{lo:g}–{hi:g}": among & (ratio >= lo) & (ratio < hi) for lo, hi in SIGNAL_TO_NOISE_BINS})
         out[f"measured signal/noise, {name}"] = {k: scores(figures, truth, pick) for k, pick in picks.items()

@@ -40,12 +40,14 @@ def test_a_warning_when_the_median_shell_up_to_the_estimate_is_noise_dominated()
     notes: list[str] = []
     assert band_signal_to_noise(ratio, 1.0, 8.0) == 20.0 and band_signal_to_noise(ratio, 1.0, 3.0) == 0.2
     assert band_signal_to_noise(None, 1.0, 3.0) is None and band_signal_to_noise(ratio * np.nan, 1.0, 3.0) is None
-    noise_dominates(ratio, 1.0, 8.0, "map.mrc", notes)
+    noise_dominates(band_signal_to_noise(ratio, 1.0, 8.0), 8.0, "map.mrc", notes)
     assert notes == []
     with pytest.warns(NemapWarning, match="map.mrc: the noise measured in the solvent is as strong as the signal"):
-        noise_dominates(ratio, 1.0, 3.0, "map.mrc", notes)
+        noise_dominates(band_signal_to_noise(ratio, 1.0, 3.0), 3.0, "map.mrc", notes)
     assert notes == ["noise-dominated up to 3.00 Å: median signal/noise power 0.20 per shell"]
-    noise_dominates(None, 1.0, 3.0, "map.mrc", notes)  # masked, or no solvent: nothing measured, nothing said
+    # masked, or no solvent: nothing measured, nothing said
+    noise_dominates(band_signal_to_noise(None, 1.0, 3.0), 3.0, "map.mrc", notes)
     assert len(notes) == 1
-    noise_dominates(ratio, 0.5, 3.0, "map.mrc", notes)  # a 16 Å patch of 0.5 Å voxels: shells 1–5, mostly signal
+    # a 16 Å patch of 0.5 Å voxels: shells 1–5, mostly signal
+    noise_dominates(band_signal_to_noise(ratio, 0.5, 3.0), 3.0, "map.mrc", notes)
     assert len(notes) == 1

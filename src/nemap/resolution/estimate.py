@@ -137,16 +137,16 @@ def estimate(grid: Grid, model: str = DEFAULT_MODEL, name: str = "the map") -> E
     if model == DEFAULT_MODEL:
         reading, recipe, model = read_finer(grid, reading, recipe, flat, masked, name, notes)
     g, edge, source = with_spectrum_edge(grid, reading.global_resolution, notes)
-    span = interval(g, recipe)
+    span, band = interval(g, recipe), band_signal_to_noise(ratio, band_voxel, g)
     if source == "learned":
         span = spanning_both(span, first if model != DEFAULT_MODEL else None)
         span = below_floor(g, span, recipe, grid, notes)
-        noise_dominates(ratio, band_voxel, g, name, notes)
+        noise_dominates(band, g, name, notes)
     inside = reading.inside
     return Estimate(g, classify(g), Grid(reading.local, grid.geometry),
                     Grid(inside.astype(np.float32), grid.geometry) if inside is not None else None, model, notes,
                     interval=span, spectrum_edge=edge.global_resolution if edge is not None else None,
-                    source=source, signal_to_noise=band_signal_to_noise(ratio, band_voxel, g))
+                    source=source, signal_to_noise=band)
 
 
 def nyquist_resolution(grid: Grid) -> float:
@@ -253,10 +253,10 @@ def band_signal_to_noise(ratio: np.ndarray | None, voxel: float, resolution: flo
     return float(np.median(band)) if band.size else None
 
 
-def noise_dominates(ratio: np.ndarray | None, voxel: float, resolution: float, name: str, notes: list[str]) -> None:
-    """A warning and a note when the measured noise is as strong as the signal in the band the map was read to:
-    ``band_signal_to_noise`` under NOISE_DOMINATES (module docstring, 1–4)."""
-    median = band_signal_to_noise(ratio, voxel, resolution)
+def noise_dominates(median: float | None, resolution: float, name: str, notes: list[str]) -> None:
+    """A warning and a note when the measured noise is as strong as the signal in the band the map was read to
+    (up to ``resolution`` Å): ``median``, the ``band_signal_to_noise``, under NOISE_DOMINATES (module docstring,
+    1–4; None: nothing measured, nothing said)."""
     if median is None or median >= NOISE_DOMINATES:
         return
     warn(f"{name}: the noise measured in the solvent is as strong as the signal up to {resolution:.2f} Å (median "
